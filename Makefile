@@ -1,0 +1,44 @@
+# baton — common tasks. `make test` is the whole test suite (what CI runs).
+GO        ?= go
+BIN       ?= bin/baton
+PG_URL    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+MQTT_ADDR ?= 127.0.0.1:1883
+TEST_P    ?= 2
+
+.PHONY: all build run test test-unit bench kube-assets vet fmt demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/baton
+
+run: build
+	./$(BIN) server
+
+kube-assets:
+	@hack/kube-assets.sh >/dev/null
+
+# The whole suite: both stores, a real kube-apiserver + etcd, real Mosquitto.
+test: kube-assets build
+	KUBEBUILDER_ASSETS=$$(hack/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' BATON_TEST_MQTT='$(MQTT_ADDR)' \
+	BATON_BIN=$(CURDIR)/$(BIN) $(GO) test -p $(TEST_P) -count=1 -timeout 20m ./...
+
+# Pure-logic tests only (no kube-apiserver, no PostgreSQL).
+test-unit:
+	$(GO) test -short -count=1 ./...
+
+bench: kube-assets build
+	KUBEBUILDER_ASSETS=$$(hack/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' \
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+demo: build
+	hack/demo.sh
+
+clean:
+	rm -rf bin

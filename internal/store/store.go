@@ -1,0 +1,272 @@
+// Package store owns baton's durable state: consumers, resource bundles with
+// their spec generations and reported status, the transactional spec outbox,
+// and agent liveness. Two implementations share one schema and one test
+// suite: SQLite (embedded default) and PostgreSQL.
+//
+// Guarantees every implementation keeps:
+//   - Generations come from a per-bundle-id high-water mark that survives
+//     delete and recreate of the same id, so they never go back (I4).
+//   - Every spec change (create, update, delete request) writes its outbox
+//     event in the same transaction as the bundle change (I5).
+//   - Status writes are ordered per (consumer, agent epoch, revision); an
+//     older or duplicate report is a no-op, never an error (I4, I5).
+//   - Every change to a bundle (spec or status) takes a new value from one
+//     global, strictly increasing change sequence, so watchers can resume.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// Errors callers branch on. Implementations wrap them with detail
+// (fmt.Errorf("consumer %q: %w", name, ErrNotFound)).
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique name is taken, a version does not match, or a
+	// consumer still has bundles.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: a filter or order names an unknown field, or a value is malformed.
+	ErrInvalid = errors.New("invalid")
+)
+
+// Consumer is a stored consumer.
+type Consumer struct {
+	ID        string
+	Name      string
+	Labels    map[string]string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Agent     AgentState
+}
+
+// AgentState is the durable liveness record of a consumer's agent.
+type AgentState struct {
+	Connected     bool
+	Epoch         string    // current agent epoch; reports from other epochs are refused
+	LastHeartbeat time.Time // zero if never
+	ServerID      string    // replica that holds the agent's connection
+}
+
+// Bundle is a stored resource bundle.
+type Bundle struct {
+	ID           string
+	Name         string
+	ConsumerName string
+	Source       string
+	Meta         api.ObjectMeta
+	Spec         api.BundleSpec
+	// Generation is the spec version (Maestro's "version").
+	Generation int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	// DeletedAt is set once deletion was requested; the row goes away when
+	// the agent confirms removal (PurgeBundle).
+	DeletedAt *time.Time
+	// ChangeSeq is the global change sequence value of the last change.
+	ChangeSeq int64
+	Status    Status
+}
+
+// Status is the stored status of a bundle.
+type Status struct {
+	Reported api.ReportedStatus
+	// ObservedGeneration is the spec generation the agent computed it from.
+	ObservedGeneration int64
+	// Revision counts accepted status changes of this bundle (server side).
+	Revision int64
+	// SequenceID is the snowflake id minted when the status was accepted.
+	SequenceID string
+	// AgentEpoch and AgentRevision order reports (I4).
+	AgentEpoch    string
+	AgentRevision int64
+	// Hash is the SHA-256 hex digest of the reported status JSON.
+	Hash string
+	// ReportedAt is when the server accepted the last change; ConfirmedAt is
+	// the last time the agent proved the status current (report or matching
+	// digest).
+	ReportedAt  time.Time
+	ConfirmedAt time.Time
+	// DigestMismatch is set when a heartbeat digest disagreed with Hash and
+	// cleared by the next accepted report or matching digest.
+	DigestMismatch bool
+}
+
+// StatusUpdate is one report from an agent.
+type StatusUpdate struct {
+	ConsumerName       string
+	BundleID           string
+	AgentEpoch         string
+	AgentRevision      int64
+	ObservedGeneration int64
+	Reported           api.ReportedStatus
+	Hash               string
+	// SequenceID is minted by the caller (ingest) for the accepted status.
+	SequenceID string
+	// Deleted reports that the agent finished removing the bundle; the store
+	// purges the bundle if it is marked deleting and the generation matches.
+	Deleted bool
+	At      time.Time
+}
+
+// StatusResult tells what ApplyStatus did.
+type StatusResult int
+
+const (
+	StatusAccepted  StatusResult = iota // stored as a new revision
+	StatusConfirmed                     // same content: only ConfirmedAt moved
+	StatusStale                         // older revision or foreign epoch: ignored
+	StatusPurged                        // bundle deletion completed and the row removed
+	StatusUnknown                       // no such bundle (or it belongs to another consumer)
+)
+
+// OutboxOp is what an outbox event asks the agent to do.
+type OutboxOp string
+
+const (
+	OpUpsert OutboxOp = "upsert"
+	OpDelete OutboxOp = "delete"
+)
+
+// OutboxEvent is one pending spec delivery.
+type OutboxEvent struct {
+	Seq          int64
+	ConsumerName string
+	BundleID     string
+	Generation   int64
+	Op           OutboxOp
+	CreatedAt    time.Time
+	// Attempts and LastSentAt are bookkeeping for redelivery.
+	Attempts   int
+	LastSentAt *time.Time
+}
+
+// Change is one entry of the global change log, for watchers.
+type Change struct {
+	Seq      int64
+	BundleID string
+	Consumer string
+	Source   string
+	Type     ChangeType
+}
+
+// ChangeType classifies a change.
+type ChangeType string
+
+const (
+	ChangeCreated ChangeType = "ADDED"
+	ChangeUpdated ChangeType = "MODIFIED" // spec or status
+	ChangeDeleted ChangeType = "DELETED"  // purged
+)
+
+// ListOptions select, order and page a list. Page counts from 1.
+type ListOptions struct {
+	Page    int
+	Size    int
+	Filter  Filter // nil: everything
+	OrderBy []Order
+}
+
+// Order is one ORDER BY term; Field is a filterable field name.
+type Order struct {
+	Field string
+	Desc  bool
+}
+
+// Filter is a parsed search expression. Fields are the names the REST
+// search language uses: id, name, consumer_name, source, created_at,
+// updated_at, and labels.<key> (bundle metadata labels, or consumer labels).
+// Implementations map them through a whitelist and bind every value as a
+// query parameter; an unknown field is ErrInvalid.
+type Filter interface{ isFilter() }
+
+// Cmp compares a field with values. Op is one of "=", "!=", "like",
+// "not like", "in", "not in"; only in/not in take more than one value.
+type Cmp struct {
+	Field  string
+	Op     string
+	Values []string
+}
+
+// And and Or combine filters.
+type And []Filter
+type Or []Filter
+
+// Not negates a filter.
+type Not struct{ F Filter }
+
+func (Cmp) isFilter() {}
+func (And) isFilter() {}
+func (Or) isFilter()  {}
+func (Not) isFilter() {}
+
+// Page is one page of a list and the total number of matches.
+type Page[T any] struct {
+	Items []T
+	Total int
+}
+
+// Store is the durable state of a baton server. All methods are safe for
+// concurrent use. Errors wrap ErrNotFound, ErrConflict or ErrInvalid where a
+// caller may branch; anything else is an internal failure.
+type Store interface {
+	// CreateConsumer stores c (ID is generated when empty). A taken name is ErrConflict.
+	CreateConsumer(ctx context.Context, c Consumer) (Consumer, error)
+	// GetConsumer finds a consumer by id or by name.
+	GetConsumer(ctx context.Context, idOrName string) (Consumer, error)
+	ListConsumers(ctx context.Context, opts ListOptions) (Page[Consumer], error)
+	// UpdateConsumerLabels replaces the labels.
+	UpdateConsumerLabels(ctx context.Context, id string, labels map[string]string) (Consumer, error)
+	// DeleteConsumer removes a consumer; ErrConflict while it has bundles.
+	DeleteConsumer(ctx context.Context, id string) error
+
+	// CreateBundle stores a new bundle at the next generation of its id and
+	// writes an OpUpsert outbox event in the same transaction. An existing
+	// (not purged) id is ErrConflict; an unknown consumer is ErrNotFound.
+	CreateBundle(ctx context.Context, b Bundle) (Bundle, error)
+	// UpdateBundle replaces meta and spec, bumps the generation and writes an
+	// outbox event. expectedGeneration 0 means "whatever is current";
+	// otherwise a mismatch is ErrConflict. A bundle marked deleting is ErrConflict.
+	UpdateBundle(ctx context.Context, b Bundle, expectedGeneration int64) (Bundle, error)
+	GetBundle(ctx context.Context, id string) (Bundle, error)
+	ListBundles(ctx context.Context, opts ListOptions) (Page[Bundle], error)
+	// ListBundlesByConsumer returns every bundle of a consumer, deleting ones included.
+	ListBundlesByConsumer(ctx context.Context, consumer string) ([]Bundle, error)
+	// DeleteBundle marks the bundle deleting, bumps its generation and writes
+	// an OpDelete outbox event. Deleting twice is a no-op.
+	DeleteBundle(ctx context.Context, id string) (Bundle, error)
+	// PurgeBundle removes a bundle marked deleting once the agent confirmed
+	// removal at generation >= the delete's generation.
+	PurgeBundle(ctx context.Context, id string, generation int64) error
+
+	// ApplyStatus stores an agent report under the ordering rules above.
+	ApplyStatus(ctx context.Context, u StatusUpdate) (StatusResult, Bundle, error)
+	// ConfirmStatus records that the agent's digest for a bundle matched (or
+	// did not match) the stored hash at time at.
+	ConfirmStatus(ctx context.Context, consumer, bundleID, hash string, at time.Time) (match bool, err error)
+
+	// PendingOutbox returns up to limit unacknowledged events of a consumer
+	// in sequence order.
+	PendingOutbox(ctx context.Context, consumer string, limit int) ([]OutboxEvent, error)
+	// MarkSent records a delivery attempt.
+	MarkSent(ctx context.Context, seqs []int64, at time.Time) error
+	// AckOutbox acknowledges every event of the bundle with generation <= generation.
+	AckOutbox(ctx context.Context, consumer, bundleID string, generation int64) error
+	// ConsumersWithPending lists consumers that have unacknowledged events.
+	ConsumersWithPending(ctx context.Context) ([]string, error)
+
+	// SetAgentState records connection, epoch and heartbeat of a consumer's agent.
+	SetAgentState(ctx context.Context, consumer string, s AgentState) error
+
+	// ChangesSince returns up to limit changes with Seq > seq, in order.
+	ChangesSince(ctx context.Context, seq int64, limit int) ([]Change, error)
+	// LatestChange returns the highest change sequence value.
+	LatestChange(ctx context.Context) (int64, error)
+
+	// Ping checks the database is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}

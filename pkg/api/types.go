@@ -1,0 +1,180 @@
+// Package api holds baton's wire types: the JSON shapes the REST API serves
+// and accepts, and the status shapes agents report. They keep Maestro's field
+// names (REFERENCE.md) and only add fields (DESIGN.md, "API additions").
+//
+// The spec vocabulary (manifest configs, delete options, feedback values)
+// reuses open-cluster-management.io/api/work/v1 so existing bundles need no
+// rewrite.
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	workv1 "open-cluster-management.io/api/work/v1"
+)
+
+// Kinds as they appear in the "kind" field of REST objects.
+const (
+	KindConsumer           = "Consumer"
+	KindConsumerList       = "ConsumerList"
+	KindResourceBundle     = "ResourceBundle"
+	KindResourceBundleList = "ResourceBundleList"
+	KindError              = "Error"
+)
+
+// BasePath is the REST prefix shared with Maestro.
+const BasePath = "/api/maestro/v1"
+
+// Consumer is a cluster that runs one agent.
+type Consumer struct {
+	ID        string            `json:"id"`
+	Kind      string            `json:"kind"`
+	Href      string            `json:"href"`
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	// Agent is baton's addition: what the server knows of the consumer's agent.
+	Agent *AgentState `json:"agent,omitempty"`
+}
+
+// AgentState is the liveness of a consumer's agent as the server sees it (I6).
+type AgentState struct {
+	Connected     bool       `json:"connected"`
+	Epoch         string     `json:"epoch,omitempty"`
+	LastHeartbeat *time.Time `json:"lastHeartbeat,omitempty"`
+}
+
+// ObjectMeta is the work ObjectMeta a bundle carries (Maestro's "metadata").
+type ObjectMeta struct {
+	Name            string            `json:"name,omitempty"`
+	Namespace       string            `json:"namespace,omitempty"`
+	UID             string            `json:"uid,omitempty"`
+	ResourceVersion string            `json:"resourceVersion,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	Annotations     map[string]string `json:"annotations,omitempty"`
+}
+
+// BundleSpec is what an agent applies: the ManifestBundle of a ManifestWork.
+// Each manifest is a whole Kubernetes object in JSON.
+type BundleSpec struct {
+	Manifests       []json.RawMessage             `json:"manifests"`
+	DeleteOption    *workv1.DeleteOption          `json:"deleteOption,omitempty"`
+	ManifestConfigs []workv1.ManifestConfigOption `json:"manifestConfigs,omitempty"`
+}
+
+// ResourceBundle is a bundle as REST serves it. POST and PUT accept the same
+// shape; server-set fields (id, kind, href, version, timestamps, status) are
+// ignored on input.
+type ResourceBundle struct {
+	ID              string                        `json:"id"`
+	Kind            string                        `json:"kind"`
+	Href            string                        `json:"href"`
+	Name            string                        `json:"name"`
+	ConsumerName    string                        `json:"consumer_name"`
+	Source          string                        `json:"source,omitempty"`
+	Version         int64                         `json:"version"`
+	CreatedAt       time.Time                     `json:"created_at"`
+	UpdatedAt       time.Time                     `json:"updated_at"`
+	DeletedAt       *time.Time                    `json:"deleted_at,omitempty"`
+	Metadata        ObjectMeta                    `json:"metadata"`
+	Manifests       []json.RawMessage             `json:"manifests"`
+	ManifestConfigs []workv1.ManifestConfigOption `json:"manifest_configs,omitempty"`
+	DeleteOption    *workv1.DeleteOption          `json:"delete_option,omitempty"`
+	Status          *BundleStatus                 `json:"status,omitempty"`
+}
+
+// Spec returns the part of the bundle an agent applies.
+func (b *ResourceBundle) Spec() BundleSpec {
+	return BundleSpec{Manifests: b.Manifests, DeleteOption: b.DeleteOption, ManifestConfigs: b.ManifestConfigs}
+}
+
+// BundleStatus is the status of a bundle as REST serves it: what the agent
+// reported plus what the server adds (revision, sequence id, freshness).
+type BundleStatus struct {
+	// ObservedVersion is the spec version the agent computed this status from.
+	ObservedVersion int64 `json:"ObservedVersion"`
+	// SequenceID is minted by the server (snowflake, strictly increasing per bundle).
+	SequenceID     string             `json:"SequenceID,omitempty"`
+	Conditions     []metav1.Condition `json:"conditions,omitempty"`
+	ResourceStatus []ResourceStatus   `json:"resourceStatus,omitempty"`
+	// Revision increases with every accepted status change of the bundle.
+	Revision  int64      `json:"revision"`
+	Freshness *Freshness `json:"freshness,omitempty"`
+}
+
+// ReportedStatus is the part of the status an agent computes.
+type ReportedStatus struct {
+	Conditions     []metav1.Condition `json:"conditions,omitempty"`
+	ResourceStatus []ResourceStatus   `json:"resourceStatus,omitempty"`
+}
+
+// ResourceStatus is the status of one manifest (or observed object).
+type ResourceStatus struct {
+	ResourceMeta    workv1.ManifestResourceMeta `json:"resourceMeta"`
+	StatusFeedbacks workv1.StatusFeedbackResult `json:"statusFeedback"`
+	Conditions      []metav1.Condition          `json:"conditions"`
+	Observed        Observed                    `json:"observed"`
+}
+
+// Observed identifies the live object a ResourceStatus was computed from (I2).
+// When the object does not exist, Exists is false and UID is empty.
+type Observed struct {
+	UID             string    `json:"uid,omitempty"`
+	ResourceVersion string    `json:"resourceVersion,omitempty"`
+	Generation      int64     `json:"generation,omitempty"`
+	Exists          bool      `json:"exists"`
+	ObservedAt      time.Time `json:"observedAt"`
+}
+
+// Freshness states.
+const (
+	FreshnessFresh = "Fresh"
+	FreshnessStale = "Stale"
+)
+
+// Stale reasons.
+const (
+	ReasonAgentDisconnected = "AgentDisconnected"
+	ReasonNotDelivered      = "NotDelivered"
+	ReasonDigestMismatch    = "DigestMismatch"
+	ReasonNoReportSince     = "NoReportSince"
+)
+
+// Freshness is the server's verdict on whether a bundle's status is current (I6).
+type Freshness struct {
+	State       string     `json:"state"`
+	Reason      string     `json:"reason,omitempty"`
+	ConfirmedAt *time.Time `json:"confirmedAt,omitempty"`
+	AgeSeconds  float64    `json:"ageSeconds"`
+}
+
+// List is the envelope of every list response.
+type List[T any] struct {
+	Kind  string `json:"kind"`
+	Page  int    `json:"page"`
+	Size  int    `json:"size"`
+	Total int    `json:"total"`
+	Items []T    `json:"items"`
+}
+
+// Error is the body of every error response (Maestro's shape).
+type Error struct {
+	Kind        string `json:"kind"`
+	ID          string `json:"id"`
+	Href        string `json:"href"`
+	Code        string `json:"code"`
+	Reason      string `json:"reason"`
+	OperationID string `json:"operation_id,omitempty"`
+}
+
+// Condition types and reasons used in bundle and per-object status.
+const (
+	ConditionApplied              = "Applied"
+	ConditionAvailable            = "Available"
+	ConditionDeleted              = "Deleted"
+	ConditionStatusFeedbackSynced = "StatusFeedbackSynced"
+	ReasonNotFound                = "NotFound"
+)
