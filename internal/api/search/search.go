@@ -10,7 +10,11 @@
 // Operators: =, !=, in (...), not in (...), like, not like; combinators and,
 // or, not and parentheses (not binds tighter than and, and tighter than or).
 // Values are single-quoted strings; a quote inside a value is written twice
-// ('it”s') or escaped with a backslash ('it\'s'). Keywords are
+// or escaped with a backslash:
+//
+//	name='it''s' or name='it\'s'
+//
+// Keywords are
 // case-insensitive. Fields come from a whitelist (see Fields); the parser
 // never produces SQL, so a value can never change the query's structure.
 //
