@@ -14,9 +14,9 @@
 //
 //	name='it''s' or name='it\'s'
 //
-// Keywords are
-// case-insensitive. Fields come from a whitelist (see Fields); the parser
-// never produces SQL, so a value can never change the query's structure.
+// Keywords are case-insensitive. Fields come from a whitelist (see Fields);
+// the parser never produces SQL, so a value can never change the query's
+// structure.
 //
 // Errors are *Error values naming the byte offset (from 1) and the problem.
 package search
