@@ -16,11 +16,11 @@ run: build
 	./$(BIN) server
 
 kube-assets:
-	@hack/kube-assets.sh >/dev/null
+	@internal/kubeassets/kube-assets.sh >/dev/null
 
 # The whole suite: both stores, a real kube-apiserver + etcd, real Mosquitto.
 test: kube-assets build
-	KUBEBUILDER_ASSETS=$$(hack/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' BATON_TEST_MQTT='$(MQTT_ADDR)' \
+	KUBEBUILDER_ASSETS=$$(internal/kubeassets/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' BATON_TEST_MQTT='$(MQTT_ADDR)' \
 	BATON_BIN=$(CURDIR)/$(BIN) $(GO) test -p $(TEST_P) -count=1 -timeout 20m ./...
 
 # Pure-logic tests only (no kube-apiserver, no PostgreSQL).
@@ -28,7 +28,7 @@ test-unit:
 	$(GO) test -short -count=1 ./...
 
 bench: kube-assets build
-	KUBEBUILDER_ASSETS=$$(hack/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' \
+	KUBEBUILDER_ASSETS=$$(internal/kubeassets/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' \
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 
 vet:

@@ -1,5 +1,5 @@
 // Package testenv starts a real kube-apiserver and etcd for tests, built from
-// the Go module proxy by hack/kube-assets.sh (cached after the first build).
+// the Go module proxy by package kubeassets (cached after the first build).
 //
 // Use it from TestMain so the control plane is stopped even when tests fail:
 //
@@ -8,35 +8,22 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/baton-dev/baton/internal/kubeassets"
 )
 
-// Assets returns the directory holding etcd and kube-apiserver: the
-// KUBEBUILDER_ASSETS environment variable when set, else the output of the
-// project's build script (which builds once, then answers from its cache).
+// Assets returns the directory holding etcd and kube-apiserver (see
+// package kubeassets: KUBEBUILDER_ASSETS, else built once and cached).
 func Assets() (string, error) {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir, nil
-	}
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "hack", "kube-assets.sh")
-	cmd := exec.Command("bash", script)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("building kube assets with %s: %w", script, err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1], nil
+	return kubeassets.Ensure(context.Background(), os.Stderr)
 }
 
 // Env is a running control plane.

@@ -2,7 +2,7 @@
 # kube-assets.sh builds the control-plane binaries the cluster tests need
 # (etcd, kube-apiserver, kubectl) from the Go module proxy and caches them.
 #
-# Usage: hack/kube-assets.sh [OUT_DIR]
+# Usage: internal/kubeassets/kube-assets.sh [OUT_DIR]
 #   Prints the assets directory on stdout (the value for KUBEBUILDER_ASSETS);
 #   progress goes to stderr. A second run with the same versions is instant.
 #
