@@ -1,0 +1,289 @@
+package validate
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/validate/content"
+	"k8s.io/client-go/util/jsonpath"
+	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// Bundle checks a resource bundle as submitted (POST, PUT or the result of
+// a PATCH): names, metadata, every manifest, manifest configs, delete
+// option and the encoded size. Server-set fields are not looked at.
+func Bundle(b *api.ResourceBundle) error {
+	var es Errors
+	es.name("consumer_name", b.ConsumerName, true)
+	es.name("name", b.Name, true)
+	es.name("source", b.Source, false)
+	es.meta(&b.Metadata)
+	es.manifests(b.Manifests)
+	for i := range b.ManifestConfigs {
+		es.manifestConfig(fmt.Sprintf("manifest_configs[%d]", i), &b.ManifestConfigs[i])
+	}
+	es.deleteOption(b.DeleteOption)
+	if len(es) == 0 {
+		es.size(b)
+	}
+	return es.Err()
+}
+
+func (es *Errors) meta(m *api.ObjectMeta) {
+	es.name("metadata.name", m.Name, false)
+	if m.Namespace != "" {
+		if msgs := content.IsDNS1123Label(m.Namespace); len(msgs) > 0 {
+			es.add("metadata.namespace", "%q is not a valid namespace: %s", m.Namespace, strings.Join(msgs, "; "))
+		}
+	}
+	es.labels("metadata.labels", m.Labels)
+	var n int
+	for k, v := range m.Annotations {
+		n += len(k) + len(v)
+	}
+	if n > 256*1024 {
+		es.add("metadata.annotations", "total size %d bytes is over 262144", n)
+	}
+}
+
+// size checks the encoded spec against MaxBundleBytes.
+func (es *Errors) size(b *api.ResourceBundle) {
+	spec := b.Spec()
+	raw, err := json.Marshal(&spec)
+	if err != nil {
+		es.add("manifests", "cannot be encoded: %v", err)
+		return
+	}
+	if len(raw) > MaxBundleBytes {
+		es.add("manifests", "bundle is %d bytes encoded; the limit is %d bytes (500 KiB)", len(raw), MaxBundleBytes)
+	}
+}
+
+// manifestHead is the part of a manifest validation reads.
+type manifestHead struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   *struct {
+		Name         string `json:"name"`
+		GenerateName string `json:"generateName"`
+		Namespace    string `json:"namespace"`
+	} `json:"metadata"`
+}
+
+func (es *Errors) manifests(ms []json.RawMessage) {
+	switch {
+	case len(ms) == 0:
+		es.add("manifests", "at least one manifest is required")
+		return
+	case len(ms) > MaxManifests:
+		es.add("manifests", "has %d manifests; at most %d are allowed", len(ms), MaxManifests)
+		return
+	}
+	seen := make(map[string]int, len(ms))
+	for i, raw := range ms {
+		f := fmt.Sprintf("manifests[%d]", i)
+		key, ok := es.manifest(f, raw)
+		if !ok {
+			continue
+		}
+		if j, dup := seen[key]; dup {
+			es.add(f, "same object as manifests[%d] (%s)", j, key)
+			continue
+		}
+		seen[key] = i
+	}
+}
+
+// manifest checks one manifest and returns its identity.
+func (es *Errors) manifest(f string, raw json.RawMessage) (string, bool) {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		es.add(f, "must be a JSON object (a whole Kubernetes object)")
+		return "", false
+	}
+	var h manifestHead
+	if err := json.Unmarshal(trimmed, &h); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			es.add(f+"."+te.Field, "must be a %s, not a JSON %s", te.Type, te.Value)
+		} else {
+			es.add(f, "is not valid JSON: %v", err)
+		}
+		return "", false
+	}
+	n := len(*es)
+	if h.APIVersion == "" {
+		es.add(f+".apiVersion", "is required")
+	}
+	if h.Kind == "" {
+		es.add(f+".kind", "is required")
+	}
+	switch {
+	case h.Metadata == nil:
+		es.add(f+".metadata", "is required (with metadata.name)")
+	case h.Metadata.GenerateName != "":
+		es.add(f+".metadata.generateName", "is not supported; set metadata.name")
+	case h.Metadata.Name == "":
+		es.add(f+".metadata.name", "is required")
+	}
+	if len(*es) > n {
+		return "", false
+	}
+	return fmt.Sprintf("%s %s %s/%s", h.APIVersion, h.Kind, h.Metadata.Namespace, h.Metadata.Name), true
+}
+
+var updateTypes = map[workv1.UpdateStrategyType]bool{
+	"": true, workv1.UpdateStrategyTypeUpdate: true, workv1.UpdateStrategyTypeCreateOnly: true,
+	workv1.UpdateStrategyTypeServerSideApply: true, workv1.UpdateStrategyTypeReadOnly: true,
+}
+
+func (es *Errors) manifestConfig(f string, c *workv1.ManifestConfigOption) {
+	id := c.ResourceIdentifier
+	if id.Resource == "" {
+		es.add(f+".resourceIdentifier.resource", "is required (e.g. \"services\")")
+	}
+	if id.Name == "" {
+		es.add(f+".resourceIdentifier.name", "is required (\"*\" matches every name)")
+	}
+	if u := c.UpdateStrategy; u != nil {
+		if !updateTypes[u.Type] {
+			es.add(f+".updateStrategy.type", "unknown update strategy %q (want Update, CreateOnly, ServerSideApply or ReadOnly)", u.Type)
+		}
+		if u.ServerSideApply != nil {
+			if u.Type != workv1.UpdateStrategyTypeServerSideApply {
+				es.add(f+".updateStrategy.serverSideApply", "is only allowed with type ServerSideApply, not %q", u.Type)
+			} else {
+				es.serverSideApply(f+".updateStrategy.serverSideApply", u.ServerSideApply)
+			}
+		}
+	}
+	for j := range c.FeedbackRules {
+		es.feedbackRule(fmt.Sprintf("%s.feedbackRules[%d]", f, j), &c.FeedbackRules[j])
+	}
+	for j, r := range c.ConditionRules {
+		rf := fmt.Sprintf("%s.conditionRules[%d]", f, j)
+		switch r.Type {
+		case workv1.WellKnownConditionsType:
+		case workv1.CelConditionExpressionsType:
+			if r.Condition == "" {
+				es.add(rf+".condition", "is required for CEL rules")
+			}
+			if len(r.CelExpressions) == 0 {
+				es.add(rf+".celExpressions", "at least one expression is required for CEL rules")
+			}
+		default:
+			es.add(rf+".type", "unknown condition rule type %q (want WellKnownConditions or CEL)", r.Type)
+		}
+	}
+	switch c.FeedbackScrapeType {
+	case "", workv1.FeedbackPollType, workv1.FeedbackWatchType:
+	default:
+		es.add(f+".feedbackScrapeType", "unknown scrape type %q (want Poll or Watch)", c.FeedbackScrapeType)
+	}
+}
+
+func (es *Errors) serverSideApply(f string, s *workv1.ServerSideApplyConfig) {
+	if s.FieldManager != "" && !strings.HasPrefix(s.FieldManager, workv1.DefaultFieldManager) {
+		es.add(f+".fieldManager", "%q must start with %q", s.FieldManager, workv1.DefaultFieldManager)
+	}
+	for k, ig := range s.IgnoreFields {
+		igf := fmt.Sprintf("%s.ignoreFields[%d]", f, k)
+		switch ig.Condition {
+		case workv1.IgnoreFieldsConditionOnSpokePresent, workv1.IgnoreFieldsConditionOnSpokeChange:
+		default:
+			es.add(igf+".condition", "unknown condition %q (want OnSpokePresent or OnSpokeChange)", ig.Condition)
+		}
+		for m, p := range ig.JSONPaths {
+			if err := JSONPath(p); err != nil {
+				es.add(fmt.Sprintf("%s.jsonPaths[%d]", igf, m), "%v", err)
+			}
+		}
+	}
+}
+
+func (es *Errors) feedbackRule(f string, r *workv1.FeedbackRule) {
+	switch r.Type {
+	case workv1.WellKnownStatusType:
+		if len(r.JsonPaths) > 0 {
+			es.add(f+".jsonPaths", "is only allowed with type JSONPaths")
+		}
+	case workv1.JSONPathsType:
+		if len(r.JsonPaths) == 0 {
+			es.add(f+".jsonPaths", "at least one path is required with type JSONPaths")
+		}
+		names := map[string]bool{}
+		for k, p := range r.JsonPaths {
+			pf := fmt.Sprintf("%s.jsonPaths[%d]", f, k)
+			if p.Name == "" {
+				es.add(pf+".name", "is required")
+			} else if names[p.Name] {
+				es.add(pf+".name", "%q is used twice in this rule", p.Name)
+			}
+			names[p.Name] = true
+			if err := JSONPath(p.Path); err != nil {
+				es.add(pf+".path", "%v", err)
+			}
+		}
+	default:
+		es.add(f+".type", "unknown feedback rule type %q (want WellKnownStatus or JSONPaths)", r.Type)
+	}
+}
+
+// JSONPath checks a Kubernetes JSONPath expression as feedback rules use it
+// (".status.loadBalancer.ingress[0].ip", without the braces).
+func JSONPath(p string) error {
+	if strings.TrimSpace(p) == "" {
+		return errors.New("is required")
+	}
+	if err := jsonpath.New("feedback").Parse("{" + p + "}"); err != nil {
+		return fmt.Errorf("invalid JSONPath %q: %v", p, err)
+	}
+	return nil
+}
+
+var propagationPolicies = map[workv1.DeletePropagationPolicyType]bool{
+	"": true, workv1.DeletePropagationPolicyTypeForeground: true,
+	workv1.DeletePropagationPolicyTypeOrphan: true, workv1.DeletePropagationPolicyTypeSelectivelyOrphan: true,
+}
+
+func (es *Errors) deleteOption(d *workv1.DeleteOption) {
+	if d == nil {
+		return
+	}
+	const f = "delete_option"
+	if !propagationPolicies[d.PropagationPolicy] {
+		es.add(f+".propagationPolicy", "unknown propagation policy %q (want Foreground, Orphan or SelectivelyOrphan)", d.PropagationPolicy)
+	}
+	if d.SelectivelyOrphan != nil {
+		if d.PropagationPolicy != workv1.DeletePropagationPolicyTypeSelectivelyOrphan {
+			es.add(f+".selectivelyOrphans", "is only allowed with propagationPolicy SelectivelyOrphan")
+		}
+		for i, r := range d.SelectivelyOrphan.OrphaningRules {
+			rf := fmt.Sprintf("%s.selectivelyOrphans.orphaningRules[%d]", f, i)
+			if r.Resource == "" {
+				es.add(rf+".resource", "is required")
+			}
+			if r.Name == "" {
+				es.add(rf+".name", "is required")
+			}
+		}
+	}
+	if d.TTLSecondsAfterFinished != nil && *d.TTLSecondsAfterFinished < 0 {
+		es.add(f+".ttlSecondsAfterFinished", "must not be negative")
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
