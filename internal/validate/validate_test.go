@@ -103,20 +103,26 @@ func TestBundleInvalid(t *testing.T) {
 		"wellknown paths": {func(m map[string]any) {
 			obj(cfg(m), "feedbackRules", 1)["jsonPaths"] = []any{map[string]any{"name": "a", "path": ".a"}}
 		}, "manifest_configs[0].feedbackRules[1].jsonPaths", "only allowed with type JSONPaths"},
-		"bad update type":     {func(m map[string]any) { obj(cfg(m), "updateStrategy")["type"] = "Replace" }, "manifest_configs[0].updateStrategy.type", "unknown update strategy"},
-		"ssa with update":     {func(m map[string]any) { obj(cfg(m), "updateStrategy")["type"] = "Update" }, "manifest_configs[0].updateStrategy.serverSideApply", "only allowed with type ServerSideApply"},
-		"ssa field manager":   {func(m map[string]any) { obj(cfg(m), "updateStrategy", "serverSideApply")["fieldManager"] = "me" }, "manifest_configs[0].updateStrategy.serverSideApply.fieldManager", "must start with"},
-		"ssa ignore cond":     {func(m map[string]any) { obj(cfg(m), "updateStrategy", "serverSideApply", "ignoreFields", 0)["condition"] = "Always" }, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0].condition", "unknown condition"},
-		"ssa ignore path":     {func(m map[string]any) { obj(cfg(m), "updateStrategy", "serverSideApply", "ignoreFields", 0)["jsonPaths"] = []any{"{.a"} }, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0].jsonPaths[0]", "invalid JSONPath"},
-		"no resource":         {func(m map[string]any) { obj(cfg(m), "resourceIdentifier")["resource"] = "" }, "manifest_configs[0].resourceIdentifier.resource", "required"},
-		"no identifier name":  {func(m map[string]any) { obj(cfg(m), "resourceIdentifier")["name"] = "" }, "manifest_configs[0].resourceIdentifier.name", "required"},
-		"bad condition rule":  {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["type"] = "Magic" }, "manifest_configs[0].conditionRules[0].type", "unknown condition rule type"},
-		"cel no expressions":  {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["celExpressions"] = []any{} }, "manifest_configs[0].conditionRules[0].celExpressions", "at least one"},
-		"bad scrape type":     {func(m map[string]any) { cfg(m)["feedbackScrapeType"] = "Push" }, "manifest_configs[0].feedbackScrapeType", "unknown scrape type"},
-		"bad propagation":     {func(m map[string]any) { obj(m, "delete_option")["propagationPolicy"] = "Background" }, "delete_option.propagationPolicy", "unknown propagation policy"},
-		"orphans wrong":       {func(m map[string]any) { obj(m, "delete_option")["propagationPolicy"] = "Orphan" }, "delete_option.selectivelyOrphans", "only allowed"},
-		"orphan rule no name": {func(m map[string]any) { obj(m, "delete_option", "selectivelyOrphans", "orphaningRules", 0)["name"] = "" }, "delete_option.selectivelyOrphans.orphaningRules[0].name", "required"},
-		"negative ttl":        {func(m map[string]any) { obj(m, "delete_option")["ttlSecondsAfterFinished"] = -1 }, "delete_option.ttlSecondsAfterFinished", "negative"},
+		"bad update type":   {func(m map[string]any) { obj(cfg(m), "updateStrategy")["type"] = "Replace" }, "manifest_configs[0].updateStrategy.type", "unknown update strategy"},
+		"ssa with update":   {func(m map[string]any) { obj(cfg(m), "updateStrategy")["type"] = "Update" }, "manifest_configs[0].updateStrategy.serverSideApply", "only allowed with type ServerSideApply"},
+		"ssa field manager": {func(m map[string]any) { obj(cfg(m), "updateStrategy", "serverSideApply")["fieldManager"] = "me" }, "manifest_configs[0].updateStrategy.serverSideApply.fieldManager", "must start with"},
+		"ssa ignore cond": {func(m map[string]any) {
+			obj(cfg(m), "updateStrategy", "serverSideApply", "ignoreFields", 0)["condition"] = "Always"
+		}, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0].condition", "unknown condition"},
+		"ssa ignore path": {func(m map[string]any) {
+			obj(cfg(m), "updateStrategy", "serverSideApply", "ignoreFields", 0)["jsonPaths"] = []any{"{.a"}
+		}, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0].jsonPaths[0]", "invalid JSONPath"},
+		"no resource":        {func(m map[string]any) { obj(cfg(m), "resourceIdentifier")["resource"] = "" }, "manifest_configs[0].resourceIdentifier.resource", "required"},
+		"no identifier name": {func(m map[string]any) { obj(cfg(m), "resourceIdentifier")["name"] = "" }, "manifest_configs[0].resourceIdentifier.name", "required"},
+		"bad condition rule": {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["type"] = "Magic" }, "manifest_configs[0].conditionRules[0].type", "unknown condition rule type"},
+		"cel no expressions": {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["celExpressions"] = []any{} }, "manifest_configs[0].conditionRules[0].celExpressions", "at least one"},
+		"bad scrape type":    {func(m map[string]any) { cfg(m)["feedbackScrapeType"] = "Push" }, "manifest_configs[0].feedbackScrapeType", "unknown scrape type"},
+		"bad propagation":    {func(m map[string]any) { obj(m, "delete_option")["propagationPolicy"] = "Background" }, "delete_option.propagationPolicy", "unknown propagation policy"},
+		"orphans wrong":      {func(m map[string]any) { obj(m, "delete_option")["propagationPolicy"] = "Orphan" }, "delete_option.selectivelyOrphans", "only allowed"},
+		"orphan rule no name": {func(m map[string]any) {
+			obj(m, "delete_option", "selectivelyOrphans", "orphaningRules", 0)["name"] = ""
+		}, "delete_option.selectivelyOrphans.orphaningRules[0].name", "required"},
+		"negative ttl": {func(m map[string]any) { obj(m, "delete_option")["ttlSecondsAfterFinished"] = -1 }, "delete_option.ttlSecondsAfterFinished", "negative"},
 		"too big": {func(m map[string]any) {
 			obj(m, "manifests", 0)["data"] = map[string]any{"blob": strings.Repeat("x", MaxBundleBytes)}
 		}, "manifests", "the limit is 512000 bytes"},
@@ -191,9 +197,9 @@ func manyLabels(n int) map[string]string {
 
 func TestJSONPath(t *testing.T) {
 	for p, ok := range map[string]bool{
-		".status.loadBalancer.ingress[0].ip":         true,
-		"@":                                          true,
-		".status.conditions[?(@.type==\"Ready\")]":   true,
+		".status.loadBalancer.ingress[0].ip": true,
+		"@":                                  true,
+		".status.conditions[?(@.type==\"Ready\")]":  true,
 		".metadata.labels['app\\.kubernetes\\.io']": true,
 		".status[":    false,
 		"{.a}":        false,
