@@ -1,0 +1,140 @@
+package hub
+
+import (
+	"context"
+	"time"
+
+	"github.com/baton-dev/baton/internal/protocol"
+)
+
+// dispatch delivers specs while the session lives: on every kick and every
+// half resend timeout it sends pending outbox events and re-sends specs
+// whose ack is overdue.
+func (s *session) dispatch(ctx context.Context) {
+	t := s.h.clock.NewTicker(max(s.h.resendTimeout/2, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-t.C():
+		}
+		s.mu.Lock()
+		ready := s.ready
+		s.mu.Unlock()
+		if !ready {
+			continue
+		}
+		if err := s.flush(ctx); err != nil && ctx.Err() == nil {
+			s.h.log.Debug("hub: deliver specs", "consumer", s.consumer, "err", err)
+		}
+	}
+}
+
+// flush sends, in outbox order, the current generation of every bundle
+// with a pending event unless it is in flight and not overdue; then it
+// re-sends overdue specs that have no outbox event (resync sends).
+func (s *session) flush(ctx context.Context) error {
+	events, err := s.h.st.PendingOutbox(ctx, s.consumer, outboxPage)
+	if err != nil {
+		return err
+	}
+	handled := map[string]bool{}
+	var sent []int64
+	defer func() {
+		if len(sent) > 0 {
+			if err := s.h.st.MarkSent(context.WithoutCancel(ctx), sent, s.h.clock.Now()); err != nil {
+				s.h.log.Warn("hub: mark outbox sent", "consumer", s.consumer, "err", err)
+			}
+		}
+	}()
+	for _, ev := range events {
+		if handled[ev.BundleID] {
+			continue
+		}
+		handled[ev.BundleID] = true
+		b, err := s.h.st.GetBundle(ctx, ev.BundleID)
+		if isGone(err) || (err == nil && b.ConsumerName != s.consumer) {
+			// Purged (or not this consumer's): nothing to deliver.
+			if err := s.h.st.AckOutbox(ctx, s.consumer, ev.BundleID, ev.Generation); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !s.due(b.ID, b.Generation) {
+			continue
+		}
+		if err := s.sendSpec(ctx, specOf(b)); err != nil {
+			return err
+		}
+		sent = append(sent, ev.Seq)
+	}
+	return s.resendOverdue(ctx, handled)
+}
+
+// due reports whether a spec of bundle id at generation gen should be sent:
+// nothing as new is in flight, or it has waited for its ack too long.
+func (s *session) due(id string, gen int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.inflight[id]
+	return !ok || f.spec.Generation < gen || s.h.clock.Since(f.at) >= s.h.resendTimeout
+}
+
+// resendOverdue re-sends in-flight specs past the resend timeout that the
+// outbox pass did not cover, as the bundle's current generation.
+func (s *session) resendOverdue(ctx context.Context, skip map[string]bool) error {
+	var overdue []protocol.Spec
+	s.mu.Lock()
+	for id, f := range s.inflight {
+		if !skip[id] && s.h.clock.Since(f.at) >= s.h.resendTimeout {
+			overdue = append(overdue, f.spec)
+		}
+	}
+	s.mu.Unlock()
+	for _, spec := range overdue {
+		b, err := s.h.st.GetBundle(ctx, spec.BundleID)
+		switch {
+		case err == nil && b.ConsumerName == s.consumer:
+			spec = specOf(b)
+		case err == nil || isGone(err):
+			if !spec.Deleting {
+				s.forget(spec.BundleID, spec.Generation)
+				continue
+			}
+			// A deletion of a bundle the store no longer has: repeat it
+			// until the agent confirms.
+		default:
+			return err
+		}
+		if err := s.sendSpec(ctx, spec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forget drops the in-flight spec of id if its generation is <= gen.
+func (s *session) forget(id string, gen int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.inflight[id]; ok && f.spec.Generation <= gen {
+		delete(s.inflight, id)
+	}
+}
+
+// inflightIDs returns the bundle ids with a spec in flight.
+func (s *session) inflightIDs() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]bool, len(s.inflight))
+	for id := range s.inflight {
+		out[id] = true
+	}
+	return out
+}
+

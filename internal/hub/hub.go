@@ -1,0 +1,257 @@
+// Package hub is the server side of the server–agent protocol, independent
+// of the transport: it serves one session per connected agent (Attach),
+// delivers specs from the store's outbox, ingests status and heartbeats,
+// and resynchronises an agent on every Hello.
+//
+// Delivery (DESIGN.md I5): every spec sent is remembered per session until
+// the agent acknowledges its generation; anything unacknowledged after the
+// resend timeout is sent again, always as the bundle's current generation.
+// New outbox events are picked up at once after Notify, and by a slow poll
+// of the store (writes made by another replica or path).
+//
+// Ordering: one goroutine reads a session's messages and handles them in
+// order; a second one delivers specs. A newer session for the same consumer
+// supersedes the older one, which is stopped before the new one starts.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+
+	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/snowflake"
+	"github.com/baton-dev/baton/internal/store"
+)
+
+// Defaults.
+const (
+	DefaultResendTimeout    = 2 * time.Second
+	DefaultHeartbeatTimeout = 30 * time.Second
+	DefaultPollInterval     = time.Second
+	outboxPage              = 500
+)
+
+// Hub serves agent sessions against a store.
+type Hub struct {
+	st               store.Store
+	clock            clock.WithTicker
+	log              *slog.Logger
+	serverID         string
+	nodeID           int64
+	ids              *snowflake.Generator
+	resendTimeout    time.Duration
+	heartbeatTimeout time.Duration
+	pollInterval     time.Duration
+	onChange         func()
+	reg              prometheus.Registerer
+	metrics          *metrics
+	startedAt        time.Time
+
+	mu       sync.Mutex
+	sessions map[string]*session // consumer → current session
+}
+
+// Option configures a Hub.
+type Option func(*Hub)
+
+// WithClock sets the clock (default: the real clock).
+func WithClock(c clock.WithTicker) Option { return func(h *Hub) { h.clock = c } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(h *Hub) { h.log = l } }
+
+// WithServerID names this replica in the agents' state (default "baton").
+func WithServerID(id string) Option { return func(h *Hub) { h.serverID = id } }
+
+// WithNodeID sets the snowflake node id of minted status sequence ids (default 1).
+func WithNodeID(n int64) Option { return func(h *Hub) { h.nodeID = n } }
+
+// WithResendTimeout sets how long a spec waits for its ack before it is sent again.
+func WithResendTimeout(d time.Duration) Option { return func(h *Hub) { h.resendTimeout = d } }
+
+// WithHeartbeatTimeout sets how long an agent may stay silent before it counts as disconnected.
+func WithHeartbeatTimeout(d time.Duration) Option {
+	return func(h *Hub) { h.heartbeatTimeout = d }
+}
+
+// WithPollInterval sets how often Start polls the store for pending outbox events.
+func WithPollInterval(d time.Duration) Option { return func(h *Hub) { h.pollInterval = d } }
+
+// WithRegisterer registers the hub's metrics (default: a private registry).
+func WithRegisterer(r prometheus.Registerer) Option { return func(h *Hub) { h.reg = r } }
+
+// WithChangeNotifier sets a function called after the hub changed a bundle
+// (status accepted, bundle purged), e.g. the watch broker's Kick.
+func WithChangeNotifier(f func()) Option { return func(h *Hub) { h.onChange = f } }
+
+// New returns a hub over st.
+func New(st store.Store, opts ...Option) (*Hub, error) {
+	h := &Hub{
+		st: st, clock: clock.RealClock{}, log: slog.Default(), serverID: "baton", nodeID: 1,
+		resendTimeout: DefaultResendTimeout, heartbeatTimeout: DefaultHeartbeatTimeout,
+		pollInterval: DefaultPollInterval, onChange: func() {}, sessions: map[string]*session{},
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	ids, err := snowflake.New(h.nodeID, snowflake.WithClock(h.clock))
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	h.ids = ids
+	if h.reg == nil {
+		h.reg = prometheus.NewRegistry()
+	}
+	if h.metrics, err = newMetrics(h.reg); err != nil {
+		return nil, fmt.Errorf("hub: register metrics: %w", err)
+	}
+	h.startedAt = h.clock.Now()
+	return h, nil
+}
+
+// Notify tells the hub that consumer has new outbox events; a session of
+// that consumer held by this hub delivers them at once.
+func (h *Hub) Notify(consumer string) {
+	if s := h.session(consumer); s != nil {
+		s.kickDispatch()
+	}
+}
+
+// Connected reports whether this hub holds a session for consumer.
+func (h *Hub) Connected(consumer string) bool { return h.session(consumer) != nil }
+
+func (h *Hub) session(consumer string) *session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions[consumer]
+}
+
+// Start runs the hub's background work until ctx ends: polling the store
+// for pending outbox events of connected consumers, and marking agents that
+// stopped heartbeating as disconnected.
+func (h *Hub) Start(ctx context.Context) error {
+	poll := h.clock.NewTicker(h.pollInterval)
+	defer poll.Stop()
+	sweep := h.clock.NewTicker(max(h.heartbeatTimeout/3, 10*time.Millisecond))
+	defer sweep.Stop()
+	h.sweep(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-poll.C():
+			h.pollPending(ctx)
+		case <-sweep.C():
+			h.sweep(ctx)
+		}
+	}
+}
+
+func (h *Hub) pollPending(ctx context.Context) {
+	consumers, err := h.st.ConsumersWithPending(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("hub: list consumers with pending specs", "err", err)
+		}
+		return
+	}
+	for _, c := range consumers {
+		h.Notify(c)
+	}
+}
+
+// sweep marks disconnected every agent whose last heartbeat is older than
+// the heartbeat timeout, and every agent this replica held before it
+// restarted that has not come back.
+func (h *Hub) sweep(ctx context.Context) {
+	now := h.clock.Now()
+	for page := 1; ; page++ {
+		p, err := h.st.ListConsumers(ctx, store.ListOptions{Page: page, Size: 500})
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Warn("hub: list consumers", "err", err)
+			}
+			return
+		}
+		for _, c := range p.Items {
+			if c.Agent.Connected && h.expired(c, now) {
+				h.setDisconnected(ctx, c.Name, c.Agent)
+			}
+		}
+		if len(p.Items) < 500 {
+			return
+		}
+	}
+}
+
+func (h *Hub) expired(c store.Consumer, now time.Time) bool {
+	if s := h.session(c.Name); s != nil {
+		return now.Sub(s.lastBeat()) > h.heartbeatTimeout
+	}
+	if c.Agent.ServerID == h.serverID && c.Agent.LastHeartbeat.Before(h.startedAt) {
+		return true // held by this replica before a restart
+	}
+	return now.Sub(c.Agent.LastHeartbeat) > h.heartbeatTimeout
+}
+
+func (h *Hub) setDisconnected(ctx context.Context, consumer string, s store.AgentState) {
+	s.Connected = false
+	if err := h.st.SetAgentState(ctx, consumer, s); err != nil && !errors.Is(err, context.Canceled) {
+		h.log.Warn("hub: mark agent disconnected", "consumer", consumer, "err", err)
+	}
+}
+
+// Attach serves one agent session for consumer over conn until ctx ends or
+// conn's receive channel closes. A later Attach for the same consumer
+// supersedes this one. An unknown consumer is an error wrapping
+// store.ErrNotFound.
+func (h *Hub) Attach(ctx context.Context, consumer string, conn protocol.Conn) error {
+	if _, err := h.st.GetConsumer(ctx, consumer); err != nil {
+		return fmt.Errorf("hub: consumer %q: %w", consumer, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := newSession(h, consumer, conn, cancel)
+	h.mu.Lock()
+	old := h.sessions[consumer]
+	h.sessions[consumer] = s
+	h.mu.Unlock()
+	if old != nil {
+		old.cancel()
+		<-old.done
+	}
+	h.metrics.sessions.Inc()
+	defer h.metrics.sessions.Dec()
+	defer close(s.done)
+	defer h.detach(s)
+	s.run(ctx)
+	return nil
+}
+
+// detach forgets s and records the agent disconnected, unless a newer
+// session took its place.
+func (h *Hub) detach(s *session) {
+	h.mu.Lock()
+	current := h.sessions[s.consumer] == s
+	if current {
+		delete(h.sessions, s.consumer)
+	}
+	h.mu.Unlock()
+	if !current {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := h.st.GetConsumer(ctx, s.consumer)
+	if err != nil {
+		h.log.Warn("hub: read consumer on disconnect", "consumer", s.consumer, "err", err)
+		return
+	}
+	h.setDisconnected(ctx, s.consumer, c.Agent)
+}

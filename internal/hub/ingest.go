@@ -1,0 +1,190 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/store"
+)
+
+// onSpecAck acknowledges the outbox up to the acked generation. A Gone ack
+// of a bundle marked deleting completes its deletion; a Gone ack of a live
+// bundle at its current generation means the agent lost it, so it is sent
+// again.
+func (s *session) onSpecAck(ctx context.Context, a *protocol.SpecAck) {
+	if err := s.h.st.AckOutbox(ctx, s.consumer, a.BundleID, a.Generation); err != nil {
+		s.h.log.Warn("hub: ack outbox", "consumer", s.consumer, "bundle", a.BundleID, "err", err)
+		return // the agent acks again when the spec is re-sent
+	}
+	s.forget(a.BundleID, a.Generation)
+	defer s.kickDispatch()
+	if !a.Gone {
+		return
+	}
+	b, err := s.h.st.GetBundle(ctx, a.BundleID)
+	if isGone(err) || (err == nil && b.ConsumerName != s.consumer) {
+		return
+	}
+	if err != nil {
+		s.h.log.Warn("hub: read bundle", "bundle", a.BundleID, "err", err)
+		return
+	}
+	if b.DeletedAt == nil {
+		if a.Generation >= b.Generation {
+			s.forget(b.ID, b.Generation)
+			_ = s.sendSpec(ctx, specOf(b))
+		}
+		return
+	}
+	if err := s.h.st.PurgeBundle(ctx, b.ID, a.Generation); err != nil {
+		s.h.log.Warn("hub: purge bundle", "bundle", b.ID, "generation", a.Generation, "err", err)
+		return
+	}
+	s.forgetAll(b.ID)
+	s.h.onChange()
+}
+
+// onStatus stores a status report and always acknowledges it once stored
+// (accepted, confirmed, stale or unknown) so the agent stops re-sending. A
+// store failure leaves it unacknowledged: the agent re-sends.
+func (s *session) onStatus(ctx context.Context, st *protocol.Status) {
+	if err := s.ingestStatus(ctx, st); err != nil {
+		s.h.log.Warn("hub: store status", "consumer", s.consumer, "bundle", st.BundleID, "err", err)
+		return
+	}
+	ack := &protocol.StatusAck{Epoch: st.Epoch, BundleID: st.BundleID, Revision: st.Revision}
+	if err := s.send(ctx, protocol.Message{Type: protocol.TypeStatusAck, StatusAck: ack}); err != nil && ctx.Err() == nil {
+		s.h.log.Debug("hub: send status ack", "consumer", s.consumer, "err", err)
+	}
+}
+
+func (s *session) ingestStatus(ctx context.Context, st *protocol.Status) error {
+	hash := st.Hash
+	if hash == "" {
+		hash = protocol.HashStatus(st.Reported)
+	}
+	res, _, err := s.h.st.ApplyStatus(ctx, store.StatusUpdate{
+		ConsumerName: s.consumer, BundleID: st.BundleID,
+		AgentEpoch: st.Epoch, AgentRevision: st.Revision,
+		ObservedGeneration: st.Generation, Reported: st.Reported, Hash: hash,
+		SequenceID: s.h.ids.NextString(), Deleted: st.Deleted, At: s.h.clock.Now(),
+	})
+	if err != nil {
+		return fmt.Errorf("bundle %s: apply status: %w", st.BundleID, err)
+	}
+	s.h.metrics.status.WithLabelValues(resultName(res)).Inc()
+	switch res {
+	case store.StatusPurged:
+		s.forgetAll(st.BundleID)
+		s.h.onChange()
+	case store.StatusAccepted:
+		s.h.onChange()
+	}
+	return nil
+}
+
+func (s *session) forgetAll(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inflight, id)
+	delete(s.missing, id)
+}
+
+// onHeartbeat records the agent alive and checks its digest: a bundle whose
+// hash differs from the stored one, or which the store expects the agent to
+// hold but the digest lacks, is asked for again with StatusRequest. A bundle
+// lacking from two digests in a row is also sent again (the agent lost it).
+func (s *session) onHeartbeat(ctx context.Context, m *protocol.Heartbeat) {
+	s.mu.Lock()
+	epoch, ready := s.epoch, s.ready
+	s.mu.Unlock()
+	if !ready || (m.Epoch != "" && m.Epoch != epoch) {
+		return // a Hello must come first; a foreign epoch proves nothing
+	}
+	now := s.h.clock.Now()
+	state := store.AgentState{Connected: true, Epoch: epoch, LastHeartbeat: now, ServerID: s.h.serverID}
+	if err := s.h.st.SetAgentState(ctx, s.consumer, state); err != nil {
+		s.h.log.Warn("hub: record heartbeat", "consumer", s.consumer, "err", err)
+	}
+	s.mu.Lock()
+	s.beat = now
+	digest, complete := s.digest.add(m.Epoch+"/"+m.At.String(), m.Batch, m.Batches, m.Digest)
+	s.mu.Unlock()
+	if !complete {
+		return
+	}
+	if err := s.checkDigest(ctx, digest); err != nil && ctx.Err() == nil {
+		s.h.log.Warn("hub: check digest", "consumer", s.consumer, "err", err)
+	}
+}
+
+func (s *session) checkDigest(ctx context.Context, digest map[string]string) error {
+	now := s.h.clock.Now()
+	var request []string
+	for id, hash := range digest {
+		match, err := s.h.st.ConfirmStatus(ctx, s.consumer, id, hash, now)
+		if isGone(err) {
+			continue // unknown to the store: the next Hello's resync removes it
+		}
+		if err != nil {
+			return fmt.Errorf("bundle %s: confirm status: %w", id, err)
+		}
+		if !match {
+			request = append(request, id)
+		}
+	}
+	lost, err := s.expectedMissing(ctx, digest)
+	if err != nil {
+		return err
+	}
+	for _, b := range lost {
+		s.mu.Lock()
+		s.missing[b.ID]++
+		again := s.missing[b.ID] >= 2
+		if again {
+			delete(s.missing, b.ID)
+		}
+		s.mu.Unlock()
+		if !again {
+			request = append(request, b.ID)
+			continue
+		}
+		if err := s.sendSpec(ctx, specOf(b)); err != nil {
+			return err
+		}
+	}
+	if err := s.requestStatus(ctx, request); err != nil {
+		return fmt.Errorf("request status: %w", err)
+	}
+	return nil
+}
+
+// expectedMissing returns the bundles the agent should hold (nothing to
+// deliver for them) that digest lacks, and forgets the miss count of the rest.
+func (s *session) expectedMissing(ctx context.Context, digest map[string]string) ([]store.Bundle, error) {
+	bundles, err := s.h.st.ListBundlesByConsumer(ctx, s.consumer)
+	if err != nil {
+		return nil, fmt.Errorf("list bundles: %w", err)
+	}
+	pending, err := s.h.st.PendingOutbox(ctx, s.consumer, outboxPage)
+	if err != nil {
+		return nil, fmt.Errorf("pending outbox: %w", err)
+	}
+	busy := s.inflightIDs()
+	for _, ev := range pending {
+		busy[ev.BundleID] = true
+	}
+	full := len(pending) < outboxPage
+	var lost []store.Bundle
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range bundles {
+		if _, ok := digest[b.ID]; ok || busy[b.ID] || !full {
+			delete(s.missing, b.ID)
+			continue
+		}
+		lost = append(lost, b)
+	}
+	return lost, nil
+}

@@ -1,0 +1,250 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/store"
+)
+
+// session is the server side of one agent connection.
+type session struct {
+	h        *Hub
+	consumer string
+	conn     protocol.Conn
+	cancel   context.CancelFunc
+	done     chan struct{}
+	kick     chan struct{}
+	sendMu   sync.Mutex
+
+	mu       sync.Mutex
+	epoch    string // from the last complete Hello
+	ready    bool   // a Hello completed since the link came up
+	beat     time.Time
+	inflight map[string]inflight // bundle id → last spec sent, not yet acked
+	missing  map[string]int      // bundle id → consecutive digests lacking it
+	hello    batches[int64]
+	digest   batches[string]
+}
+
+// inflight is a spec sent and not yet acknowledged.
+type inflight struct {
+	spec protocol.Spec
+	at   time.Time
+}
+
+func newSession(h *Hub, consumer string, conn protocol.Conn, cancel context.CancelFunc) *session {
+	return &session{
+		h: h, consumer: consumer, conn: conn, cancel: cancel,
+		done: make(chan struct{}), kick: make(chan struct{}, 1),
+		beat: h.clock.Now(), inflight: map[string]inflight{}, missing: map[string]int{},
+	}
+}
+
+// run reads and handles messages until ctx ends or the conn closes.
+func (s *session) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.dispatch(ctx) }()
+	defer wg.Wait()
+	defer s.cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.conn.Up():
+			s.linkUp()
+		case m, ok := <-s.conn.Recv():
+			if !ok {
+				return
+			}
+			s.handle(ctx, m)
+		}
+	}
+}
+
+// linkUp forgets what was in flight: the agent opens the new link with a
+// Hello, and the resync that follows re-sends whatever it lacks.
+func (s *session) linkUp() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ready = false
+	s.inflight = map[string]inflight{}
+}
+
+func (s *session) handle(ctx context.Context, m protocol.Message) {
+	switch {
+	case m.Type == protocol.TypeHello && m.Hello != nil:
+		s.onHello(ctx, m.Hello)
+	case m.Type == protocol.TypeHeartbeat && m.Heartbeat != nil:
+		s.onHeartbeat(ctx, m.Heartbeat)
+	case m.Type == protocol.TypeSpecAck && m.SpecAck != nil:
+		s.onSpecAck(ctx, m.SpecAck)
+	case m.Type == protocol.TypeStatus && m.Status != nil:
+		s.onStatus(ctx, m.Status)
+	default:
+		s.h.log.Debug("hub: ignoring message", "consumer", s.consumer, "type", m.Type)
+	}
+}
+
+func (s *session) lastBeat() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.beat
+}
+
+func (s *session) kickDispatch() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// send sends one message; sends of the reader and the dispatcher do not interleave.
+func (s *session) send(ctx context.Context, m protocol.Message) error {
+	m.Consumer = s.consumer
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.conn.Send(ctx, m)
+}
+
+// sendSpec sends spec and remembers it until acknowledged.
+func (s *session) sendSpec(ctx context.Context, spec protocol.Spec) error {
+	s.mu.Lock()
+	prev, resend := s.inflight[spec.BundleID]
+	resend = resend && prev.spec.Generation == spec.Generation
+	s.mu.Unlock()
+	if err := s.send(ctx, protocol.Message{Type: protocol.TypeSpec, Spec: &spec}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.inflight[spec.BundleID] = inflight{spec: spec, at: s.h.clock.Now()}
+	s.mu.Unlock()
+	kind := "sent"
+	if resend {
+		kind = "resent"
+	}
+	s.h.metrics.specs.WithLabelValues(kind).Inc()
+	return nil
+}
+
+// specOf is the Spec message carrying bundle b's current generation.
+func specOf(b store.Bundle) protocol.Spec {
+	return protocol.Spec{
+		BundleID: b.ID, Source: b.Source, Generation: b.Generation,
+		Deleting: b.DeletedAt != nil, Meta: b.Meta, Body: b.Spec,
+	}
+}
+
+// requestStatus asks the agent to re-report ids, in batches that fit a message.
+func (s *session) requestStatus(ctx context.Context, ids []string) error {
+	sort.Strings(ids)
+	for len(ids) > 0 {
+		n, size := 0, 0
+		for n < len(ids) && size+len(ids[n])+4 < protocol.MaxBatchBytes-1024 {
+			size += len(ids[n]) + 4
+			n++
+		}
+		req := &protocol.StatusRequest{BundleIDs: ids[:n]}
+		if err := s.send(ctx, protocol.Message{Type: protocol.TypeStatusRequest, StatusRequest: req}); err != nil {
+			return err
+		}
+		s.h.metrics.requests.Add(float64(n))
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// onHello records the agent connected and resynchronises it: every bundle
+// whose generation differs from what the agent holds is sent, bundles the
+// agent holds that the store lacks are sent as deletions, and status is
+// requested where the store has none for the generation the agent holds.
+func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
+	held, ok := s.hello.add(m.Epoch, m.Batch, m.Batches, m.Held)
+	if !ok {
+		return
+	}
+	now := s.h.clock.Now()
+	state := store.AgentState{Connected: true, Epoch: m.Epoch, LastHeartbeat: now, ServerID: s.h.serverID}
+	if err := s.h.st.SetAgentState(ctx, s.consumer, state); err != nil {
+		s.h.log.Warn("hub: record agent state", "consumer", s.consumer, "err", err)
+		return // the agent repeats Hello on its next connect; keep the session unsynced
+	}
+	s.mu.Lock()
+	s.epoch, s.ready, s.beat = m.Epoch, true, now
+	s.inflight = map[string]inflight{}
+	s.mu.Unlock()
+	if err := s.resync(ctx, held); err != nil && ctx.Err() == nil {
+		s.h.log.Warn("hub: resync agent", "consumer", s.consumer, "err", err)
+	}
+	s.kickDispatch()
+}
+
+func (s *session) resync(ctx context.Context, held map[string]int64) error {
+	bundles, err := s.h.st.ListBundlesByConsumer(ctx, s.consumer)
+	if err != nil {
+		return err
+	}
+	known := make(map[string]bool, len(bundles))
+	var request []string
+	for _, b := range bundles {
+		known[b.ID] = true
+		g, ok := held[b.ID]
+		if !ok || g != b.Generation {
+			if err := s.sendSpec(ctx, specOf(b)); err != nil {
+				return err
+			}
+			continue
+		}
+		if b.Status.Revision == 0 || b.Status.ObservedGeneration < b.Generation {
+			request = append(request, b.ID)
+		}
+	}
+	for id, g := range held {
+		if known[id] {
+			continue
+		}
+		if err := s.sendSpec(ctx, protocol.Spec{BundleID: id, Generation: g, Deleting: true}); err != nil {
+			return err
+		}
+	}
+	return s.requestStatus(ctx, request)
+}
+
+// batches reassembles a message split in parts numbered Batch of Batches
+// (0- or 1-based; only the count of distinct parts matters). A part with a
+// new key starts over.
+type batches[V any] struct {
+	key  string
+	got  map[int]bool
+	data map[string]V
+}
+
+func (b *batches[V]) add(key string, batch, total int, part map[string]V) (map[string]V, bool) {
+	if total <= 1 {
+		b.got, b.data = nil, nil
+		if part == nil {
+			part = map[string]V{}
+		}
+		return part, true
+	}
+	if b.got == nil || b.key != key {
+		b.key, b.got, b.data = key, map[int]bool{}, map[string]V{}
+	}
+	b.got[batch] = true
+	for k, v := range part {
+		b.data[k] = v
+	}
+	if len(b.got) < total {
+		return nil, false
+	}
+	out := b.data
+	b.got, b.data = nil, nil
+	return out, true
+}
+
+func isGone(err error) bool { return errors.Is(err, store.ErrNotFound) }

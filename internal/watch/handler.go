@@ -1,0 +1,161 @@
+package watch
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/baton-dev/baton/internal/api/search"
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// DefaultHeartbeat is how often an idle watch stream writes an empty line so
+// proxies and clients know it is alive.
+const DefaultHeartbeat = 15 * time.Second
+
+// Renderer turns a stored bundle into its REST JSON object.
+type Renderer func(store.Bundle) any
+
+// Event is one line of a REST watch stream.
+type Event struct {
+	Type   store.ChangeType `json:"type"`
+	Seq    int64            `json:"seq"`
+	Object any              `json:"object"`
+}
+
+// Handler serves GET /api/maestro/v1/resource-bundles?watch=true: a stream
+// of newline-delimited JSON Events, one per bundle change, flushed as they
+// happen. Query parameters: since (resume after this change sequence; absent:
+// changes from now on) and search (the list search language). A DELETED
+// event carries the bundle's id, consumer and source only, since the row is
+// gone. The stream ends when the client goes away or falls too far behind;
+// the client then resumes with since set to the last seq it received.
+type Handler struct {
+	broker    *Broker
+	st        store.Store
+	render    Renderer
+	clock     clock.WithTicker
+	log       *slog.Logger
+	heartbeat time.Duration
+}
+
+// HandlerOption configures a Handler.
+type HandlerOption func(*Handler)
+
+// WithHandlerClock sets the clock for heartbeats.
+func WithHandlerClock(c clock.WithTicker) HandlerOption { return func(h *Handler) { h.clock = c } }
+
+// WithHandlerLogger sets the logger.
+func WithHandlerLogger(l *slog.Logger) HandlerOption { return func(h *Handler) { h.log = l } }
+
+// WithHeartbeat sets the idle heartbeat interval.
+func WithHeartbeat(d time.Duration) HandlerOption { return func(h *Handler) { h.heartbeat = d } }
+
+// NewHandler returns a watch handler fed by b, reading bundles from st.
+func NewHandler(b *Broker, st store.Store, render Renderer, opts ...HandlerOption) *Handler {
+	h := &Handler{broker: b, st: st, render: render, clock: clock.RealClock{}, log: slog.Default(), heartbeat: DefaultHeartbeat}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	since := FromNow
+	if s := q.Get("since"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "maestro-21", "since: want a non-negative integer, got "+strconv.Quote(s))
+			return
+		}
+		since = n
+	}
+	filter, err := search.Parse(q.Get("search"), search.BundleFields)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "maestro-23", "search: "+err.Error())
+		return
+	}
+	flusher, _ := w.(http.Flusher)
+	changes, cancel := h.broker.Subscribe(nil, since)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	flush := func() {
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	flush()
+	enc := json.NewEncoder(w)
+	seen := map[string]bool{} // bundles sent on this stream, for DELETED events
+	tick := h.clock.NewTicker(h.heartbeat)
+	defer tick.Stop()
+	ctx := r.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C():
+			if _, err := w.Write([]byte("\n")); err != nil {
+				return
+			}
+			flush()
+		case c, ok := <-changes:
+			if !ok {
+				return
+			}
+			ev, send, err := h.event(r, c, filter, seen)
+			if err != nil {
+				h.log.Warn("watch: read bundle", "bundle", c.BundleID, "err", err)
+				return
+			}
+			if !send {
+				continue
+			}
+			if err := enc.Encode(ev); err != nil {
+				return
+			}
+			flush()
+		}
+	}
+}
+
+// event builds the event for change c, or reports that the stream skips it.
+func (h *Handler) event(r *http.Request, c store.Change, filter store.Filter, seen map[string]bool) (Event, bool, error) {
+	if c.Type == store.ChangeDeleted {
+		stub := store.Bundle{ID: c.BundleID, ConsumerName: c.Consumer, Source: c.Source}
+		ok, _ := Match(filter, stub)
+		if !ok && !seen[c.BundleID] {
+			return Event{}, false, nil
+		}
+		delete(seen, c.BundleID)
+		return Event{Type: c.Type, Seq: c.Seq, Object: h.render(stub)}, true, nil
+	}
+	b, err := h.st.GetBundle(r.Context(), c.BundleID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Event{}, false, nil // purged since; its DELETED change follows
+	}
+	if err != nil {
+		return Event{}, false, err
+	}
+	if ok, _ := Match(filter, b); !ok {
+		delete(seen, c.BundleID)
+		return Event{}, false, nil
+	}
+	seen[c.BundleID] = true
+	return Event{Type: c.Type, Seq: c.Seq, Object: h.render(b)}, true, nil
+}
+
+func writeError(w http.ResponseWriter, status int, code, reason string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(api.Error{Kind: api.KindError, Code: code, Reason: reason})
+}
