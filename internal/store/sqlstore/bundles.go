@@ -1,0 +1,287 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/baton-dev/baton/internal/store"
+)
+
+// CreateBundle stores b at the next generation of its id and queues an
+// OpUpsert event. An empty ID is generated; an empty Name defaults to
+// Meta.Name, then to the ID; Meta.UID is the ID and Meta.Name defaults to
+// Name.
+func (s *Store) CreateBundle(ctx context.Context, b store.Bundle) (store.Bundle, error) {
+	if b.ID == "" {
+		b.ID = uuid.NewString()
+	}
+	if b.ConsumerName == "" {
+		return store.Bundle{}, fmt.Errorf("bundle %s: no consumer: %w", b.ID, store.ErrInvalid)
+	}
+	if b.Name == "" {
+		b.Name = b.Meta.Name
+	}
+	if b.Name == "" {
+		b.Name = b.ID
+	}
+	normalizeMeta(&b)
+	meta, spec, labels, err := encodeBundle(&b)
+	if err != nil {
+		return store.Bundle{}, err
+	}
+	b.Status = store.Status{}
+	b.DeletedAt = nil
+	err = s.write(ctx, func(db conn) error {
+		var one int
+		err := db.row(ctx, `SELECT 1 FROM consumers WHERE name = ?`, b.ConsumerName).Scan(&one)
+		if err != nil {
+			return notFound(err, "bundle %s: consumer %q", b.ID, b.ConsumerName)
+		}
+		if err := db.row(ctx, `SELECT 1 FROM bundles WHERE id = ?`, b.ID).Scan(&one); err == nil {
+			return fmt.Errorf("bundle %s: create: %w", b.ID, store.ErrConflict)
+		} else if !isNoRows(err) {
+			return fmt.Errorf("bundle %s: create: %w", b.ID, err)
+		}
+		now := s.now()
+		b.CreatedAt, b.UpdatedAt = now, now
+		if b.Generation, err = nextGeneration(ctx, db, b.ID); err != nil {
+			return err
+		}
+		if b.ChangeSeq, err = addChange(ctx, db, &b, store.ChangeCreated, now); err != nil {
+			return err
+		}
+		_, err = db.exec(ctx, `INSERT INTO bundles (id, name, consumer_name, source, labels, meta, spec,
+				generation, created_at, updated_at, change_seq)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			b.ID, b.Name, b.ConsumerName, b.Source, labels, meta, spec, b.Generation, now, now, b.ChangeSeq)
+		if err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("bundle %s: create: %w", b.ID, store.ErrConflict)
+			}
+			if isForeignKey(err) {
+				return fmt.Errorf("bundle %s: consumer %q: %w", b.ID, b.ConsumerName, store.ErrNotFound)
+			}
+			return fmt.Errorf("bundle %s: create: %w", b.ID, err)
+		}
+		return addOutbox(ctx, db, &b, store.OpUpsert, now)
+	})
+	if err != nil {
+		return store.Bundle{}, err
+	}
+	return b, nil
+}
+
+// UpdateBundle replaces meta and spec (name, consumer and source stay),
+// bumps the generation and queues an OpUpsert event.
+func (s *Store) UpdateBundle(ctx context.Context, b store.Bundle, expectedGeneration int64) (store.Bundle, error) {
+	var out store.Bundle
+	err := s.write(ctx, func(db conn) error {
+		cur, err := getBundle(ctx, db, b.ID, true)
+		if err != nil {
+			return err
+		}
+		if cur.DeletedAt != nil {
+			return fmt.Errorf("bundle %s: update: marked deleting: %w", b.ID, store.ErrConflict)
+		}
+		if expectedGeneration != 0 && expectedGeneration != cur.Generation {
+			return fmt.Errorf("bundle %s: update: generation is %d, not %d: %w",
+				b.ID, cur.Generation, expectedGeneration, store.ErrConflict)
+		}
+		out = cur
+		out.Meta, out.Spec = b.Meta, b.Spec
+		normalizeMeta(&out)
+		meta, spec, labels, err := encodeBundle(&out)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		out.UpdatedAt = now
+		if out.Generation, err = nextGeneration(ctx, db, out.ID); err != nil {
+			return err
+		}
+		if out.ChangeSeq, err = addChange(ctx, db, &out, store.ChangeUpdated, now); err != nil {
+			return err
+		}
+		_, err = db.exec(ctx, `UPDATE bundles SET labels = ?, meta = ?, spec = ?, generation = ?,
+				updated_at = ?, change_seq = ? WHERE id = ?`,
+			labels, meta, spec, out.Generation, now, out.ChangeSeq, out.ID)
+		if err != nil {
+			return fmt.Errorf("bundle %s: update: %w", b.ID, err)
+		}
+		return addOutbox(ctx, db, &out, store.OpUpsert, now)
+	})
+	if err != nil {
+		return store.Bundle{}, err
+	}
+	return out, nil
+}
+
+// GetBundle returns the bundle with this id.
+func (s *Store) GetBundle(ctx context.Context, id string) (store.Bundle, error) {
+	return getBundle(ctx, s.reader(), id, false)
+}
+
+// getBundle reads one bundle; lock takes a row lock until commit (PostgreSQL).
+func getBundle(ctx context.Context, db conn, id string, lock bool) (store.Bundle, error) {
+	q := `SELECT ` + bundleCols + ` FROM bundles b WHERE b.id = ?`
+	if lock {
+		q += db.d.forUpdate
+	}
+	bs, err := queryBundles(ctx, db, q, id)
+	if err != nil {
+		return store.Bundle{}, fmt.Errorf("bundle %s: get: %w", id, err)
+	}
+	if len(bs) == 0 {
+		return store.Bundle{}, fmt.Errorf("bundle %s: %w", id, store.ErrNotFound)
+	}
+	return bs[0], nil
+}
+
+// ListBundles returns one page of bundles.
+func (s *Store) ListBundles(ctx context.Context, opts store.ListOptions) (store.Page[store.Bundle], error) {
+	page := store.Page[store.Bundle]{Items: []store.Bundle{}}
+	q, err := buildList(s.d, bundleFields, "b.labels", opts)
+	if err != nil {
+		return page, fmt.Errorf("bundles: list: %w", err)
+	}
+	err = s.read(ctx, func(db conn) error {
+		if err := db.row(ctx, `SELECT COUNT(*) FROM bundles b`+q.where, q.args...).Scan(&page.Total); err != nil {
+			return err
+		}
+		if q.empty(page.Total) {
+			return nil
+		}
+		items, err := queryBundles(ctx, db, `SELECT `+bundleCols+` FROM bundles b`+q.where+q.order+q.limit, q.args...)
+		page.Items = items
+		return err
+	})
+	if err != nil {
+		return page, fmt.Errorf("bundles: list: %w", err)
+	}
+	return page, nil
+}
+
+// ListBundlesByConsumer returns every bundle of a consumer, deleting ones
+// included, oldest first.
+func (s *Store) ListBundlesByConsumer(ctx context.Context, consumer string) ([]store.Bundle, error) {
+	bs, err := queryBundles(ctx, s.reader(), `SELECT `+bundleCols+` FROM bundles b
+		WHERE b.consumer_name = ? ORDER BY b.created_at, b.id`, consumer)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %q: list bundles: %w", consumer, err)
+	}
+	return bs, nil
+}
+
+// DeleteBundle marks the bundle deleting at a new generation and queues an
+// OpDelete event. A bundle already marked deleting is returned unchanged.
+func (s *Store) DeleteBundle(ctx context.Context, id string) (store.Bundle, error) {
+	var out store.Bundle
+	err := s.write(ctx, func(db conn) error {
+		cur, err := getBundle(ctx, db, id, true)
+		if err != nil {
+			return err
+		}
+		out = cur
+		if cur.DeletedAt != nil {
+			return nil
+		}
+		now := s.now()
+		out.DeletedAt, out.UpdatedAt = &now, now
+		if out.Generation, err = nextGeneration(ctx, db, id); err != nil {
+			return err
+		}
+		if out.ChangeSeq, err = addChange(ctx, db, &out, store.ChangeUpdated, now); err != nil {
+			return err
+		}
+		_, err = db.exec(ctx, `UPDATE bundles SET deleted_at = ?, updated_at = ?, generation = ?, change_seq = ?
+			WHERE id = ?`, now, now, out.Generation, out.ChangeSeq, id)
+		if err != nil {
+			return fmt.Errorf("bundle %s: delete: %w", id, err)
+		}
+		return addOutbox(ctx, db, &out, store.OpDelete, now)
+	})
+	if err != nil {
+		return store.Bundle{}, err
+	}
+	return out, nil
+}
+
+// PurgeBundle removes a bundle marked deleting once removal was confirmed at
+// generation >= its delete generation; otherwise ErrConflict.
+func (s *Store) PurgeBundle(ctx context.Context, id string, generation int64) error {
+	return s.write(ctx, func(db conn) error {
+		cur, err := getBundle(ctx, db, id, true)
+		if err != nil {
+			return err
+		}
+		if cur.DeletedAt == nil {
+			return fmt.Errorf("bundle %s: purge: not marked deleting: %w", id, store.ErrConflict)
+		}
+		if generation < cur.Generation {
+			return fmt.Errorf("bundle %s: purge: generation %d is older than %d: %w",
+				id, generation, cur.Generation, store.ErrConflict)
+		}
+		_, err = purge(ctx, db, cur, s.now())
+		return err
+	})
+}
+
+// purge deletes the bundle row and its outbox events and logs the change.
+func purge(ctx context.Context, db conn, b store.Bundle, now time.Time) (int64, error) {
+	seq, err := addChange(ctx, db, &b, store.ChangeDeleted, now)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := db.exec(ctx, `DELETE FROM outbox WHERE bundle_id = ?`, b.ID); err != nil {
+		return 0, fmt.Errorf("bundle %s: purge: %w", b.ID, err)
+	}
+	if _, err := db.exec(ctx, `DELETE FROM bundles WHERE id = ?`, b.ID); err != nil {
+		return 0, fmt.Errorf("bundle %s: purge: %w", b.ID, err)
+	}
+	return seq, nil
+}
+
+// normalizeMeta applies the metadata defaults: UID is the bundle id and
+// Name defaults to the bundle name.
+func normalizeMeta(b *store.Bundle) {
+	b.Meta.UID = b.ID
+	if b.Meta.Name == "" {
+		b.Meta.Name = b.Name
+	}
+}
+
+// encodeBundle returns the JSON of meta, spec and labels.
+func encodeBundle(b *store.Bundle) (meta, spec, labels string, err error) {
+	mb, err := json.Marshal(b.Meta)
+	if err != nil {
+		return "", "", "", fmt.Errorf("bundle %s: metadata: %v: %w", b.ID, err, store.ErrInvalid)
+	}
+	if b.Spec.Manifests == nil {
+		b.Spec.Manifests = []json.RawMessage{}
+	}
+	sb, err := json.Marshal(b.Spec)
+	if err != nil {
+		return "", "", "", fmt.Errorf("bundle %s: spec: %v: %w", b.ID, err, store.ErrInvalid)
+	}
+	lb, err := encodeLabels(b.Meta.Labels)
+	if err != nil {
+		return "", "", "", fmt.Errorf("bundle %s: %w", b.ID, err)
+	}
+	return string(mb), string(sb), lb, nil
+}
+
+// notFound maps sql.ErrNoRows to ErrNotFound with the formatted subject.
+func notFound(err error, format string, args ...any) error {
+	if isNoRows(err) {
+		return fmt.Errorf(format+": %w", append(args, store.ErrNotFound)...)
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

@@ -1,0 +1,186 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pressly/goose/v3/database"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// dialect is everything that differs between SQLite and PostgreSQL. Queries
+// are written once with "?" placeholders in the SQL both databases share
+// (INSERT … ON CONFLICT … DO UPDATE, UPDATE … RETURNING); the dialect rewrites
+// placeholders and supplies the few expressions that differ.
+type dialect struct {
+	name       string
+	driver     string
+	goose      database.Dialect
+	migrations string // directory in the embedded migrations FS
+	// forUpdate locks the selected rows until commit (PostgreSQL); SQLite
+	// needs nothing because it has one writer.
+	forUpdate string
+	// numbered: placeholders are $1, $2, … instead of ?.
+	numbered bool
+	// readTx are the options of the read transaction that pairs a page with
+	// its total.
+	readTx *sql.TxOptions
+	// labelExpr returns the SQL expression reading label key from the JSON
+	// column col (one placeholder) and the argument to bind for it.
+	labelExpr func(col, key string) (string, any)
+}
+
+var sqliteDialect = &dialect{
+	name:       "sqlite",
+	driver:     "sqlite",
+	goose:      database.DialectSQLite3,
+	migrations: "migrations/sqlite",
+	labelExpr: func(col, key string) (string, any) {
+		return "COALESCE(json_extract(" + col + ", ?), '')", `$."` + key + `"`
+	},
+}
+
+var postgresDialect = &dialect{
+	name:       "postgres",
+	driver:     "pgx",
+	goose:      database.DialectPostgres,
+	migrations: "migrations/postgres",
+	forUpdate:  " FOR UPDATE",
+	numbered:   true,
+	readTx:     &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+	labelExpr: func(col, key string) (string, any) {
+		return "COALESCE(" + col + " ->> ?, '')", key
+	},
+}
+
+// q returns query with the dialect's placeholders.
+func (d *dialect) q(query string) string {
+	if !d.numbered {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// isUnique reports a unique or primary key violation.
+func isUnique(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "23505"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// isForeignKey reports a foreign key violation.
+func isForeignKey(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "23503"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	return false
+}
+
+// target is a parsed Config: the dialect and the driver data source names.
+type target struct {
+	d *dialect
+	// write and read are the DSNs of the writer and reader pools (equal for
+	// PostgreSQL).
+	write, read string
+	// path is the SQLite database file ("" for PostgreSQL).
+	path string
+}
+
+// sqlitePragmas apply to every SQLite connection: WAL so readers never block
+// the writer, a busy timeout as a second line of defence behind the single
+// writer connection, foreign keys, case-sensitive LIKE (as in PostgreSQL),
+// and integer microsecond timestamps.
+var sqlitePragmas = []string{
+	"_pragma=journal_mode(WAL)",
+	"_pragma=busy_timeout(10000)",
+	"_pragma=synchronous(NORMAL)",
+	"_pragma=foreign_keys(1)",
+	"_pragma=case_sensitive_like(1)",
+	"_time_integer_format=unix_micro",
+	"_inttotime=1",
+}
+
+// parseTarget maps Config.URL and Config.DataDir to a target.
+func parseTarget(cfg Config) (target, error) {
+	u := cfg.URL
+	switch {
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return target{d: postgresDialect, write: u, read: u}, nil
+	case u == "":
+		if cfg.DataDir == "" {
+			return target{}, errors.New("sqlstore: need a URL or a DataDir")
+		}
+		return sqliteTarget(filepath.Join(cfg.DataDir, "baton.db"), "")
+	case strings.HasPrefix(u, "sqlite://"):
+		path, query, _ := strings.Cut(strings.TrimPrefix(u, "sqlite://"), "?")
+		if path == "" {
+			return target{}, fmt.Errorf("sqlstore: %q: no file path", u)
+		}
+		return sqliteTarget(path, query)
+	case strings.HasPrefix(u, "file:"):
+		path, query, _ := strings.Cut(strings.TrimPrefix(u, "file:"), "?")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return target{}, fmt.Errorf("sqlstore: %q: no file path", u)
+		}
+		return sqliteTarget(path, query)
+	default:
+		return target{}, fmt.Errorf("sqlstore: unsupported database URL %q (want postgres://, sqlite:// or file:)", redact(u))
+	}
+}
+
+func sqliteTarget(path, query string) (target, error) {
+	if _, err := url.ParseQuery(query); err != nil {
+		return target{}, fmt.Errorf("sqlstore: sqlite options %q: %w", query, err)
+	}
+	opts := strings.Join(sqlitePragmas, "&")
+	if query != "" {
+		opts += "&" + query
+	}
+	base := "file:" + path + "?" + opts
+	return target{
+		d:     sqliteDialect,
+		write: base + "&_txlock=immediate",
+		read:  base + "&_pragma=query_only(1)",
+		path:  path,
+	}, nil
+}
+
+// redact hides a password in a URL for error messages.
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	return p.Redacted()
+}

@@ -1,0 +1,239 @@
+// Package sqlstore implements store.Store over database/sql for SQLite (the
+// embedded default, pure-Go modernc.org/sqlite) and PostgreSQL (pgx). One
+// implementation serves both; a small dialect value holds what differs
+// (placeholders, label lookup in JSON, row locks, migrations).
+//
+// Schema and ordering:
+//   - Migrations are embedded SQL files applied with goose on Open (and by
+//     Migrate for `baton migrate`); the two dialects keep the same versions.
+//   - Generations come from bundle_generations, a per-id high-water mark that
+//     is never deleted, so a recreated id continues above its last generation.
+//   - The global change sequence and the outbox sequence are rows of the
+//     counters table, incremented with UPDATE … RETURNING inside the writing
+//     transaction. On PostgreSQL the row lock makes transactions that change
+//     bundles commit in sequence order, so a watcher reading ChangesSince never
+//     skips a value that commits later.
+//   - Every bundle change (create, update, delete request, accepted status,
+//     a confirmation that moves the observed generation, a digest mismatch
+//     flip, purge) takes a change sequence value and appends to the changes
+//     table. A confirmation that only moves ConfirmedAt does not.
+//
+// Outbox: writing an event for a bundle removes the bundle's older pending
+// events (the newest generation supersedes them; the dispatcher always sends
+// the current spec). Acknowledged events are deleted, not flagged, so the
+// outbox holds exactly the pending work.
+//
+// Concurrency: SQLite runs in WAL mode with one writer connection (writes
+// queue in the pool instead of failing with SQLITE_BUSY) and a small pool of
+// read-only connections. PostgreSQL uses one pool; rows a write depends on
+// are locked with SELECT … FOR UPDATE.
+//
+// Timestamps are stored in UTC with microsecond precision (PostgreSQL's), so
+// both dialects return identical values.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"k8s.io/utils/clock"
+
+	"github.com/baton-dev/baton/internal/store"
+)
+
+// Config selects and configures the database.
+type Config struct {
+	// URL is "postgres://…" for PostgreSQL, or "sqlite://path" / "file:path"
+	// for SQLite. Empty means SQLite at DataDir/baton.db.
+	URL string
+	// DataDir holds the SQLite file when URL is empty; it is created if missing.
+	DataDir string
+	// Logger receives migration progress; nil discards.
+	Logger *slog.Logger
+	// Clock stamps created/updated/deleted times; nil is the real clock.
+	Clock clock.PassiveClock
+}
+
+// Store is a store.Store backed by SQLite or PostgreSQL.
+type Store struct {
+	d     *dialect
+	w     *sql.DB // writer pool (one connection for SQLite)
+	r     *sql.DB // reader pool (the writer pool for PostgreSQL)
+	clock clock.PassiveClock
+	log   *slog.Logger
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database, applies pending migrations and returns the store.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg = withDefaults(cfg)
+	t, err := parseTarget(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := migrate(ctx, cfg, t); err != nil {
+		return nil, err
+	}
+	s := &Store{d: t.d, clock: cfg.Clock, log: cfg.Logger}
+	if s.w, err = sql.Open(t.d.driver, t.write); err != nil {
+		return nil, fmt.Errorf("sqlstore: open %s: %w", t.d.name, err)
+	}
+	if t.d == sqliteDialect {
+		s.w.SetMaxOpenConns(1)
+		s.w.SetConnMaxIdleTime(0)
+		if s.r, err = sql.Open(t.d.driver, t.read); err != nil {
+			s.w.Close()
+			return nil, fmt.Errorf("sqlstore: open %s: %w", t.d.name, err)
+		}
+		s.r.SetMaxOpenConns(4)
+		s.r.SetMaxIdleConns(4)
+	} else {
+		s.w.SetMaxOpenConns(16)
+		s.w.SetMaxIdleConns(8)
+		s.w.SetConnMaxIdleTime(5 * time.Minute)
+		s.r = s.w
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	return cfg
+}
+
+// Dialect names the database in use: "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.d.name }
+
+// DB returns the writer pool, for diagnostics and tests.
+func (s *Store) DB() *sql.DB { return s.w }
+
+// Ping checks that the database is reachable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlstore: ping %s: %w", s.d.name, err)
+	}
+	return nil
+}
+
+// Close closes the connection pools.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// ensureDir creates the directory of a SQLite file.
+func ensureDir(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("sqlstore: create data dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// now is the store's clock reading, normalised like every stored time.
+func (s *Store) now() time.Time { return norm(s.clock.Now()) }
+
+// norm converts t to UTC with microsecond precision.
+func norm(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// conn runs queries written with "?" placeholders in the dialect.
+type conn struct {
+	q querier
+	d *dialect
+}
+
+func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return c.q.ExecContext(ctx, c.d.q(query), args...)
+}
+
+func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return c.q.QueryContext(ctx, c.d.q(query), args...)
+}
+
+func (c conn) row(ctx context.Context, query string, args ...any) *sql.Row {
+	return c.q.QueryRowContext(ctx, c.d.q(query), args...)
+}
+
+// write runs fn in a write transaction and commits it when fn returns nil.
+func (s *Store) write(ctx context.Context, fn func(c conn) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlstore: begin: %w", err)
+	}
+	if err := fn(conn{q: tx, d: s.d}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("sqlstore: commit: %w", store.ErrConflict)
+		}
+		return fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	return nil
+}
+
+// read runs fn in a read transaction, so that several queries see one snapshot.
+func (s *Store) read(ctx context.Context, fn func(c conn) error) error {
+	tx, err := s.r.BeginTx(ctx, s.d.readTx)
+	if err != nil {
+		return fmt.Errorf("sqlstore: begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	return fn(conn{q: tx, d: s.d})
+}
+
+// reader runs single queries outside a transaction.
+func (s *Store) reader() conn { return conn{q: s.r, d: s.d} }
+
+// nullTime converts an optional time for a nullable column.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return norm(t)
+}
+
+// timeOf converts a scanned nullable time.
+func timeOf(t sql.NullTime) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+// timePtr converts a scanned nullable time to a pointer.
+func timePtr(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
