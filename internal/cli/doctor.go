@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/baton-dev/baton/internal/client"
+	"github.com/baton-dev/baton/internal/doctor"
+)
+
+func init() { register(newDoctorCmd) }
+
+type doctorOptions struct {
+	*clientFlags
+	kubeconfig string
+	context    string
+	consumer   string
+	fix        bool
+	timeout    time.Duration
+	interval   time.Duration
+	output     string
+}
+
+func newDoctorCmd() *cobra.Command {
+	o := &doctorOptions{}
+	cmd := &cobra.Command{
+		Use:   "doctor --kubeconfig FILE",
+		Short: "Check what bundles report against the live cluster",
+		Long: `Check every object a bundle reports on against the cluster it lives in:
+that it exists (or not) as reported, has the reported uid and resourceVersion,
+and that every feedback value, re-evaluated from the bundle's feedback rules
+on the live object, equals the reported one. Mismatches are printed as a table
+and the exit code is 1.
+
+It works against a Maestro server too: Maestro reports no object identity,
+so there only existence and feedback values are compared — which finds the
+stale shared-ingress IP of a rebuilt management cluster.
+
+With --fix, doctor asks the server to resync every bundle that disagrees and
+waits until a re-check agrees, or fails after --timeout.`,
+		Example: `  # Check consumer mgmt-1's bundles against its cluster
+  baton doctor --kubeconfig mgmt-1.kubeconfig --consumer mgmt-1
+
+  # Check a Maestro server through a port-forward
+  baton doctor --kubeconfig mgmt-1.kubeconfig --server http://localhost:8002
+
+  # Resync whatever disagrees and wait up to two minutes for agreement
+  baton doctor --kubeconfig mgmt-1.kubeconfig --consumer mgmt-1 --fix --timeout 2m`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
+	}
+	o.clientFlags = addClientFlags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the consumer's cluster (default: $KUBECONFIG, then ~/.kube/config)")
+	f.StringVar(&o.context, "context", "", "kubeconfig context to use")
+	f.StringVarP(&o.consumer, "consumer", "c", "", "only bundles of this consumer")
+	f.BoolVar(&o.fix, "fix", false, "resync bundles that disagree and wait until they agree")
+	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up after this long")
+	f.DurationVar(&o.interval, "interval", 500*time.Millisecond, "pause between re-checks with --fix")
+	f.StringVarP(&o.output, "output", "o", "", "output format: json")
+	return cmd
+}
+
+func (o *doctorOptions) run(cmd *cobra.Command) error {
+	if err := checkOutput(o.output, outTable, outJSON); err != nil {
+		return err
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+		&clientcmd.ConfigOverrides{CurrentContext: o.context}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	getter, err := doctor.NewClusterGetter(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	search := ""
+	if o.consumer != "" {
+		search = "consumer_name=" + client.Quote(o.consumer)
+	}
+	bundles, err := c.AllBundles(ctx, client.ListOptions{Search: search})
+	if err != nil {
+		return err
+	}
+	res := doctor.Check(ctx, getter, bundles)
+	p := newPrinter(cmd.OutOrStdout(), o.output)
+	if !o.fix || res.OK() || len(res.BundleIDs()) == 0 {
+		return o.report(p, cmd.ErrOrStderr(), res, "")
+	}
+	if o.output != outJSON {
+		if err := o.report(p, cmd.ErrOrStderr(), res, ""); err != nil && !isExit(err) {
+			return err
+		}
+	}
+	ids := res.BundleIDs()
+	fo := doctor.DefaultFixOptions()
+	fo.Interval = o.interval
+	fo.Progress = progress(cmd.ErrOrStderr(), len(ids))
+	final, err := doctor.Fix(ctx, c, getter, ids, fo)
+	if err != nil && isTerminal(cmd.ErrOrStderr()) {
+		fmt.Fprintln(cmd.ErrOrStderr())
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			return err
+		}
+		return o.report(p, cmd.ErrOrStderr(), final, fmt.Sprintf("%d of %d bundles still disagree after %s", len(final.BundleIDs()), len(ids), o.timeout))
+	}
+	if o.output == outJSON {
+		return p.encode(final)
+	}
+	fmt.Fprintf(p.w, "all %d resynced bundles now agree with the cluster\n", len(ids))
+	return nil
+}
+
+func isExit(err error) bool {
+	_, ok := err.(*ExitError)
+	return ok
+}
+
+// report prints a check result and returns an exit error unless it is OK.
+func (o *doctorOptions) report(p *printer, stderr io.Writer, res doctor.Result, failMsg string) error {
+	if o.output == outJSON {
+		if err := p.encode(res); err != nil {
+			return err
+		}
+	} else {
+		printMismatches(p, res)
+		for _, e := range res.Errors {
+			fmt.Fprintln(stderr, "warning: not verified:", e)
+		}
+	}
+	if res.OK() && failMsg == "" {
+		return nil
+	}
+	if failMsg == "" {
+		failMsg = fmt.Sprintf("%d mismatches in %d bundles", len(res.Mismatches), len(res.BundleIDs()))
+		if len(res.Errors) > 0 {
+			failMsg += fmt.Sprintf(", %d objects not verified", len(res.Errors))
+		}
+	}
+	return &ExitError{Code: 1, Msg: failMsg}
+}
+
+func printMismatches(p *printer, res doctor.Result) {
+	if len(res.Mismatches) == 0 {
+		fmt.Fprintf(p.w, "%d objects in %d bundles agree with the cluster\n", res.Objects-len(res.Errors), res.Bundles)
+		return
+	}
+	t := p.table()
+	t.row("BUNDLE\tCONSUMER\tOBJECT\tFIELD\tREPORTED\tLIVE")
+	for _, m := range res.Mismatches {
+		t.row(fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", m.Bundle, m.Consumer, m.Object, m.Field,
+			m.Reported, m.Live))
+	}
+	_ = t.Flush()
+}
+
+// progress returns a Fix progress callback writing "waiting for N bundles…
+// K/N agree (4.1s)": rewritten in place on a terminal, else one line per change.
+func progress(w io.Writer, total int) func(agree, n int, elapsed time.Duration) {
+	tty, last := isTerminal(w), -1
+	return func(agree, n int, elapsed time.Duration) {
+		line := fmt.Sprintf("waiting for %d bundles… %d/%d agree (%.1fs)", total, agree, n, elapsed.Seconds())
+		switch {
+		case tty:
+			fmt.Fprintf(w, "\r%s", line)
+			if agree == n {
+				fmt.Fprintln(w)
+			}
+		case agree != last:
+			fmt.Fprintln(w, line)
+		}
+		last = agree
+	}
+}

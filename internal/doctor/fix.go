@@ -1,0 +1,99 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// Server is the part of the REST API Fix needs (internal/client.Client has it).
+type Server interface {
+	ResyncBundle(ctx context.Context, id string) error
+	GetBundle(ctx context.Context, id string) (*api.ResourceBundle, error)
+}
+
+// FixOptions tune Fix.
+type FixOptions struct {
+	// Interval between re-checks; DefaultFixOptions uses 500ms.
+	Interval time.Duration
+	// Clock measures elapsed time and paces re-checks.
+	Clock clock.Clock
+	// Progress, if set, is called after every re-check with the number of
+	// bundles that agree so far out of total.
+	Progress func(agree, total int, elapsed time.Duration)
+}
+
+// DefaultFixOptions returns options with a 500ms interval and the real clock.
+func DefaultFixOptions() FixOptions {
+	return FixOptions{Interval: 500 * time.Millisecond, Clock: clock.RealClock{}}
+}
+
+// Fix asks the server to resync each bundle in ids, then re-checks them
+// against the cluster until all agree or ctx ends. It returns the last
+// check of the bundles that still disagree (empty when all agree) and an
+// error when ctx ended first or a resync request failed.
+func Fix(ctx context.Context, srv Server, g Getter, ids []string, o FixOptions) (Result, error) {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultFixOptions().Interval
+	}
+	start := o.Clock.Now()
+	for _, id := range ids {
+		if err := srv.ResyncBundle(ctx, id); err != nil {
+			return Result{}, fmt.Errorf("bundle %s: resync: %w", id, err)
+		}
+	}
+	pending := append([]string(nil), ids...)
+	var last Result
+	for {
+		var err error
+		pending, last, err = recheck(ctx, srv, g, pending)
+		if err != nil {
+			return last, err
+		}
+		if o.Progress != nil {
+			o.Progress(len(ids)-len(pending), len(ids), o.Clock.Since(start))
+		}
+		if len(pending) == 0 {
+			return last, nil
+		}
+		t := o.Clock.NewTimer(o.Interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return last, fmt.Errorf("waiting for %d of %d bundles to agree with the cluster: %w", len(pending), len(ids), ctx.Err())
+		case <-t.C():
+		}
+	}
+}
+
+// recheck fetches and checks each pending bundle; it returns those that
+// still disagree and their combined result.
+func recheck(ctx context.Context, srv Server, g Getter, ids []string) ([]string, Result, error) {
+	var still []string
+	total := Result{Mismatches: []Mismatch{}}
+	for _, id := range ids {
+		b, err := srv.GetBundle(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ids, total, fmt.Errorf("bundle %s: %w", id, ctx.Err())
+			}
+			return ids, total, fmt.Errorf("bundle %s: get: %w", id, err)
+		}
+		r := Check(ctx, g, []api.ResourceBundle{*b})
+		if !r.OK() {
+			still = append(still, id)
+		}
+		total.Bundles += r.Bundles
+		total.Objects += r.Objects
+		total.Mismatches = append(total.Mismatches, r.Mismatches...)
+		total.Errors = append(total.Errors, r.Errors...)
+	}
+	return still, total, nil
+}
