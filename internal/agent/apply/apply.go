@@ -256,6 +256,7 @@ func (a *Applier) reconcileRecord(ctx context.Context, ms []*manifest, results [
 	var removed []ObjectResult
 	for _, o := range gone {
 		r, done := a.removeOne(ctx, o, opt)
+		r.Ordinal = -1
 		removed = append(removed, r)
 		if !done {
 			o.Removing, o.Ordinal = true, -1
