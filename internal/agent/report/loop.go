@@ -1,0 +1,154 @@
+package report
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/baton-dev/baton/internal/protocol"
+)
+
+// Start runs the reporter until ctx ends, then returns nil. It sends the
+// reports that are due, re-sends unacked ones, and emits heartbeats. Only
+// one Start may run at a time.
+func (r *Reporter) Start(ctx context.Context) error {
+	r.mu.Lock()
+	if r.nextHeartbeat.IsZero() {
+		r.nextHeartbeat = r.clock.Now().Add(r.heartbeat)
+	}
+	r.mu.Unlock()
+	for {
+		next := r.runOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		d := next.Sub(r.clock.Now())
+		if d <= 0 {
+			continue
+		}
+		t := r.clock.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-r.wake:
+			t.Stop()
+		case <-t.C():
+		}
+	}
+}
+
+// runOnce does all work due now and returns when it must run next.
+func (r *Reporter) runOnce(ctx context.Context) time.Time {
+	statuses, beats := r.due()
+	for _, s := range statuses {
+		if !r.sendStatus(ctx, s) {
+			break
+		}
+	}
+	for _, hb := range beats {
+		if err := r.sender.Send(ctx, hb); err != nil {
+			r.stats.sendErrors.Add(1)
+			r.log.Debug("heartbeat not sent", "err", err)
+			break
+		}
+		r.stats.heartbeats.Add(1)
+	}
+	return r.nextDue()
+}
+
+// due turns ripe changes into reports and collects what must be sent now:
+// unacked reports (in revision order) and, when it is time, heartbeats.
+func (r *Reporter) due() ([]protocol.Status, []protocol.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clock.Now()
+	for id := range r.dirty {
+		if e := r.bundles[id]; !now.Before(e.dirtySince.Add(r.coalesce)) {
+			delete(r.dirty, id)
+			r.report(id, e, now)
+		}
+	}
+	var out []protocol.Status
+	if !now.Before(r.pausedUntil) {
+		for id := range r.unacked {
+			if e := r.bundles[id]; e.sentAt.IsZero() || !now.Before(e.sentAt.Add(r.resend)) {
+				out = append(out, *e.pending)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Revision < out[j].Revision })
+	var beats []protocol.Message
+	if !now.Before(r.nextHeartbeat) {
+		r.nextHeartbeat = now.Add(r.heartbeat)
+		beats = r.heartbeats(now)
+		for id, ts := range r.tombstones {
+			if now.Sub(ts.at) > tombstoneTTL {
+				delete(r.tombstones, id)
+			}
+		}
+	}
+	return out, beats
+}
+
+// sendStatus sends one report and records the outcome; false means the
+// link failed and sending pauses for the resend timeout.
+func (r *Reporter) sendStatus(ctx context.Context, s protocol.Status) bool {
+	err := r.sender.Send(ctx, protocol.Message{Type: protocol.TypeStatus, Consumer: r.consumer, Status: &s})
+	now := r.clock.Now()
+	r.mu.Lock()
+	e := r.bundles[s.BundleID]
+	current := e != nil && e.pending != nil && e.pending.Revision == s.Revision
+	resend := current && e.sends > 0
+	if current {
+		e.sentAt = now
+		if err == nil {
+			e.sends++
+		}
+	}
+	if err != nil {
+		r.pausedUntil = now.Add(r.resend)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		r.stats.sendErrors.Add(1)
+		r.log.Debug("status not sent", "bundle", s.BundleID, "revision", s.Revision, "err", err)
+		return false
+	}
+	if resend {
+		r.stats.resent.Add(1)
+	} else {
+		r.stats.sent.Add(1)
+	}
+	if r.onSent != nil {
+		r.onSent(SentEvent{BundleID: s.BundleID, Revision: s.Revision, Hash: s.Hash, Deleted: s.Deleted, Resend: resend, At: now})
+	}
+	return true
+}
+
+// nextDue is the earliest time runOnce has work.
+func (r *Reporter) nextDue() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := r.nextHeartbeat
+	earlier := func(t time.Time) {
+		if t.Before(next) {
+			next = t
+		}
+	}
+	for id := range r.dirty {
+		earlier(r.bundles[id].dirtySince.Add(r.coalesce))
+	}
+	for id := range r.unacked {
+		e := r.bundles[id]
+		t := e.sentAt.Add(r.resend)
+		if e.sentAt.IsZero() {
+			t = e.pending.At
+		}
+		if t.Before(r.pausedUntil) {
+			t = r.pausedUntil
+		}
+		earlier(t)
+	}
+	return next
+}
