@@ -1,0 +1,73 @@
+package agent
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/baton-dev/baton/internal/agent/apply"
+	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// bundle is the agent's view of one bundle it holds. Fields are guarded by
+// Agent.mu; a worker copies what it needs, works unlocked, and stores its
+// results only if the desired generation did not move meanwhile.
+type bundle struct {
+	id string
+
+	// Desired state, from the last accepted Spec (or the record at start).
+	gen       int64
+	deleting  bool
+	deleteOpt *workv1.DeleteOption
+	meta      api.ObjectMeta
+	spec      api.BundleSpec
+	manifests []*unstructured.Unstructured // decoded spec.Manifests (nil entries: undecodable)
+
+	// Progress.
+	appliedGen int64 // generation of the last Apply that returned a Result
+	ackedGen   int64 // highest generation acknowledged to the server
+	needApply  bool  // apply (again) at the next sync
+	dirty      bool  // an observed object changed: check for drift
+	results    []apply.ObjectResult
+	prev       []api.ResourceStatus // last evaluation, per manifest
+	prevConds  []metav1.Condition   // last bundle conditions
+}
+
+func newBundle(id string) *bundle { return &bundle{id: id} }
+
+// bundleFromRecord rebuilds a held bundle from its in-cluster record. The
+// recorded generation counts as acknowledged (it was, before the restart).
+func bundleFromRecord(r apply.Record) *bundle {
+	b := newBundle(r.BundleID)
+	b.setDesired(r.Generation, r.Deleting, r.DeleteOption, r.Meta, r.Spec)
+	b.ackedGen = r.Generation
+	return b
+}
+
+// setDesired takes a new desired generation.
+func (b *bundle) setDesired(gen int64, deleting bool, opt *workv1.DeleteOption, meta api.ObjectMeta, spec api.BundleSpec) {
+	b.gen, b.deleting, b.deleteOpt, b.meta, b.spec = gen, deleting, opt, meta, spec
+	b.manifests = decodeManifests(spec)
+	b.needApply = !deleting
+}
+
+// accepts says whether s is news for b: a newer generation, or the
+// deletion of the generation b holds.
+func (b *bundle) accepts(s *protocol.Spec) bool {
+	if s.Generation != b.gen {
+		return s.Generation > b.gen
+	}
+	return s.Deleting && !b.deleting
+}
+
+func decodeManifests(spec api.BundleSpec) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(spec.Manifests))
+	for i, raw := range spec.Manifests {
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err == nil {
+			out[i] = u
+		}
+	}
+	return out
+}

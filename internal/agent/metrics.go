@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/baton-dev/baton/internal/agent/report"
+)
+
+// newReporter builds the agent's reporter on conn.
+func newReporter(a *Agent) *report.Reporter {
+	o := []report.Option{
+		report.WithConsumer(a.opts.Consumer), report.WithEpoch(a.opts.Epoch),
+		report.WithClock(a.opts.Clock), report.WithLogger(a.log),
+	}
+	if a.opts.HeartbeatInterval > 0 {
+		o = append(o, report.WithHeartbeat(a.opts.HeartbeatInterval))
+	}
+	if a.opts.OnReportSent != nil {
+		o = append(o, report.WithOnSent(a.opts.OnReportSent))
+	}
+	return report.New(a.conn, o...)
+}
+
+// metrics are the agent's Prometheus metrics.
+type metrics struct {
+	specs          prometheus.Counter
+	sessions       prometheus.Counter
+	applies        *prometheus.CounterVec
+	deletions      prometheus.Counter
+	driftReapplies prometheus.Counter
+	syncDuration   prometheus.Histogram
+}
+
+func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
+	m := &metrics{
+		specs:    prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_agent_specs_received_total", Help: "Spec messages received from the server."}),
+		sessions: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_agent_sessions_total", Help: "Sessions started with the server (Hello sent)."}),
+		applies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_agent_applies_total",
+			Help: "Bundle applies by result: ok, failed (some object failed), error (bundle not processed)."}, []string{"result"}),
+		deletions:      prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_agent_bundle_deletions_total", Help: "Bundles removed completely."}),
+		driftReapplies: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_agent_drift_reapplies_total", Help: "Re-applies caused by an applied object changed or deleted by someone else."}),
+		syncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "baton_agent_sync_duration_seconds",
+			Help: "Time to sync one bundle (apply or delete, evaluate, report).", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}),
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	reg.MustRegister(m.specs, m.sessions, m.applies, m.deletions, m.driftReapplies, m.syncDuration,
+		gauge("baton_agent_bundles", "Bundles the agent holds.", func() float64 { return float64(a.bundleCount()) }),
+		gauge("baton_agent_queue_depth", "Bundles waiting in the work queue.", func() float64 { return float64(a.queue.Len()) }),
+		gauge("baton_agent_informers", "Shared informers (resource type and namespace) running.", func() float64 { return float64(a.observer.Stats().Scopes) }),
+		gauge("baton_agent_observed_objects", "Distinct objects observed.", func() float64 { return float64(a.observer.Stats().Keys) }),
+		gauge("baton_agent_reports_sent", "Status reports sent the first time (counter).", func() float64 { return float64(a.reporter.Stats().Sent) }),
+		gauge("baton_agent_reports_resent", "Status reports re-sent while unacknowledged (counter).", func() float64 { return float64(a.reporter.Stats().Resent) }),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Handler serves /healthz (the process runs), /readyz (bundle records
+// loaded, workers running) and /metrics.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "loading bundle records", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{}))
+	return mux
+}

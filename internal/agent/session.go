@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strconv"
+
+	"github.com/baton-dev/baton/internal/protocol"
+)
+
+// helloOverhead is a generous bound of a Hello message's encoding without
+// its Held entries; heldEntryOverhead bounds the JSON around one entry.
+const (
+	helloOverhead     = 1024
+	heldEntryOverhead = 8
+)
+
+// session sends Hello each time a new session starts, then lets the
+// reporter re-send what the server has not acknowledged. The reporter
+// starts after the first Hello, so that the first Status of an epoch
+// follows its Hello.
+func (a *Agent) session(ctx context.Context) {
+	started := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-a.conn.Up():
+			if !ok {
+				return
+			}
+			a.metrics.sessions.Inc()
+			if err := a.sendHello(ctx); err != nil {
+				a.log.Warn("agent: hello not sent; waiting for the next session", "err", err)
+				continue
+			}
+			if !started {
+				started = true
+				close(a.helloSent)
+			}
+			a.reporter.Resume()
+		}
+	}
+}
+
+// sendHello sends the held generations, split in batches under
+// protocol.MaxBatchBytes.
+func (a *Agent) sendHello(ctx context.Context) error {
+	a.mu.Lock()
+	held := make(map[string]int64, len(a.bundles))
+	for id, b := range a.bundles {
+		held[id] = b.gen
+	}
+	a.mu.Unlock()
+	batches := helloBatches(held, protocol.MaxBatchBytes)
+	for i, part := range batches {
+		m := protocol.Message{Type: protocol.TypeHello, Consumer: a.opts.Consumer, Hello: &protocol.Hello{
+			Epoch: a.opts.Epoch, Held: part, Batch: i + 1, Batches: len(batches)}}
+		if err := a.conn.Send(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// helloBatches splits held into maps whose Hello encoding stays under
+// limit bytes; there is always at least one (possibly empty) batch.
+func helloBatches(held map[string]int64, limit int) []map[string]int64 {
+	ids := slices.Sorted(maps.Keys(held))
+	out := []map[string]int64{{}}
+	size := helloOverhead
+	for _, id := range ids {
+		n := len(id) + len(strconv.FormatInt(held[id], 10)) + heldEntryOverhead
+		if size+n > limit && len(out[len(out)-1]) > 0 {
+			out = append(out, map[string]int64{})
+			size = helloOverhead
+		}
+		out[len(out)-1][id] = held[id]
+		size += n
+	}
+	return out
+}
+
+// receive dispatches server messages until the Conn closes or ctx ends.
+func (a *Agent) receive(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-a.conn.Recv():
+			if !ok {
+				return
+			}
+			a.dispatch(ctx, m)
+		}
+	}
+}
+
+func (a *Agent) dispatch(ctx context.Context, m protocol.Message) {
+	switch {
+	case m.Type == protocol.TypeSpec && m.Spec != nil:
+		a.metrics.specs.Inc()
+		a.onSpec(ctx, m.Spec)
+	case m.Type == protocol.TypeStatusAck && m.StatusAck != nil:
+		a.reporter.Ack(*m.StatusAck)
+	case m.Type == protocol.TypeStatusRequest && m.StatusRequest != nil:
+		a.reporter.RequestStatus(m.StatusRequest.BundleIDs)
+	default:
+		a.log.Debug("agent: ignoring message", "type", m.Type)
+	}
+}
+
+// onSpec takes a new desired generation, or re-acknowledges an old one.
+func (a *Agent) onSpec(ctx context.Context, s *protocol.Spec) {
+	a.mu.Lock()
+	b := a.bundles[s.BundleID]
+	if b == nil && s.Deleting {
+		a.mu.Unlock()
+		// Nothing held: the removal is complete already.
+		a.reporter.MarkDeleted(s.BundleID, s.Generation)
+		a.ack(ctx, protocol.SpecAck{BundleID: s.BundleID, Generation: s.Generation, Gone: true})
+		return
+	}
+	if b != nil && !b.accepts(s) {
+		gen, acked := b.gen, b.ackedGen >= b.gen
+		a.mu.Unlock()
+		if acked {
+			a.ack(ctx, protocol.SpecAck{BundleID: s.BundleID, Generation: gen})
+		}
+		return
+	}
+	if b == nil {
+		b = newBundle(s.BundleID)
+		a.bundles[s.BundleID] = b
+	}
+	if s.Deleting {
+		// Keep the spec held: its objects are reported until they are gone.
+		b.gen, b.deleting, b.deleteOpt, b.needApply = s.Generation, true, s.Body.DeleteOption, false
+	} else {
+		b.setDesired(s.Generation, false, nil, s.Meta, s.Body)
+	}
+	a.mu.Unlock()
+	a.queue.Forget(s.BundleID) // a new generation starts without backoff
+	a.queue.Add(s.BundleID)
+}
+
+// ack sends a SpecAck; a lost ack is repaired by the server re-sending the
+// spec (and by Hello on the next session).
+func (a *Agent) ack(ctx context.Context, ack protocol.SpecAck) {
+	err := a.conn.Send(ctx, protocol.Message{Type: protocol.TypeSpecAck, Consumer: a.opts.Consumer, SpecAck: &ack})
+	if err != nil && !errors.Is(err, protocol.ErrDisconnected) && ctx.Err() == nil {
+		a.log.Warn("agent: spec ack not sent", "bundle", ack.BundleID, "generation", ack.Generation, "err", err)
+	}
+}

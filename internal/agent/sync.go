@@ -1,0 +1,236 @@
+package agent
+
+import (
+	"context"
+	"errors"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/baton-dev/baton/internal/agent/apply"
+	"github.com/baton-dev/baton/internal/agent/observe"
+	"github.com/baton-dev/baton/internal/evaluate"
+	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// next says what the queue does with a bundle after a sync.
+type next int
+
+const (
+	done  next = iota // nothing left to do
+	again             // sync again at once (drift found, desired state moved)
+	retry             // sync again after the bundle's backoff
+)
+
+// sync converges one bundle and reports its status.
+func (a *Agent) sync(ctx context.Context, id string) next {
+	a.mu.Lock()
+	b := a.bundles[id]
+	if b == nil {
+		a.mu.Unlock()
+		return done
+	}
+	gen, deleting, opt, meta, spec := b.gen, b.deleting, b.deleteOpt, b.meta, b.spec
+	mustApply := !deleting && (b.needApply || b.appliedGen != b.gen)
+	checkDrift := b.dirty && !mustApply
+	b.dirty = false
+	a.mu.Unlock()
+
+	if deleting {
+		return a.syncDelete(ctx, id, gen, opt)
+	}
+	result := done
+	if mustApply {
+		result = a.applyBundle(ctx, id, gen, meta, spec)
+		if result == again {
+			return again
+		}
+	}
+	if a.evaluateBundle(id, checkDrift) {
+		a.metrics.driftReapplies.Inc()
+		a.mu.Lock()
+		if b := a.bundles[id]; b != nil && b.gen == gen {
+			b.needApply = true
+		}
+		a.mu.Unlock()
+		return again
+	}
+	return result
+}
+
+// applyBundle applies generation gen and acknowledges it once recorded.
+func (a *Agent) applyBundle(ctx context.Context, id string, gen int64, meta api.ObjectMeta, spec api.BundleSpec) next {
+	res, err := a.applier.Apply(ctx, id, gen, meta, spec)
+	if errors.Is(err, apply.ErrStaleGeneration) {
+		// The record holds a newer generation (or its deletion): a Spec for
+		// it is on its way; do not move backwards.
+		a.log.Warn("agent: stale generation not applied", "bundle", id, "generation", gen, "err", err)
+		return done
+	}
+	if err != nil {
+		a.metrics.applies.WithLabelValues("error").Inc()
+		a.log.Warn("agent: apply failed, retrying", "bundle", id, "generation", gen, "err", err)
+		return retry
+	}
+	a.mu.Lock()
+	b := a.bundles[id]
+	if b == nil || b.gen != gen || b.deleting {
+		a.mu.Unlock()
+		return again // the desired state moved meanwhile
+	}
+	b.results, b.appliedGen = res.Objects, gen
+	b.needApply = res.Retryable()
+	mustAck := b.ackedGen < gen
+	if mustAck {
+		b.ackedGen = gen
+	}
+	a.mu.Unlock()
+	if mustAck {
+		a.ack(ctx, protocol.SpecAck{BundleID: id, Generation: gen})
+	}
+	a.observer.Replace(id, observedKeys(res.Objects))
+	if err := res.Err(); err != nil {
+		a.metrics.applies.WithLabelValues("failed").Inc()
+		a.log.Info("agent: some objects not applied", "bundle", id, "generation", gen, "retrying", res.Retryable(), "err", err)
+	} else {
+		a.metrics.applies.WithLabelValues("ok").Inc()
+	}
+	if res.Retryable() {
+		return retry
+	}
+	return done
+}
+
+// syncDelete makes one deletion pass; when the bundle is gone it reports
+// the deletion and acknowledges it.
+func (a *Agent) syncDelete(ctx context.Context, id string, gen int64, opt *workv1.DeleteOption) next {
+	res, finished, err := a.applier.Delete(ctx, id, gen, opt)
+	if errors.Is(err, apply.ErrStaleGeneration) {
+		a.log.Warn("agent: stale deletion ignored", "bundle", id, "generation", gen, "err", err)
+		return done
+	}
+	if err != nil {
+		a.log.Warn("agent: delete failed, retrying", "bundle", id, "generation", gen, "err", err)
+		return retry
+	}
+	a.mu.Lock()
+	b := a.bundles[id]
+	if b == nil || b.gen != gen || !b.deleting {
+		a.mu.Unlock()
+		return again
+	}
+	mustAck := !finished && b.ackedGen < gen
+	if mustAck {
+		b.ackedGen = gen
+	}
+	if finished {
+		delete(a.bundles, id)
+	}
+	a.mu.Unlock()
+	if mustAck {
+		a.ack(ctx, protocol.SpecAck{BundleID: id, Generation: gen})
+	}
+	if !finished {
+		if err := res.Err(); err != nil {
+			a.log.Info("agent: deletion pending", "bundle", id, "err", err)
+		}
+		a.evaluateBundle(id, false)
+		return retry
+	}
+	a.observer.Unwatch(id)
+	a.reporter.MarkDeleted(id, gen)
+	a.ack(ctx, protocol.SpecAck{BundleID: id, Generation: gen, Gone: true})
+	a.metrics.deletions.Inc()
+	return done
+}
+
+// evaluateBundle computes the bundle's status from the observer's cache
+// and sets the reporter. With checkDrift it also reports whether an
+// object the bundle applies was changed or deleted by someone else.
+// Nothing is reported while some object's informer has not synced yet
+// (its sync enqueues the bundle again).
+func (a *Agent) evaluateBundle(id string, checkDrift bool) (drift bool) {
+	a.mu.Lock()
+	b := a.bundles[id]
+	if b == nil || b.results == nil {
+		a.mu.Unlock()
+		return false
+	}
+	gen, results, manifests, prev, prevConds := b.gen, b.results, b.manifests, b.prev, b.prevConds
+	configs := b.spec.ManifestConfigs
+	a.mu.Unlock()
+
+	now := a.opts.Clock.Now()
+	statuses := make([]api.ResourceStatus, len(results))
+	for i, r := range results {
+		var obj *unstructured.Unstructured
+		if key, ok := keyOf(r); ok {
+			if !a.observer.Synced(key) {
+				return false
+			}
+			obj, _ = a.observer.Get(key)
+		}
+		var manifest *unstructured.Unstructured
+		if r.Ordinal >= 0 && r.Ordinal < len(manifests) {
+			manifest = manifests[r.Ordinal]
+		}
+		if checkDrift && drifted(r, manifest, obj) {
+			drift = true
+		}
+		meta := r.ResourceMeta()
+		in := evaluate.Input{Meta: meta, Object: obj, FeedbackRules: evaluate.FeedbackRulesFor(configs, meta),
+			Apply: applyResult(r), ObservedAt: now}
+		if i < len(prev) && prev[i].ResourceMeta == meta {
+			in.Previous = &prev[i]
+		}
+		statuses[i] = evaluate.Object(in)
+	}
+	conds := evaluate.Bundle(statuses, gen, prevConds)
+	a.mu.Lock()
+	if b := a.bundles[id]; b != nil && b.gen == gen {
+		b.prev, b.prevConds = statuses, conds
+	}
+	a.mu.Unlock()
+	a.reporter.Set(id, gen, api.ReportedStatus{Conditions: conds, ResourceStatus: statuses})
+	return drift
+}
+
+// keyOf is the observer key of an applied or read object; false when the
+// manifest could not be resolved to a resource.
+func keyOf(r apply.ObjectResult) (observe.Key, bool) {
+	if r.GVR.Resource == "" || r.Name == "" {
+		return observe.Key{}, false
+	}
+	return observe.Key{GVR: r.GVR, Namespace: r.Namespace, Name: r.Name}, true
+}
+
+func observedKeys(rs []apply.ObjectResult) []observe.Key {
+	keys := make([]observe.Key, 0, len(rs))
+	for _, r := range rs {
+		if k, ok := keyOf(r); ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// applyResult translates the applier's outcome for the evaluator.
+func applyResult(r apply.ObjectResult) evaluate.ApplyResult {
+	switch r.Outcome {
+	case apply.Failed:
+		msg := ""
+		if r.Err != nil {
+			msg = r.Err.Error()
+		}
+		return evaluate.ApplyResult{State: evaluate.ApplyFailed, Reason: r.Reason, Message: msg}
+	case apply.Skipped:
+		return evaluate.ApplyResult{State: evaluate.ApplyReadOnly}
+	case apply.Created, apply.Configured, apply.Unchanged:
+		if r.Strategy == workv1.UpdateStrategyTypeReadOnly {
+			return evaluate.ApplyResult{State: evaluate.ApplyReadOnly}
+		}
+		return evaluate.ApplyResult{State: evaluate.ApplySucceeded}
+	}
+	return evaluate.ApplyResult{State: evaluate.ApplyPending}
+}

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/baton-dev/baton/internal/agent"
+	"github.com/baton-dev/baton/internal/protocol"
+)
+
+func init() { register(newAgentCmd) }
+
+// dialServer opens the agent's link to the server at addr for consumer.
+// The transport package that implements it sets this hook; the link must
+// reconnect by itself and signal every new session on Conn.Up.
+var dialServer = func(ctx context.Context, addr, consumer string) (protocol.Conn, error) {
+	return nil, errors.New("no transport compiled in: cannot dial the server")
+}
+
+type agentOptions struct {
+	consumer    string
+	kubeconfig  string
+	kubeContext string
+	server      string
+	qps         float32
+	burst       int
+	metricsAddr string
+	recordsNS   string
+	workers     int
+	resync      time.Duration
+	heartbeat   time.Duration
+	logLevel    string
+}
+
+func newAgentCmd() *cobra.Command {
+	o := &agentOptions{}
+	cmd := &cobra.Command{
+		Use:   "agent --consumer NAME",
+		Short: "Run the agent of one cluster: apply bundles and report their live status",
+		Long: `Run the agent of one consumer cluster. The agent connects to the baton
+server, applies the bundles the server sends for the consumer, watches every
+applied or observed object (one shared watch per resource type and namespace),
+and reports the live status of each object back, within a second of a change.
+Objects it applied that someone edits or deletes are applied again.
+
+Inside a pod the agent uses the pod's service account; elsewhere it uses
+--kubeconfig, then $KUBECONFIG, then ~/.kube/config. What it applied is
+recorded in ConfigMaps of --records-namespace, so a restarted agent knows what
+it holds and re-reports it.`,
+		Example: `  # Run the agent of consumer mgmt-1 against a local server
+  baton agent --consumer mgmt-1 --kubeconfig mgmt-1.kubeconfig --server localhost:8091`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.consumer, "consumer", "", "name of the consumer (cluster) this agent serves (required)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: in-cluster config, then $KUBECONFIG, then ~/.kube/config)")
+	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context to use")
+	f.StringVar(&o.server, "server", "localhost:8091", "address of the server's agent endpoint (gRPC)")
+	f.Float32Var(&o.qps, "kube-api-qps", 50, "queries per second to the Kubernetes API")
+	f.IntVar(&o.burst, "kube-api-burst", 100, "burst of queries to the Kubernetes API")
+	f.StringVar(&o.metricsAddr, "metrics-addr", ":8092", "address serving /healthz, /readyz and /metrics (empty: none)")
+	f.StringVar(&o.recordsNS, "records-namespace", "baton-agent", "namespace of the agent's bundle records")
+	f.IntVar(&o.workers, "workers", 4, "bundles processed in parallel")
+	f.DurationVar(&o.resync, "resync", 5*time.Minute, "safety-net re-evaluation period of every observed object")
+	f.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "interval of heartbeats carrying the status digest")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	_ = cmd.MarkFlagRequired("consumer")
+	return cmd
+}
+
+func (o *agentOptions) run(ctx context.Context) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return &ExitError{Code: 2, Msg: fmt.Sprintf("--log-level: %v", err)}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg, err := o.restConfig()
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = o.qps, o.burst
+	cfg.UserAgent = "baton-agent/" + o.consumer
+	conn, err := dialServer(ctx, o.server, o.consumer)
+	if err != nil {
+		return fmt.Errorf("agent: connect to %s: %w", o.server, err)
+	}
+	a, err := agent.New(cfg, conn, agent.Options{
+		Consumer: o.consumer, Workers: o.workers, Resync: o.resync, RecordsNamespace: o.recordsNS,
+		HeartbeatInterval: o.heartbeat, MetricsAddr: o.metricsAddr, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("agent: starting", "consumer", o.consumer, "server", o.server, "host", cfg.Host, "epoch", a.Epoch())
+	return a.Start(ctx)
+}
+
+// restConfig picks the cluster: --kubeconfig, else in-cluster, else the
+// usual kubeconfig loading rules ($KUBECONFIG, ~/.kube/config).
+func (o *agentOptions) restConfig() (*rest.Config, error) {
+	if o.kubeconfig == "" && o.kubeContext == "" {
+		if cfg, err := rest.InClusterConfig(); err == nil {
+			return cfg, nil
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if o.kubeconfig != "" {
+		rules.ExplicitPath = o.kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+		&clientcmd.ConfigOverrides{CurrentContext: o.kubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("agent: kubeconfig: %w", err)
+	}
+	return cfg, nil
+}
