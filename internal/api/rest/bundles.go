@@ -1,0 +1,179 @@
+package rest
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/baton-dev/baton/internal/api/search"
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+func (h *Handler) listBundles(w http.ResponseWriter, r *http.Request) {
+	lp, err := parseList(r, search.BundleFields, bundleMembers)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page, err := h.store.ListBundles(r.Context(), lp.opts)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	lw := startList(w, api.KindResourceBundleList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
+	for i := range page.Items {
+		lw.item(h.bundleOut(&page.Items[i]))
+		page.Items[i] = store.Bundle{} // let the encoded bundle go
+	}
+	h.finishList(r, lw)
+}
+
+func (h *Handler) getBundle(w http.ResponseWriter, r *http.Request) {
+	var p *projection
+	if v := r.URL.Query().Get("fields"); v != "" {
+		var err error
+		if p, err = parseProjection(v, bundleMembers); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	b, err := h.store.GetBundle(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := writeOne(w, http.StatusOK, h.bundleOut(&b), p); err != nil {
+		h.fail(w, r, err)
+	}
+}
+
+// deleteBundle marks the bundle deleting; it disappears once its agent
+// confirms removal. Deleting a bundle already marked is a no-op.
+func (h *Handler) deleteBundle(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.store.DeleteBundle(r.Context(), r.PathValue("id")); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) createBundle(w http.ResponseWriter, r *http.Request) {
+	var in api.ResourceBundle
+	if err := decodeBody(w, r, &in, MaxBundleBody); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	b, err := h.newBundle(&in)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out, err := h.store.CreateBundle(r.Context(), b)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		err = errorf(http.StatusBadRequest, CodeValidation, "consumer_name: no consumer named %q", b.ConsumerName)
+	case errors.Is(err, store.ErrConflict):
+		err = h.createConflict(r, b, err)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, h.bundleOut(&out))
+}
+
+// createConflict explains why a create found its id taken.
+func (h *Handler) createConflict(r *http.Request, b store.Bundle, cause error) error {
+	cur, err := h.store.GetBundle(r.Context(), b.ID)
+	if err == nil && cur.DeletedAt != nil {
+		return errorf(http.StatusConflict, CodeConflict, "resource bundle %s (consumer %s, metadata.name %s) is being "+
+			"deleted; it can be created again once its agent confirms the removal", b.ID, b.ConsumerName, b.Meta.Name)
+	}
+	if err == nil {
+		return errorf(http.StatusConflict, CodeConflict, "resource bundle %s (consumer %s, metadata.name %s, source %s) "+
+			"already exists; use PUT %s to change it", b.ID, b.ConsumerName, b.Meta.Name, b.Source, bundleHref(b.ID))
+	}
+	return cause
+}
+
+// putBundle replaces metadata and spec. version in the body is the
+// version the client read: a different current version is a 409; 0 or
+// absent means "whatever is current".
+func (h *Handler) putBundle(w http.ResponseWriter, r *http.Request) {
+	var in api.ResourceBundle
+	if err := decodeBody(w, r, &in, MaxBundleBody); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if in.Version < 0 {
+		h.fail(w, r, errorf(http.StatusBadRequest, CodeValidation, "version: must not be negative"))
+		return
+	}
+	cur, err := h.store.GetBundle(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.update(w, r, &cur, &in, in.Version, false)
+}
+
+// patchBundle merges the body into the current bundle (members present in
+// the body replace the current ones; metadata members merge) and stores the
+// result like PUT. Without a version in the body, a concurrent change is
+// retried on the new current bundle.
+func (h *Handler) patchBundle(w http.ResponseWriter, r *http.Request) {
+	data, err := readBody(w, r, MaxBundleBody)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := h.store.GetBundle(r.Context(), r.PathValue("id"))
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		merged := h.bundleOut(&cur).ResourceBundle
+		merged.Version = 0
+		if err := decodeJSON(data, &merged); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		expected := merged.Version
+		if expected == 0 {
+			expected = cur.Generation
+		}
+		retry := merged.Version == 0 && attempt < 3
+		if !h.update(w, r, &cur, &merged, expected, retry) {
+			continue // the bundle changed under us; merge again onto the new version
+		}
+		return
+	}
+}
+
+// update validates in against cur and stores it. It returns false without
+// writing a response only when retry is set and the store reported a
+// version conflict on a bundle not marked deleting; otherwise it answers
+// the request and returns true.
+func (h *Handler) update(w http.ResponseWriter, r *http.Request, cur *store.Bundle, in *api.ResourceBundle, expected int64, retry bool) bool {
+	b, err := h.changedBundle(cur, in)
+	if err != nil {
+		h.fail(w, r, err)
+		return true
+	}
+	out, err := h.store.UpdateBundle(r.Context(), b, expected)
+	if errors.Is(err, store.ErrConflict) {
+		if retry {
+			if again, gerr := h.store.GetBundle(r.Context(), cur.ID); gerr == nil && again.DeletedAt == nil {
+				return false
+			}
+		}
+		err = errorf(http.StatusConflict, CodeConflict, "resource bundle %s: %v; GET it and retry with its current version", cur.ID, err)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return true
+	}
+	writeJSON(w, http.StatusOK, h.bundleOut(&out))
+	return true
+}

@@ -1,0 +1,131 @@
+package rest
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/baton-dev/baton/internal/api/search"
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/internal/validate"
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// consumerCreate is the body of POST /consumers.
+type consumerCreate struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Server-set fields of the GET shape, accepted and ignored so a GET
+	// result can be posted back.
+	ID        string          `json:"id,omitempty"`
+	Kind      string          `json:"kind,omitempty"`
+	Href      string          `json:"href,omitempty"`
+	CreatedAt any             `json:"created_at,omitempty"`
+	UpdatedAt any             `json:"updated_at,omitempty"`
+	Agent     *api.AgentState `json:"agent,omitempty"`
+}
+
+// consumerPatch is the body of PATCH /consumers/{id}: labels replace the
+// consumer's labels ({} or null clears them).
+type consumerPatch struct {
+	Labels map[string]string `json:"labels"`
+}
+
+func (h *Handler) listConsumers(w http.ResponseWriter, r *http.Request) {
+	lp, err := parseList(r, search.ConsumerFields, consumerMembers)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page, err := h.store.ListConsumers(r.Context(), lp.opts)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	lw := startList(w, api.KindConsumerList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
+	for i := range page.Items {
+		lw.item(consumerOut(&page.Items[i]))
+	}
+	h.finishList(r, lw)
+}
+
+func (h *Handler) createConsumer(w http.ResponseWriter, r *http.Request) {
+	var in consumerCreate
+	if err := decodeBody(w, r, &in, MaxConsumerBody); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	id := uuid.NewString()
+	if in.Name == "" {
+		in.Name = id // Maestro names an unnamed consumer after its id
+	}
+	if err := validate.Consumer(in.Name, in.Labels); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	c, err := h.store.CreateConsumer(r.Context(), store.Consumer{ID: id, Name: in.Name, Labels: in.Labels})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, consumerOut(&c))
+}
+
+func (h *Handler) getConsumer(w http.ResponseWriter, r *http.Request) {
+	c, err := h.store.GetConsumer(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, consumerOut(&c))
+}
+
+func (h *Handler) patchConsumer(w http.ResponseWriter, r *http.Request) {
+	var in consumerPatch
+	if err := decodeBody(w, r, &in, MaxConsumerBody); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := validate.Labels("labels", in.Labels); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	cur, err := h.store.GetConsumer(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	c, err := h.store.UpdateConsumerLabels(r.Context(), cur.ID, in.Labels)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, consumerOut(&c))
+}
+
+func (h *Handler) deleteConsumer(w http.ResponseWriter, r *http.Request) {
+	cur, err := h.store.GetConsumer(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.store.DeleteConsumer(r.Context(), cur.ID); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			err = errorf(http.StatusConflict, CodeConflict, "consumer %s still has resource bundles "+
+				"(deleting ones included); delete them and wait until its agent confirms (%v)", cur.Name, err)
+		}
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// finishList completes a streamed list; a failure after the header was
+// sent aborts the connection.
+func (h *Handler) finishList(r *http.Request, lw *listWriter) {
+	if err := lw.finish(); err != nil {
+		h.log.Error("rest: list: encoding failed after the response started", "path", r.URL.Path, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}

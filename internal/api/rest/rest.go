@@ -1,0 +1,143 @@
+// Package rest serves baton's Maestro-compatible REST API under
+// /api/maestro/v1: consumers, resource bundles (Maestro's read and delete
+// verbs plus baton's create, replace and merge-patch), list parameters
+// (page, size, search, orderBy, fields) and Maestro's error body.
+//
+// The handler owns no state besides its options; everything durable is in
+// the store. Every write is validated (package validate) before the store
+// is called, so a rejected request changes nothing.
+//
+// List responses are streamed: the envelope is written first and each item
+// is encoded straight into a buffered writer, so a page of thousands of
+// bundles is never held twice in memory. Stored JSON (manifests) is copied
+// as raw bytes, never decoded again.
+package rest
+
+import (
+	"log/slog"
+	"net/http"
+
+	"k8s.io/utils/clock"
+
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// List sizes.
+const (
+	DefaultPageSize = 100
+	// MaxPageSize is the largest accepted size; a larger one is a 400.
+	MaxPageSize = 10000
+)
+
+// DefaultSource is the source of bundles created over REST without one.
+const DefaultSource = "baton"
+
+// FreshnessSource gives the freshness verdict of a bundle (I6). It is
+// called for every bundle the API returns, lists included, so it must be
+// cheap and must not block on I/O. A nil verdict omits the field.
+type FreshnessSource interface {
+	Freshness(b *store.Bundle) *api.Freshness
+}
+
+// Options configure the handler.
+type Options struct {
+	// Store holds consumers and bundles. Required.
+	Store store.Store
+	// Logger receives internal errors (5xx); nil discards.
+	Logger *slog.Logger
+	// Clock is used for nothing time-critical today; nil is the real clock.
+	Clock clock.PassiveClock
+	// Freshness adds status.freshness to bundles; nil omits it.
+	Freshness FreshnessSource
+	// Source is the source of bundles created without one; empty is DefaultSource.
+	Source string
+}
+
+// Handler serves the REST API.
+type Handler struct {
+	store     store.Store
+	log       *slog.Logger
+	clock     clock.PassiveClock
+	freshness FreshnessSource
+	source    string
+	mux       *http.ServeMux
+}
+
+// Route is one registered method and path pattern (net/http syntax).
+type Route struct {
+	Method  string
+	Pattern string // e.g. "/api/maestro/v1/consumers/{id}"
+	handler http.HandlerFunc
+}
+
+// New returns a handler serving every route of Routes.
+func New(opts Options) *Handler {
+	h := &Handler{
+		store:     opts.Store,
+		log:       opts.Logger,
+		clock:     opts.Clock,
+		freshness: opts.Freshness,
+		source:    opts.Source,
+		mux:       http.NewServeMux(),
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.clock == nil {
+		h.clock = clock.RealClock{}
+	}
+	if h.source == "" {
+		h.source = DefaultSource
+	}
+	for _, r := range h.routes() {
+		h.mux.HandleFunc(r.Method+" "+r.Pattern, r.handler)
+	}
+	return h
+}
+
+func (h *Handler) routes() []Route {
+	const v1 = api.BasePath
+	return []Route{
+		{"GET", "/api/maestro", h.getAPI},
+		{"GET", v1, h.getVersion},
+		{"GET", v1 + "/openapi", h.getOpenAPI},
+		{"GET", v1 + "/consumers", h.listConsumers},
+		{"POST", v1 + "/consumers", h.createConsumer},
+		{"GET", v1 + "/consumers/{id}", h.getConsumer},
+		{"PATCH", v1 + "/consumers/{id}", h.patchConsumer},
+		{"DELETE", v1 + "/consumers/{id}", h.deleteConsumer},
+		{"GET", v1 + "/resource-bundles", h.listBundles},
+		{"POST", v1 + "/resource-bundles", h.createBundle},
+		{"GET", v1 + "/resource-bundles/{id}", h.getBundle},
+		{"PUT", v1 + "/resource-bundles/{id}", h.putBundle},
+		{"PATCH", v1 + "/resource-bundles/{id}", h.patchBundle},
+		{"DELETE", v1 + "/resource-bundles/{id}", h.deleteBundle},
+	}
+}
+
+// Routes lists the method and pattern of every route the handler serves.
+func (h *Handler) Routes() []Route {
+	rs := h.routes()
+	for i := range rs {
+		rs[i].handler = nil
+	}
+	return rs
+}
+
+// Pattern returns the route pattern ("GET /api/maestro/v1/consumers/{id}")
+// that serves r, or "" when no route does. Metrics use it as the route label.
+func (h *Handler) Pattern(r *http.Request) string {
+	_, p := h.mux.Handler(r)
+	return p
+}
+
+// ServeHTTP serves the API. Unknown paths and methods get Maestro error
+// bodies (404, 405 with Allow).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		h.noRoute(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
