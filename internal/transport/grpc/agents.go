@@ -1,0 +1,179 @@
+package grpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	ggrpc "google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/baton-dev/baton/internal/protocol"
+	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
+	"github.com/baton-dev/baton/internal/transport/grpc/pb"
+)
+
+// agentService serves the agent listener: Subscribe with cluster_name opens
+// a session handed to the AgentHandler, Publish feeds that session.
+type agentService struct {
+	pb.UnimplementedCloudEventServiceServer
+	s   *Server
+	ctx context.Context // the server's; ends every session
+
+	mu       sync.Mutex
+	sessions map[string]*session // by consumer
+}
+
+// session is the server's protocol.Conn for one agent Subscribe stream.
+type session struct {
+	s        *Server
+	consumer string
+	out      *outStream
+	up       chan struct{}
+
+	// in is Recv's channel. Deliveries hold inMu for reading; closing takes
+	// it for writing after out.done is closed, so no delivery races the close.
+	inMu   sync.RWMutex
+	in     chan protocol.Message
+	closed bool
+}
+
+var _ protocol.Conn = (*session)(nil)
+
+func (a *agentService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.ServerStreamingServer[pb.CloudEvent]) error {
+	consumer := req.GetClusterName()
+	if consumer == "" {
+		return status.Error(codes.InvalidArgument, "subscribe: cluster_name is required on the agent endpoint")
+	}
+	if dt := req.GetDataType(); dt != "" && dt != ce.DataType {
+		return status.Errorf(codes.InvalidArgument, "subscribe: data type %q: unsupported", dt)
+	}
+	if err := authorizeConsumer(stream.Context(), consumer); err != nil {
+		return err
+	}
+	ctx, cancel, id, err := openStream(a.ctx, stream)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	sess := &session{s: a.s, consumer: consumer, out: newOutStream(), up: make(chan struct{}, 1),
+		in: make(chan protocol.Message, streamBuffer)}
+	sess.up <- struct{}{}
+	a.register(sess)
+	defer a.unregister(sess)
+	log := a.s.log.With("consumer", consumer, "subscription", id)
+	log.Info("agent connected")
+
+	sendErr := make(chan error, 1)
+	go func() {
+		sendErr <- a.s.sendLoop(ctx, sess.out, stream)
+		cancel()
+	}()
+	attachErr := a.s.cfg.Agents.Attach(ctx, consumer, sess)
+	cancel()
+	sess.close()
+	if err := <-sendErr; err != nil {
+		log.Info("agent stream send failed", "err", err)
+	}
+	log.Info("agent disconnected", "err", attachErr)
+	if attachErr != nil && !errors.Is(attachErr, context.Canceled) {
+		return status.Errorf(codes.Unavailable, "agent session: %v", attachErr)
+	}
+	return nil
+}
+
+// register makes sess the consumer's session, ending an older one.
+func (a *agentService) register(sess *session) {
+	a.mu.Lock()
+	old := a.sessions[sess.consumer]
+	a.sessions[sess.consumer] = sess
+	a.mu.Unlock()
+	if old != nil {
+		old.out.close()
+	}
+}
+
+func (a *agentService) unregister(sess *session) {
+	a.mu.Lock()
+	if a.sessions[sess.consumer] == sess {
+		delete(a.sessions, sess.consumer)
+	}
+	a.mu.Unlock()
+}
+
+func (a *agentService) Publish(ctx context.Context, req *pb.PublishRequest) (*emptypb.Empty, error) {
+	e, err := fromPB(req.GetEvent())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if ce.IsKeepalive(e) {
+		return &emptypb.Empty{}, nil
+	}
+	m, err := ce.Decode(e)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if m.Consumer == "" {
+		return nil, status.Error(codes.InvalidArgument, "publish: clustername extension is required")
+	}
+	if err := authorizeConsumer(ctx, m.Consumer); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	sess := a.sessions[m.Consumer]
+	a.mu.Unlock()
+	if sess == nil {
+		return nil, status.Errorf(codes.Unavailable, "publish: consumer %q has no open subscription", m.Consumer)
+	}
+	if err := sess.deliver(ctx, m); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "publish: consumer %q: %v", m.Consumer, err)
+	}
+	return &emptypb.Empty{}, nil
+}
+
+func (c *session) deliver(ctx context.Context, m protocol.Message) error {
+	c.inMu.RLock()
+	defer c.inMu.RUnlock()
+	if c.closed {
+		return protocol.ErrDisconnected
+	}
+	select {
+	case c.in <- m:
+		return nil
+	case <-c.out.done:
+		return protocol.ErrDisconnected
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close ends the session: Send fails from now on and Recv's channel closes.
+func (c *session) close() {
+	c.out.close()
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
+	if !c.closed {
+		c.closed = true
+		close(c.in)
+	}
+}
+
+// Send encodes m for the agent and queues it on the stream.
+func (c *session) Send(ctx context.Context, m protocol.Message) error {
+	m.Consumer = c.consumer
+	e, err := ce.Encode(m, c.s.cfg.SourceID, c.s.cfg.Clock.Now())
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", c.consumer, err)
+	}
+	ev, err := toPB(e)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", c.consumer, err)
+	}
+	return c.out.enqueue(ctx, ev)
+}
+
+func (c *session) Recv() <-chan protocol.Message { return c.in }
+func (c *session) Up() <-chan struct{}           { return c.up }

@@ -1,0 +1,269 @@
+package grpc
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	ggrpc "google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"k8s.io/utils/clock"
+
+	"github.com/baton-dev/baton/internal/protocol"
+	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
+	"github.com/baton-dev/baton/internal/transport/grpc/pb"
+)
+
+// DialOptions configure an agent's link to the server.
+type DialOptions struct {
+	// Source is the CloudEvents source of the agent's events (default
+	// "baton-agent-<consumer>").
+	Source string
+	// TLS secures the connection (nil: plaintext). Give it a client
+	// certificate when the server requires one.
+	TLS *tls.Config
+	// Token is sent as a bearer token on every call.
+	Token string
+	// MinBackoff and MaxBackoff bound the wait between reconnect attempts
+	// (defaults 200 ms and 10 s); the wait doubles per failed attempt.
+	MinBackoff, MaxBackoff time.Duration
+	// ServerTimeout ends a session that received nothing, heartbeats
+	// included, for this long (default 3 × DefaultHeartbeatInterval).
+	ServerTimeout time.Duration
+	// HeaderTimeout bounds the wait for the subscription-id header (default 10 s).
+	HeaderTimeout time.Duration
+	Clock         clock.WithTickerAndDelayedExecution
+	Logger        *slog.Logger
+	// Drop is a test-only fault injection hook: when it returns true for a
+	// message, Send drops the message and reports success. Never set it in
+	// production.
+	Drop func(protocol.Message) bool
+	// GRPCOptions are appended to the dial options.
+	GRPCOptions []ggrpc.DialOption
+}
+
+// Client is an agent's protocol.Conn over gRPC: it subscribes with the
+// consumer as cluster_name and publishes its messages, reconnecting with
+// backoff until the Dial context ends. Up fires for every new session; Send
+// returns protocol.ErrDisconnected while no session is up.
+type Client struct {
+	consumer string
+	opts     DialOptions
+	cc       *ggrpc.ClientConn
+	rpc      pb.CloudEventServiceClient
+	recv     chan protocol.Message
+	up       chan struct{}
+
+	mu   sync.RWMutex
+	live bool
+}
+
+var _ protocol.Conn = (*Client)(nil)
+
+// Dial starts the agent's link to addr and returns at once; the link runs
+// until ctx ends, after which Recv's channel closes. An error means the
+// options are unusable.
+func Dial(ctx context.Context, addr, consumer string, opts DialOptions) (*Client, error) {
+	if consumer == "" {
+		return nil, errors.New("grpc dial: consumer is required")
+	}
+	opts = opts.withDefaults(consumer)
+	dopts := []ggrpc.DialOption{ggrpc.WithTransportCredentials(insecure.NewCredentials())}
+	if opts.TLS != nil {
+		dopts[0] = ggrpc.WithTransportCredentials(credentials.NewTLS(opts.TLS))
+	}
+	if opts.Token != "" {
+		dopts = append(dopts, ggrpc.WithPerRPCCredentials(tokenCreds{token: opts.Token, secure: opts.TLS != nil}))
+	}
+	cc, err := ggrpc.NewClient(addr, append(dopts, opts.GRPCOptions...)...)
+	if err != nil {
+		return nil, fmt.Errorf("grpc dial %s: %w", addr, err)
+	}
+	c := &Client{consumer: consumer, opts: opts, cc: cc, rpc: pb.NewCloudEventServiceClient(cc),
+		recv: make(chan protocol.Message, streamBuffer), up: make(chan struct{}, 1)}
+	go c.run(ctx)
+	return c, nil
+}
+
+func (o DialOptions) withDefaults(consumer string) DialOptions {
+	if o.Source == "" {
+		o.Source = "baton-agent-" + consumer
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(10*time.Second, o.MinBackoff)
+	}
+	if o.ServerTimeout <= 0 {
+		o.ServerTimeout = 3 * DefaultHeartbeatInterval
+	}
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = 10 * time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+func (c *Client) run(ctx context.Context) {
+	defer close(c.recv)
+	defer c.cc.Close()
+	log := c.opts.Logger.With("consumer", c.consumer)
+	backoff := c.opts.MinBackoff
+	for ctx.Err() == nil {
+		established, err := c.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if established {
+			backoff = c.opts.MinBackoff
+		}
+		log.Info("server link down", "err", err, "retry", backoff)
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.opts.Clock.After(wait):
+		}
+		backoff = min(2*backoff, c.opts.MaxBackoff)
+	}
+}
+
+// session runs one Subscribe stream until it fails; established tells
+// whether it got as far as the subscription header.
+func (c *Client) session(ctx context.Context) (established bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.rpc.Subscribe(ctx, &pb.SubscriptionRequest{ClusterName: c.consumer, DataType: ce.DataType})
+	if err != nil {
+		return false, err
+	}
+	hdrTimer := c.opts.Clock.AfterFunc(c.opts.HeaderTimeout, cancel)
+	hdr, err := stream.Header()
+	hdrTimer.Stop()
+	if err != nil {
+		return false, err
+	}
+	if len(hdr.Get(SubscriptionIDHeader)) == 0 {
+		// No header: the server refused; Recv carries its error.
+		_, err := stream.Recv()
+		return false, fmt.Errorf("subscribe: no %s header: %w", SubscriptionIDHeader, err)
+	}
+	c.setLive(true)
+	defer c.setLive(false)
+	select {
+	case c.up <- struct{}{}:
+	default:
+	}
+
+	events := make(chan *pb.CloudEvent)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	watchdog := c.opts.Clock.NewTimer(c.opts.ServerTimeout)
+	defer watchdog.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case err := <-errc:
+			return true, err
+		case <-watchdog.C():
+			return true, fmt.Errorf("no event from the server for %s", c.opts.ServerTimeout)
+		case ev := <-events:
+			watchdog.Reset(c.opts.ServerTimeout)
+			if err := c.deliver(ctx, ev); err != nil {
+				return true, err
+			}
+		}
+	}
+}
+
+func (c *Client) deliver(ctx context.Context, ev *pb.CloudEvent) error {
+	e, err := fromPB(ev)
+	if err == nil && ce.IsKeepalive(e) {
+		return nil
+	}
+	var m protocol.Message
+	if err == nil {
+		m, err = ce.Decode(e)
+	}
+	if err != nil {
+		c.opts.Logger.Warn("dropping undecodable event", "consumer", c.consumer, "type", ev.GetType(), "err", err)
+		return nil
+	}
+	select {
+	case c.recv <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Client) setLive(v bool) { c.mu.Lock(); c.live = v; c.mu.Unlock() }
+
+// Send publishes m. It returns protocol.ErrDisconnected (wrapped) while no
+// session is up or when the server cannot be reached.
+func (c *Client) Send(ctx context.Context, m protocol.Message) error {
+	if c.opts.Drop != nil && c.opts.Drop(m) {
+		return nil
+	}
+	c.mu.RLock()
+	live := c.live
+	c.mu.RUnlock()
+	if !live {
+		return protocol.ErrDisconnected
+	}
+	m.Consumer = c.consumer
+	e, err := ce.Encode(m, c.opts.Source, c.opts.Clock.Now())
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", c.consumer, err)
+	}
+	ev, err := toPB(e)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", c.consumer, err)
+	}
+	_, err = c.rpc.Publish(ctx, &pb.PublishRequest{Event: ev})
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if status.Code(err) == codes.Unavailable {
+		return fmt.Errorf("consumer %s: publish %s: %v: %w", c.consumer, m.Type, err, protocol.ErrDisconnected)
+	}
+	return fmt.Errorf("consumer %s: publish %s: %w", c.consumer, m.Type, err)
+}
+
+// Recv returns the messages from the server; it closes when the Dial
+// context ends.
+func (c *Client) Recv() <-chan protocol.Message { return c.recv }
+
+// Up receives a value each time a new session starts.
+func (c *Client) Up() <-chan struct{} { return c.up }

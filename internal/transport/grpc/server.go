@@ -1,0 +1,261 @@
+package grpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	ggrpc "google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"k8s.io/utils/clock"
+
+	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/internal/transport/grpc/pb"
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// SubscriptionIDHeader is the response header a Subscribe stream opens
+// with; sdk-go clients wait for it.
+const SubscriptionIDHeader = "subscription-id"
+
+// Defaults.
+const (
+	DefaultSourceAddr        = ":8090"
+	DefaultAgentAddr         = ":8091"
+	DefaultHeartbeatInterval = 10 * time.Second
+	DefaultSourceID          = "baton"
+	streamBuffer             = 256
+)
+
+// AgentHandler serves one agent session. Attach blocks until ctx ends (the
+// stream closed or the server stops) or the session is given up; conn's
+// Recv closes once Attach's session is over.
+type AgentHandler interface {
+	Attach(ctx context.Context, consumer string, conn protocol.Conn) error
+}
+
+// BundleStore is the part of store.Store the source API writes and reads.
+// Errors wrap store.ErrNotFound, store.ErrConflict or store.ErrInvalid.
+type BundleStore interface {
+	CreateBundle(ctx context.Context, b store.Bundle) (store.Bundle, error)
+	UpdateBundle(ctx context.Context, b store.Bundle, expectedGeneration int64) (store.Bundle, error)
+	DeleteBundle(ctx context.Context, id string) (store.Bundle, error)
+	GetBundle(ctx context.Context, id string) (store.Bundle, error)
+	ListBundles(ctx context.Context, opts store.ListOptions) (store.Page[store.Bundle], error)
+}
+
+// ChangeFeed delivers store changes (the watch broker). since is the last
+// sequence seen, or FromNow for live changes only. The channel closes when
+// the subscriber fell too far behind; it must then subscribe again from the
+// last sequence it saw. The func unsubscribes.
+type ChangeFeed interface {
+	Subscribe(filter func(store.Change) bool, since int64) (<-chan store.Change, func())
+}
+
+// FromNow asks a ChangeFeed for live changes only (watch.FromNow).
+const FromNow int64 = -1
+
+// Config configures a Server. Agents, Bundles and Changes are required.
+type Config struct {
+	// SourceAddr serves source clients (--grpc-addr); AgentAddr serves agents
+	// (--agent-addr). Both serve the same CloudEventService.
+	SourceAddr string
+	AgentAddr  string
+	// SourceID is the CloudEvents source of the events the server sends.
+	SourceID string
+	Agents   AgentHandler
+	Bundles  BundleStore
+	Changes  ChangeFeed
+	// Validate checks a bundle a source writes; nil accepts everything.
+	Validate func(*api.ResourceBundle) error
+	// Notify is called with the consumer after every accepted spec write.
+	Notify func(consumer string)
+	// SequenceID mints the snowflake sequence id of the Deleted status sent
+	// for a purged bundle; it must share the node id with the ids status
+	// ingest stores. Default: a generator on node 1.
+	SequenceID func() string
+	// HeartbeatInterval is how often every Subscribe stream gets a
+	// heartbeat event (default 10 s; sdk-go clients give up after 20 s).
+	HeartbeatInterval time.Duration
+	TLS               TLSConfig
+	Clock             clock.WithTicker
+	Logger            *slog.Logger
+}
+
+// Server is the gRPC CloudEvents endpoint for source clients and agents.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	agents  *agentService
+	sources *sourceService
+
+	ready             chan struct{}
+	mu                sync.Mutex
+	sourceLn, agentLn net.Addr
+	startOnce         sync.Once
+}
+
+// New checks cfg and returns a server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Agents == nil || cfg.Bundles == nil || cfg.Changes == nil {
+		return nil, errors.New("grpc server: Agents, Bundles and Changes are required")
+	}
+	if cfg.SourceAddr == "" {
+		cfg.SourceAddr = DefaultSourceAddr
+	}
+	if cfg.AgentAddr == "" {
+		cfg.AgentAddr = DefaultAgentAddr
+	}
+	if cfg.SourceID == "" {
+		cfg.SourceID = DefaultSourceID
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = func(string) {}
+	}
+	if cfg.SequenceID == nil {
+		cfg.SequenceID = newSeqGen(cfg.Clock, 1).next
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
+	s.agents = &agentService{s: s, sessions: map[string]*session{}}
+	s.sources = &sourceService{s: s, subs: map[string]map[*sourceSub]struct{}{}}
+	return s, nil
+}
+
+// Ready is closed once both listeners are bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// SourceAddr and AgentAddr return the bound addresses (after Ready).
+func (s *Server) SourceAddr() string { s.mu.Lock(); defer s.mu.Unlock(); return addrString(s.sourceLn) }
+func (s *Server) AgentAddr() string  { s.mu.Lock(); defer s.mu.Unlock(); return addrString(s.agentLn) }
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// Start listens on both addresses and serves until ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	srcOpts, agentOpts, err := s.cfg.TLS.serverOptions()
+	if err != nil {
+		return fmt.Errorf("grpc server: %w", err)
+	}
+	var lc net.ListenConfig
+	sl, err := lc.Listen(ctx, "tcp", s.cfg.SourceAddr)
+	if err != nil {
+		return fmt.Errorf("grpc server: listen %s: %w", s.cfg.SourceAddr, err)
+	}
+	al, err := lc.Listen(ctx, "tcp", s.cfg.AgentAddr)
+	if err != nil {
+		sl.Close()
+		return fmt.Errorf("grpc server: listen %s: %w", s.cfg.AgentAddr, err)
+	}
+	s.mu.Lock()
+	s.sourceLn, s.agentLn = sl.Addr(), al.Addr()
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.sources.ctx, s.agents.ctx = ctx, ctx
+	src := ggrpc.NewServer(srcOpts...)
+	pb.RegisterCloudEventServiceServer(src, s.sources)
+	agt := ggrpc.NewServer(agentOpts...)
+	pb.RegisterCloudEventServiceServer(agt, s.agents)
+	s.startOnce.Do(func() { close(s.ready) })
+	s.log.Info("grpc listening", "sources", sl.Addr().String(), "agents", al.Addr().String())
+
+	errc := make(chan error, 2)
+	go func() { errc <- src.Serve(sl) }()
+	go func() { errc <- agt.Serve(al) }()
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("grpc server: serve: %w", err)
+	}
+	cancel() // ends every stream handler
+	src.Stop()
+	agt.Stop()
+	return err
+}
+
+// outStream owns the sending side of one Subscribe stream: events queued by
+// producers and the periodic heartbeat. Only its loop calls Send.
+type outStream struct {
+	events chan *pb.CloudEvent
+	done   chan struct{}
+	once   sync.Once
+}
+
+func newOutStream() *outStream {
+	return &outStream{events: make(chan *pb.CloudEvent, streamBuffer), done: make(chan struct{})}
+}
+
+func (o *outStream) close() { o.once.Do(func() { close(o.done) }) }
+
+// enqueue queues ev; it fails once the stream is over.
+func (o *outStream) enqueue(ctx context.Context, ev *pb.CloudEvent) error {
+	select {
+	case <-o.done:
+		return protocol.ErrDisconnected
+	default:
+	}
+	select {
+	case o.events <- ev:
+		return nil
+	case <-o.done:
+		return protocol.ErrDisconnected
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sendLoop writes queued events and heartbeats to stream until ctx ends or
+// a send fails; it closes o on return.
+func (s *Server) sendLoop(ctx context.Context, o *outStream, stream ggrpc.ServerStreamingServer[pb.CloudEvent]) error {
+	defer o.close()
+	t := s.cfg.Clock.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		var ev *pb.CloudEvent
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.done:
+			return nil
+		case <-t.C():
+			ev = keepalive(s.cfg.SourceID)
+		case ev = <-o.events:
+		}
+		if err := stream.Send(ev); err != nil {
+			return err
+		}
+	}
+}
+
+// openStream sends the subscription-id header and returns a context that
+// ends with the stream or the server.
+func openStream(serverCtx context.Context, stream ggrpc.ServerStreamingServer[pb.CloudEvent]) (context.Context, context.CancelFunc, string, error) {
+	id := uuid.NewString()
+	if err := stream.SendHeader(metadata.Pairs(SubscriptionIDHeader, id)); err != nil {
+		return nil, nil, "", err
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	stop := context.AfterFunc(serverCtx, cancel)
+	return ctx, func() { stop(); cancel() }, id, nil
+}
