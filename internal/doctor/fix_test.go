@@ -1,0 +1,78 @@
+package doctor
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// fakeServer reports the stale IP until it was asked to resync and then
+// read staleReads more times.
+type fakeServer struct {
+	mu         sync.Mutex
+	resynced   []string
+	staleReads int
+	neverFixed bool
+}
+
+func (s *fakeServer) ResyncBundle(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resynced = append(s.resynced, id)
+	return nil
+}
+
+func (s *fakeServer) GetBundle(_ context.Context, id string) (*api.ResourceBundle, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ip := "20.9.9.9"
+	if s.neverFixed || s.staleReads > 0 {
+		s.staleReads--
+		ip = "20.1.2.3"
+	}
+	b := ipBundle()
+	b.Status = &api.BundleStatus{ResourceStatus: []api.ResourceStatus{{ResourceMeta: routerMeta,
+		StatusFeedbacks: ipValue(ip), Conditions: available(metav1.ConditionTrue, "")}}}
+	return b, nil
+}
+
+func TestFixWaitsUntilAgreement(t *testing.T) {
+	srv := &fakeServer{staleReads: 2}
+	g := mapGetter{"router": service(t, "u", "1", "20.9.9.9")}
+	var calls []int
+	o := DefaultFixOptions()
+	o.Interval = time.Millisecond
+	o.Progress = func(agree, total int, _ time.Duration) { calls = append(calls, agree*10+total) }
+	res, err := Fix(context.Background(), srv, g, []string{"b1"}, o)
+	if err != nil || !res.OK() {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	if len(srv.resynced) != 1 || srv.resynced[0] != "b1" {
+		t.Errorf("resynced %v; want [b1]", srv.resynced)
+	}
+	if want := []int{1, 1, 11}; len(calls) != 3 || calls[0] != want[0] || calls[2] != want[2] {
+		t.Errorf("progress (agree*10+total) %v; want %v", calls, want)
+	}
+}
+
+func TestFixTimesOut(t *testing.T) {
+	srv := &fakeServer{neverFixed: true}
+	g := mapGetter{"router": service(t, "u", "1", "20.9.9.9")}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	o := DefaultFixOptions()
+	o.Interval = 5 * time.Millisecond
+	res, err := Fix(ctx, srv, g, []string{"b1"}, o)
+	if err == nil || !strings.Contains(err.Error(), "waiting for 1 of 1 bundles") {
+		t.Fatalf("got error %v; want a timeout", err)
+	}
+	if len(res.Mismatches) != 1 || res.Mismatches[0].Reported != "20.1.2.3" {
+		t.Errorf("last result %+v; want the stale ip mismatch", res)
+	}
+}
