@@ -1,0 +1,218 @@
+// Package server assembles the baton server process: the REST API, health
+// endpoints (/healthz liveness, /readyz store ping), Prometheus metrics
+// (/metrics) and any extra handlers and long-running parts other packages
+// contribute (the agent transport, the watch endpoint).
+//
+// Lifecycle: Start(ctx) listens, serves and runs every Runnable until ctx
+// ends or one of them fails; then it stops accepting requests, waits up to
+// ShutdownTimeout for requests in flight, cancels the runnables and returns.
+// The server never closes the store: its owner does, after Start returns.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/utils/clock"
+
+	"github.com/baton-dev/baton/internal/api/rest"
+	"github.com/baton-dev/baton/internal/store"
+)
+
+// DefaultHTTPAddr is Maestro's REST port.
+const DefaultHTTPAddr = ":8000"
+
+// Runnable is a long-running part started with the server: Start blocks
+// until ctx ends and returns nil then, or an error if it fails earlier
+// (which stops the whole server).
+type Runnable interface {
+	Start(ctx context.Context) error
+}
+
+// RunnableFunc adapts a function to Runnable.
+type RunnableFunc func(ctx context.Context) error
+
+// Start calls f(ctx).
+func (f RunnableFunc) Start(ctx context.Context) error { return f(ctx) }
+
+// Options configure a Server.
+type Options struct {
+	// HTTPAddr is the listen address of REST, health and metrics; default ":8000".
+	HTTPAddr string
+	// Listener, if set, is used instead of listening on HTTPAddr (tests).
+	Listener net.Listener
+	// Store is the durable state. Required. It is wrapped with metrics.
+	Store store.Store
+	// Logger receives server events; nil discards.
+	Logger *slog.Logger
+	// Clock is passed to the parts that need time; nil is the real clock.
+	Clock clock.PassiveClock
+	// Freshness adds status.freshness to bundles; nil omits it.
+	Freshness rest.FreshnessSource
+	// Source is the source of bundles created over REST without one;
+	// empty is rest.DefaultSource.
+	Source string
+	// Registry receives the server's metrics and is served on /metrics;
+	// nil creates one with the Go and process collectors.
+	Registry *prometheus.Registry
+	// Handlers are extra HTTP handlers keyed by net/http pattern
+	// ("GET /api/maestro/v1/watch"), mounted beside the REST API. A
+	// pattern more specific than the API's catch-all wins.
+	Handlers map[string]http.Handler
+	// Runnables are started with the server and stopped when it stops.
+	Runnables []Runnable
+	// ShutdownTimeout bounds the wait for requests in flight; default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// Server is the assembled server.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	store   store.Store // instrumented
+	rest    *rest.Handler
+	handler http.Handler
+}
+
+// New assembles a server. It fails if Store is nil or metrics cannot be
+// registered.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("server: new: Options.Store is required")
+	}
+	if opts.HTTPAddr == "" {
+		opts.HTTPAddr = DefaultHTTPAddr
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	st, err := InstrumentStore(opts.Store, opts.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("server: new: store metrics: %w", err)
+	}
+	s := &Server{opts: opts, log: opts.Logger, store: st}
+	s.rest = rest.New(rest.Options{
+		Store: st, Logger: opts.Logger, Clock: opts.Clock,
+		Freshness: opts.Freshness, Source: opts.Source,
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
+	for pattern, h := range opts.Handlers {
+		mux.Handle(pattern, h)
+	}
+	mux.Handle(restMount, s.rest)
+	m, err := newHTTPMetrics(opts.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("server: new: http metrics: %w", err)
+	}
+	s.handler = m.wrap(mux, s.routeOf(mux))
+	return s, nil
+}
+
+// restMount is the catch-all the REST handler is mounted on; it answers
+// unknown paths with Maestro error bodies.
+const restMount = "/"
+
+// routeOf returns the function that names the route of a request for
+// metrics: the REST route pattern, another handler's pattern, or
+// "unmatched".
+func (s *Server) routeOf(mux *http.ServeMux) func(r *http.Request) string {
+	return func(r *http.Request) string {
+		_, p := mux.Handler(r)
+		if p == restMount {
+			p = s.rest.Pattern(r)
+		}
+		if p == "" {
+			return "unmatched"
+		}
+		return p
+	}
+}
+
+// Handler returns the server's whole HTTP handler (REST, health, metrics,
+// extra handlers), for tests and for embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Store returns the instrumented store the API uses.
+func (s *Server) Store() store.Store { return s.store }
+
+// Start serves HTTP and runs the runnables until ctx ends or one fails.
+func (s *Server) Start(ctx context.Context) error {
+	ln := s.opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.opts.HTTPAddr); err != nil {
+			return fmt.Errorf("server: listen %s: %w", s.opts.HTTPAddr, err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		s.log.Info("server: serving HTTP", "addr", ln.Addr().String())
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("server: http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("server: http shutdown: %w", err)
+		}
+		return nil
+	})
+	for _, r := range s.opts.Runnables {
+		g.Go(func() error { return r.Start(gctx) })
+	}
+	err := g.Wait()
+	s.log.Info("server: stopped", "err", err)
+	return err
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// readyz answers 200 when the store answers a ping within 2 seconds.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("server: readyz: store ping failed", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "store: %v\n", err)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/baton-dev/baton/internal/store"
+)
+
+// instrumentedStore is a store.Store that records the latency and outcome
+// of every operation in a histogram labelled by operation and result
+// (ok, not_found, conflict, invalid, error).
+type instrumentedStore struct {
+	s   store.Store
+	dur *prometheus.HistogramVec
+}
+
+var _ store.Store = (*instrumentedStore)(nil)
+
+// InstrumentStore wraps s so that every call is measured in
+// baton_store_operation_duration_seconds registered on reg.
+func InstrumentStore(s store.Store, reg prometheus.Registerer) (store.Store, error) {
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "baton_store_operation_duration_seconds",
+		Help:    "Latency of store operations by operation and result.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"op", "result"})
+	if err := reg.Register(dur); err != nil {
+		return nil, err
+	}
+	return &instrumentedStore{s: s, dur: dur}, nil
+}
+
+func (m *instrumentedStore) observe(op string, start time.Time, err error) {
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound):
+		result = "not_found"
+	case errors.Is(err, store.ErrConflict):
+		result = "conflict"
+	case errors.Is(err, store.ErrInvalid):
+		result = "invalid"
+	default:
+		result = "error"
+	}
+	m.dur.WithLabelValues(op, result).Observe(time.Since(start).Seconds())
+}
+
+func (m *instrumentedStore) CreateConsumer(ctx context.Context, c store.Consumer) (_ store.Consumer, err error) {
+	defer func(t time.Time) { m.observe("CreateConsumer", t, err) }(time.Now())
+	return m.s.CreateConsumer(ctx, c)
+}
+
+func (m *instrumentedStore) GetConsumer(ctx context.Context, idOrName string) (_ store.Consumer, err error) {
+	defer func(t time.Time) { m.observe("GetConsumer", t, err) }(time.Now())
+	return m.s.GetConsumer(ctx, idOrName)
+}
+
+func (m *instrumentedStore) ListConsumers(ctx context.Context, opts store.ListOptions) (_ store.Page[store.Consumer], err error) {
+	defer func(t time.Time) { m.observe("ListConsumers", t, err) }(time.Now())
+	return m.s.ListConsumers(ctx, opts)
+}
+
+func (m *instrumentedStore) UpdateConsumerLabels(ctx context.Context, id string, labels map[string]string) (_ store.Consumer, err error) {
+	defer func(t time.Time) { m.observe("UpdateConsumerLabels", t, err) }(time.Now())
+	return m.s.UpdateConsumerLabels(ctx, id, labels)
+}
+
+func (m *instrumentedStore) DeleteConsumer(ctx context.Context, id string) (err error) {
+	defer func(t time.Time) { m.observe("DeleteConsumer", t, err) }(time.Now())
+	return m.s.DeleteConsumer(ctx, id)
+}
+
+func (m *instrumentedStore) CreateBundle(ctx context.Context, b store.Bundle) (_ store.Bundle, err error) {
+	defer func(t time.Time) { m.observe("CreateBundle", t, err) }(time.Now())
+	return m.s.CreateBundle(ctx, b)
+}
+
+func (m *instrumentedStore) UpdateBundle(ctx context.Context, b store.Bundle, expectedGeneration int64) (_ store.Bundle, err error) {
+	defer func(t time.Time) { m.observe("UpdateBundle", t, err) }(time.Now())
+	return m.s.UpdateBundle(ctx, b, expectedGeneration)
+}
+
+func (m *instrumentedStore) GetBundle(ctx context.Context, id string) (_ store.Bundle, err error) {
+	defer func(t time.Time) { m.observe("GetBundle", t, err) }(time.Now())
+	return m.s.GetBundle(ctx, id)
+}
+
+func (m *instrumentedStore) ListBundles(ctx context.Context, opts store.ListOptions) (_ store.Page[store.Bundle], err error) {
+	defer func(t time.Time) { m.observe("ListBundles", t, err) }(time.Now())
+	return m.s.ListBundles(ctx, opts)
+}
+
+func (m *instrumentedStore) ListBundlesByConsumer(ctx context.Context, consumer string) (_ []store.Bundle, err error) {
+	defer func(t time.Time) { m.observe("ListBundlesByConsumer", t, err) }(time.Now())
+	return m.s.ListBundlesByConsumer(ctx, consumer)
+}
+
+func (m *instrumentedStore) DeleteBundle(ctx context.Context, id string) (_ store.Bundle, err error) {
+	defer func(t time.Time) { m.observe("DeleteBundle", t, err) }(time.Now())
+	return m.s.DeleteBundle(ctx, id)
+}
+
+func (m *instrumentedStore) PurgeBundle(ctx context.Context, id string, generation int64) (err error) {
+	defer func(t time.Time) { m.observe("PurgeBundle", t, err) }(time.Now())
+	return m.s.PurgeBundle(ctx, id, generation)
+}
+
+func (m *instrumentedStore) ConfirmStatus(ctx context.Context, consumer, bundleID, hash string, at time.Time) (_ bool, err error) {
+	defer func(t time.Time) { m.observe("ConfirmStatus", t, err) }(time.Now())
+	return m.s.ConfirmStatus(ctx, consumer, bundleID, hash, at)
+}
+
+func (m *instrumentedStore) PendingOutbox(ctx context.Context, consumer string, limit int) (_ []store.OutboxEvent, err error) {
+	defer func(t time.Time) { m.observe("PendingOutbox", t, err) }(time.Now())
+	return m.s.PendingOutbox(ctx, consumer, limit)
+}
+
+func (m *instrumentedStore) MarkSent(ctx context.Context, seqs []int64, at time.Time) (err error) {
+	defer func(t time.Time) { m.observe("MarkSent", t, err) }(time.Now())
+	return m.s.MarkSent(ctx, seqs, at)
+}
+
+func (m *instrumentedStore) AckOutbox(ctx context.Context, consumer, bundleID string, generation int64) (err error) {
+	defer func(t time.Time) { m.observe("AckOutbox", t, err) }(time.Now())
+	return m.s.AckOutbox(ctx, consumer, bundleID, generation)
+}
+
+func (m *instrumentedStore) ConsumersWithPending(ctx context.Context) (_ []string, err error) {
+	defer func(t time.Time) { m.observe("ConsumersWithPending", t, err) }(time.Now())
+	return m.s.ConsumersWithPending(ctx)
+}
+
+func (m *instrumentedStore) SetAgentState(ctx context.Context, consumer string, s store.AgentState) (err error) {
+	defer func(t time.Time) { m.observe("SetAgentState", t, err) }(time.Now())
+	return m.s.SetAgentState(ctx, consumer, s)
+}
+
+func (m *instrumentedStore) ChangesSince(ctx context.Context, seq int64, limit int) (_ []store.Change, err error) {
+	defer func(t time.Time) { m.observe("ChangesSince", t, err) }(time.Now())
+	return m.s.ChangesSince(ctx, seq, limit)
+}
+
+func (m *instrumentedStore) LatestChange(ctx context.Context) (_ int64, err error) {
+	defer func(t time.Time) { m.observe("LatestChange", t, err) }(time.Now())
+	return m.s.LatestChange(ctx)
+}
+
+func (m *instrumentedStore) Ping(ctx context.Context) (err error) {
+	defer func(t time.Time) { m.observe("Ping", t, err) }(time.Now())
+	return m.s.Ping(ctx)
+}
+
+func (m *instrumentedStore) ApplyStatus(ctx context.Context, u store.StatusUpdate) (_ store.StatusResult, _ store.Bundle, err error) {
+	defer func(t time.Time) { m.observe("ApplyStatus", t, err) }(time.Now())
+	return m.s.ApplyStatus(ctx, u)
+}
+
+// Close closes the wrapped store.
+func (m *instrumentedStore) Close() error { return m.s.Close() }
