@@ -137,4 +137,3 @@ func (s *session) inflightIDs() map[string]bool {
 	}
 	return out
 }
-

@@ -78,8 +78,8 @@ func (s *session) ingestStatus(ctx context.Context, st *protocol.Status) error {
 	case store.StatusPurged:
 		s.forgetAll(st.BundleID)
 		s.h.onChange()
-	case store.StatusAccepted:
-		s.h.onChange()
+	case store.StatusAccepted, store.StatusConfirmed:
+		s.h.onChange() // a confirmation may move the observed generation
 	}
 	return nil
 }
@@ -117,6 +117,7 @@ func (s *session) onHeartbeat(ctx context.Context, m *protocol.Heartbeat) {
 	if err := s.checkDigest(ctx, digest); err != nil && ctx.Err() == nil {
 		s.h.log.Warn("hub: check digest", "consumer", s.consumer, "err", err)
 	}
+	s.h.onChange() // a digest may flip DigestMismatch
 }
 
 func (s *session) checkDigest(ctx context.Context, digest map[string]string) error {

@@ -1,0 +1,218 @@
+package freshness
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// Tracker defaults.
+const (
+	DefaultHeartbeatTimeout = 30 * time.Second
+	DefaultInterval         = 10 * time.Second
+	DefaultCacheTTL         = time.Second
+	pageSize                = 500
+	outboxLimit             = 10000
+)
+
+// Reasons lists every stale reason, for gauges that report zero too.
+var Reasons = []string{api.ReasonAgentDisconnected, api.ReasonNotDelivered, api.ReasonDigestMismatch, api.ReasonNoReportSince}
+
+// Tracker computes freshness verdicts for the REST layer and, while
+// started, exports them as Prometheus metrics:
+//
+//	baton_bundles_stale{reason}          gauge: bundles stale for reason
+//	baton_bundles_tracked                gauge: bundles looked at in the last pass
+//	baton_bundle_freshness_age_seconds   histogram: age of every bundle's status, per pass
+type Tracker struct {
+	st       store.Store
+	clock    clock.WithTicker
+	log      *slog.Logger
+	timeout  time.Duration
+	interval time.Duration
+	ttl      time.Duration
+
+	stale   *prometheus.GaugeVec
+	tracked prometheus.Gauge
+	age     prometheus.Histogram
+
+	mu    sync.Mutex
+	cache map[string]consumerEntry // consumer name → cached state
+}
+
+type consumerEntry struct {
+	c       store.Consumer
+	pending map[string]time.Time // bundle id → oldest pending outbox event
+	at      time.Time
+}
+
+// Option configures a Tracker.
+type Option func(*Tracker)
+
+// WithClock sets the clock.
+func WithClock(c clock.WithTicker) Option { return func(t *Tracker) { t.clock = c } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(t *Tracker) { t.log = l } }
+
+// WithHeartbeatTimeout sets the heartbeat timeout of the verdicts.
+func WithHeartbeatTimeout(d time.Duration) Option { return func(t *Tracker) { t.timeout = d } }
+
+// WithInterval sets how often Start recomputes the metrics.
+func WithInterval(d time.Duration) Option { return func(t *Tracker) { t.interval = d } }
+
+// WithCacheTTL sets how long consumer state is reused by Freshness.
+func WithCacheTTL(d time.Duration) Option { return func(t *Tracker) { t.ttl = d } }
+
+// NewTracker returns a tracker over st whose metrics are registered on reg
+// (nil: not registered).
+func NewTracker(st store.Store, reg prometheus.Registerer, opts ...Option) (*Tracker, error) {
+	t := &Tracker{
+		st: st, clock: clock.RealClock{}, log: slog.Default(), timeout: DefaultHeartbeatTimeout,
+		interval: DefaultInterval, ttl: DefaultCacheTTL, cache: map[string]consumerEntry{},
+		stale: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "baton_bundles_stale", Help: "Bundles whose status is not confirmed current, by reason.",
+		}, []string{"reason"}),
+		tracked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "baton_bundles_tracked", Help: "Bundles evaluated in the last freshness pass.",
+		}),
+		age: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "baton_bundle_freshness_age_seconds",
+			Help:    "Time since each bundle's status was last confirmed, observed once per bundle per pass.",
+			Buckets: []float64{0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 900, 3600},
+		}),
+	}
+	for _, o := range opts {
+		o(t)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{t.stale, t.tracked, t.age} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("freshness: register metrics: %w", err)
+			}
+		}
+	}
+	return t, nil
+}
+
+// Freshness returns the verdict for b, or nil when its consumer cannot be
+// read (the error is logged).
+func (t *Tracker) Freshness(ctx context.Context, b store.Bundle) *api.Freshness {
+	e, err := t.consumer(ctx, b.ConsumerName)
+	if err != nil {
+		t.log.Warn("freshness: read consumer", "consumer", b.ConsumerName, "err", err)
+		return nil
+	}
+	f := t.verdict(e, b)
+	return &f
+}
+
+func (t *Tracker) verdict(e consumerEntry, b store.Bundle) api.Freshness {
+	var since *time.Time
+	if p, ok := e.pending[b.ID]; ok {
+		since = &p
+	}
+	return Verdict(t.clock.Now(), e.c, b, since, t.timeout)
+}
+
+// consumer returns the cached state of a consumer, reading it when older than the TTL.
+func (t *Tracker) consumer(ctx context.Context, name string) (consumerEntry, error) {
+	now := t.clock.Now()
+	t.mu.Lock()
+	e, ok := t.cache[name]
+	t.mu.Unlock()
+	if ok && now.Sub(e.at) < t.ttl {
+		return e, nil
+	}
+	c, err := t.st.GetConsumer(ctx, name)
+	if err != nil {
+		return consumerEntry{}, err
+	}
+	return t.load(ctx, c, now)
+}
+
+// load reads the pending deliveries of c and caches both.
+func (t *Tracker) load(ctx context.Context, c store.Consumer, now time.Time) (consumerEntry, error) {
+	events, err := t.st.PendingOutbox(ctx, c.Name, outboxLimit)
+	if err != nil {
+		return consumerEntry{}, fmt.Errorf("consumer %q: pending outbox: %w", c.Name, err)
+	}
+	e := consumerEntry{c: c, pending: map[string]time.Time{}, at: now}
+	for _, ev := range events {
+		if p, ok := e.pending[ev.BundleID]; !ok || ev.CreatedAt.Before(p) {
+			e.pending[ev.BundleID] = ev.CreatedAt
+		}
+	}
+	t.mu.Lock()
+	t.cache[c.Name] = e
+	t.mu.Unlock()
+	return e, nil
+}
+
+// Start recomputes the metrics every interval until ctx ends.
+func (t *Tracker) Start(ctx context.Context) error {
+	tick := t.clock.NewTicker(t.interval)
+	defer tick.Stop()
+	for {
+		if _, err := t.Pass(ctx); err != nil && ctx.Err() == nil {
+			t.log.Warn("freshness: pass", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C():
+		}
+	}
+}
+
+// Pass evaluates every bundle once and updates the metrics. It returns the
+// number of bundles stale per reason.
+func (t *Tracker) Pass(ctx context.Context) (map[string]int, error) {
+	counts := map[string]int{}
+	total := 0
+	now := t.clock.Now()
+	var ages []float64
+	for page := 1; ; page++ {
+		p, err := t.st.ListConsumers(ctx, store.ListOptions{Page: page, Size: pageSize})
+		if err != nil {
+			return nil, fmt.Errorf("list consumers: %w", err)
+		}
+		for _, c := range p.Items {
+			e, err := t.load(ctx, c, now)
+			if err != nil {
+				return nil, err
+			}
+			bundles, err := t.st.ListBundlesByConsumer(ctx, c.Name)
+			if err != nil {
+				return nil, fmt.Errorf("consumer %q: list bundles: %w", c.Name, err)
+			}
+			for _, b := range bundles {
+				f := t.verdict(e, b)
+				total++
+				ages = append(ages, f.AgeSeconds)
+				if f.State == api.FreshnessStale {
+					counts[f.Reason]++
+				}
+			}
+		}
+		if len(p.Items) < pageSize {
+			break
+		}
+	}
+	for _, r := range Reasons {
+		t.stale.WithLabelValues(r).Set(float64(counts[r]))
+	}
+	t.tracked.Set(float64(total))
+	for _, a := range ages {
+		t.age.Observe(a)
+	}
+	return counts, nil
+}

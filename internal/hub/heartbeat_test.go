@@ -1,0 +1,124 @@
+package hub
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/internal/store/storetest"
+)
+
+// TestHeartbeatHealsLostStatus: the agent's status for b1 is lost on the
+// way and the server never stored one for b2; the next heartbeat's digest
+// makes the server ask for both, and the status heals.
+func TestHeartbeatHealsLostStatus(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st store.Store) {
+		x := newHarness(t, st, false)
+		createBundle(t, st, consumer, "b1")
+		createBundle(t, st, consumer, "b2")
+		a := newFakeAgent(t, nil, "e1")
+		p, _ := x.connect(a)
+		p.SetDropFromAgent(func(m protocol.Message) bool {
+			return m.Type == protocol.TypeStatus && m.Status.BundleID == "b1"
+		})
+		next(t, a.specs, "spec")
+		next(t, a.specs, "spec")
+		eventually(t, "both acked", func() bool { return len(x.pending()) == 0 })
+		eventually(t, "b2 status stored", func() bool { return x.bundle("b2").Status.Revision == 1 })
+		if r := x.bundle("b1").Status.Revision; r != 0 {
+			t.Fatalf("b1 status revision %d; want 0 (report dropped)", r)
+		}
+		// The agent forgets b2's status too: its digest lacks b2 entirely.
+		p.SetDropFromAgent(nil)
+		a.mu.Lock()
+		delete(a.held, "b2")
+		a.mu.Unlock()
+
+		a.heartbeat(x.ctx)
+		req := next(t, a.requests, "status request")
+		slices.Sort(req.BundleIDs)
+		if !slices.Equal(req.BundleIDs, []string{"b1", "b2"}) {
+			t.Fatalf("status request: got %v; want [b1 b2]", req.BundleIDs)
+		}
+		eventually(t, "b1 status stored", func() bool { return x.bundle("b1").Status.Revision == 1 })
+		if !x.bundle("b1").Status.ConfirmedAt.After(time.Time{}) {
+			t.Error("b1: no ConfirmedAt")
+		}
+
+		// The second digest lacking b2 makes the server send its spec again.
+		a.heartbeat(x.ctx)
+		if s := next(t, a.specs, "b2 spec re-sent"); s.BundleID != "b2" {
+			t.Fatalf("spec: got %s; want b2", s.BundleID)
+		}
+		eventually(t, "the agent holds b2 again", func() bool { _, ok := a.holds("b2"); return ok })
+
+		// Now the digest matches: nothing requested, DigestMismatch clear.
+		a.heartbeat(x.ctx)
+		none(t, a.requests, 300*time.Millisecond, "status request for a matching digest")
+		for _, id := range []string{"b1", "b2"} {
+			if b := x.bundle(id); b.Status.DigestMismatch {
+				t.Errorf("%s: DigestMismatch set after a matching digest", id)
+			}
+		}
+	})
+}
+
+func TestHeartbeatMismatchFlagged(t *testing.T) {
+	x := newHarness(t, storetest.NewSQLite(t), false)
+	createBundle(t, x.st, consumer, "b1")
+	a := newFakeAgent(t, nil, "e1")
+	a.noStatus = true
+	p, _ := x.connect(a)
+	next(t, a.specs, "spec")
+	// Report, then change the agent's view without telling the server.
+	a.report(x.ctx, "b1", 1, false)
+	next(t, a.acks, "ack")
+	p.SetDropFromAgent(func(m protocol.Message) bool { return m.Type == protocol.TypeStatus })
+	a.mu.Lock()
+	a.reported["b1"] = statusFor(42)
+	a.mu.Unlock()
+	a.heartbeat(x.ctx)
+	next(t, a.requests, "status request")
+	eventually(t, "DigestMismatch is set", func() bool { return x.bundle("b1").Status.DigestMismatch })
+}
+
+func TestHeartbeatRecordsLiveness(t *testing.T) {
+	x := newHarness(t, storetest.NewSQLite(t), false)
+	a := newFakeAgent(t, nil, "e1")
+	x.connect(a)
+	eventually(t, "connected", func() bool { return x.agentState().Connected })
+	before := x.agentState().LastHeartbeat
+	time.Sleep(20 * time.Millisecond)
+	a.heartbeat(x.ctx)
+	eventually(t, "heartbeat recorded", func() bool { return x.agentState().LastHeartbeat.After(before) })
+}
+
+func TestDisconnectMarksAgentDisconnected(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st store.Store) {
+		x := newHarness(t, st, false)
+		a := newFakeAgent(t, nil, "e1")
+		_, stop := x.connect(a)
+		eventually(t, "connected", func() bool { return x.agentState().Connected })
+		stop()
+		if s := x.agentState(); s.Connected || s.Epoch != "e1" {
+			t.Errorf("agent state after the session ended: got %+v; want disconnected, epoch kept", s)
+		}
+		if x.h.Connected(consumer) {
+			t.Error("hub still holds a session")
+		}
+	})
+}
+
+// TestSilentAgentTimesOut: a session whose agent stops heartbeating is
+// marked disconnected by Start's sweep.
+func TestSilentAgentTimesOut(t *testing.T) {
+	x := newHarness(t, storetest.NewSQLite(t), true, WithHeartbeatTimeout(300*time.Millisecond))
+	a := newFakeAgent(t, nil, "e1")
+	x.connect(a)
+	eventually(t, "connected", func() bool { return x.agentState().Connected })
+	eventually(t, "disconnected after the heartbeat timeout", func() bool { return !x.agentState().Connected })
+	a.heartbeat(x.ctx)
+	eventually(t, "connected again after a heartbeat", func() bool { return x.agentState().Connected })
+}
