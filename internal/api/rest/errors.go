@@ -17,14 +17,12 @@ import (
 
 // Maestro's error codes (the number in "maestro-N" and in the error href).
 const (
-	CodeConflict     = 6
-	CodeNotFound     = 7
-	CodeValidation   = 8
-	CodeGeneral      = 9
-	CodeBadRequest   = 17
-	CodeSearch       = 21
-	CodeNotAllowed   = 405 // baton: method not allowed on an existing path
-	CodeBodyTooLarge = 413 // baton: request body over the limit
+	CodeConflict   = 6
+	CodeNotFound   = 7
+	CodeValidation = 8
+	CodeGeneral    = 9
+	CodeBadRequest = 17
+	CodeSearch     = 21
 )
 
 // OperationIDHeader carries the operation id of a request; a client may
@@ -67,8 +65,8 @@ func fromError(err error) *Error {
 	case errors.As(err, &oe):
 		return errorf(http.StatusBadRequest, CodeBadRequest, "%s", oe.Error())
 	case errors.As(err, &mbe):
-		return errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
-			"request body: larger than %d bytes", mbe.Limit)
+		return errorf(http.StatusRequestEntityTooLarge, CodeValidation,
+			"request body: larger than %d bytes (a bundle's manifests may total %d bytes)", mbe.Limit, validate.MaxBundleBytes)
 	case errors.Is(err, store.ErrNotFound):
 		return errorf(http.StatusNotFound, CodeNotFound, "%s", err.Error())
 	case errors.Is(err, store.ErrConflict):
@@ -132,7 +130,7 @@ func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 	switch rec.status {
 	case http.StatusMethodNotAllowed:
 		w.Header().Set("Allow", rec.header.Get("Allow"))
-		writeError(w, errorf(http.StatusMethodNotAllowed, CodeNotAllowed,
+		writeError(w, errorf(http.StatusMethodNotAllowed, CodeBadRequest,
 			"method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow")), operationID(r))
 	case http.StatusNotFound, 0:
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no such path: %s", r.URL.Path), operationID(r))

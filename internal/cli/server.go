@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/baton-dev/baton/internal/server"
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/internal/store/sqlstore"
+)
+
+func init() { register(newServerCmd) }
+
+// ServerExtension adds a part to `baton server` without editing this file
+// (the agent transport, the watch endpoint). Flags registers its flags;
+// Apply runs once the store is open and may set Options fields (append to
+// Handlers and Runnables, set Freshness). Both may be nil.
+type ServerExtension struct {
+	Name  string
+	Flags func(fs *pflag.FlagSet)
+	Apply func(ctx context.Context, st store.Store, log *slog.Logger, opts *server.Options) error
+}
+
+var serverExtensions []ServerExtension
+
+// registerServerExtension adds e to every `baton server` command built after
+// the call; call it from an init function.
+func registerServerExtension(e ServerExtension) { serverExtensions = append(serverExtensions, e) }
+
+type serverOptions struct {
+	dataDir  string
+	dbURL    string
+	httpAddr string
+	source   string
+	logLevel string
+	shutdown time.Duration
+}
+
+// defaultDataDir is $BATON_DATA_DIR, else ./data.
+func defaultDataDir() string {
+	if d := os.Getenv("BATON_DATA_DIR"); d != "" {
+		return d
+	}
+	return "./data"
+}
+
+func newServerCmd() *cobra.Command {
+	o := &serverOptions{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the baton server: the Maestro-compatible REST API and the agents' endpoint",
+		Long: `Run the baton server. It keeps consumers and resource bundles in a database,
+serves the Maestro-compatible REST API under /api/maestro/v1, delivers bundles
+to the agents and records the live status they report.
+
+The database is SQLite in --data-dir (the default: nothing else to run) or
+PostgreSQL with --db-url (for production and for several replicas). Pending
+schema migrations are applied at start.
+
+The HTTP address also serves /healthz (liveness), /readyz (the database
+answers) and /metrics (Prometheus).`,
+		Example: `  # Keep data in ./data (SQLite) and serve REST on :8000
+  baton server
+
+  # SQLite in another directory, REST on port 8002
+  BATON_DATA_DIR=/var/lib/baton baton server --http-addr :8002
+
+  # PostgreSQL
+  baton server --db-url 'postgres://baton@db:5432/baton?sslmode=require'
+
+  # Then, for example
+  curl -s localhost:8000/api/maestro/v1/consumers -d '{"name":"mgmt-1"}'
+  curl -sG localhost:8000/api/maestro/v1/resource-bundles --data-urlencode "search=consumer_name='mgmt-1'" | jq`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
+	}
+	f := cmd.Flags()
+	o.addStoreFlags(f)
+	f.StringVar(&o.httpAddr, "http-addr", server.DefaultHTTPAddr, "address of REST, /healthz, /readyz and /metrics")
+	f.StringVar(&o.source, "source", "", "source of bundles created over REST without one (default \"baton\")")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long to wait for requests in flight when stopping")
+	for _, e := range serverExtensions {
+		if e.Flags != nil {
+			e.Flags(f)
+		}
+	}
+	return cmd
+}
+
+func (o *serverOptions) addStoreFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "directory of the SQLite database, used without --db-url ($BATON_DATA_DIR)")
+	f.StringVar(&o.dbURL, "db-url", "", "PostgreSQL URL (postgres://user@host:5432/db?sslmode=...); empty uses SQLite in --data-dir")
+}
+
+func (o *serverOptions) storeConfig(log *slog.Logger) sqlstore.Config {
+	return sqlstore.Config{URL: o.dbURL, DataDir: o.dataDir, Logger: log}
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, &ExitError{Code: 2, Msg: fmt.Sprintf("--log-level: %v", err)}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func (o *serverOptions) run(ctx context.Context) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	st, err := sqlstore.Open(ctx, o.storeConfig(log))
+	if err != nil {
+		return fmt.Errorf("server: open store: %w", err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("server: close store", "err", err)
+		}
+	}()
+	opts := server.Options{
+		HTTPAddr:        o.httpAddr,
+		Store:           st,
+		Logger:          log,
+		Source:          o.source,
+		ShutdownTimeout: o.shutdown,
+	}
+	for _, e := range serverExtensions {
+		if e.Apply == nil {
+			continue
+		}
+		if err := e.Apply(ctx, st, log, &opts); err != nil {
+			return fmt.Errorf("server: %s: %w", e.Name, err)
+		}
+	}
+	srv, err := server.New(opts)
+	if err != nil {
+		return err
+	}
+	return srv.Start(ctx)
+}
