@@ -18,13 +18,16 @@
 // bundle creates carry the annotation AnnotationBundle so that ownership
 // survives a crash between creating an object and writing the record.
 //
-// Records: each bundle has a ConfigMap "baton-<bundleID>" in
-// Options.Namespace holding its id, generation, deleting flag, the
-// bundle's metadata and spec (gzip-compressed JSON, so a 500 KiB bundle
-// fits the 1 MiB ConfigMap limit easily; a record that would not fit is a
-// terminal error) and the objects applied with their uids. The record is
-// written before a new generation is applied and after every change, and
-// removed when a Delete completes.
+// Records: each bundle has a Secret "baton-<bundleID>" (type
+// SecretType, labelled with the agent name) in Options.Namespace holding
+// its id, generation, deleting flag, the bundle's metadata and spec
+// (gzip-compressed JSON) and the objects applied with their uids. It is a
+// Secret, not a ConfigMap, because bundles carry Secret manifests. A
+// bundle is at most 500 KiB, so even uncompressible content fits the
+// 1 MiB limit; a record that would not fit fails with a terminal error.
+// The record is written before a new generation is applied (so a
+// restarted agent knows it holds it) and after every change, and removed
+// when a Delete completes.
 //
 // Concurrency: Apply and Delete of different bundles may run in parallel;
 // calls for one bundle are serialized. Within a tier, objects are applied

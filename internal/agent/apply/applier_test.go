@@ -275,8 +275,8 @@ func TestRecordsNamespaceCreated(t *testing.T) {
 	if _, err := a.Apply(e.ctx, "b", 1, api.ObjectMeta{}, spec(e.manifest("configmap.yaml", nil))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.kc.CoreV1().ConfigMaps(recNS).Get(e.ctx, "baton-b", metav1.GetOptions{}); err != nil {
-		t.Fatalf("record ConfigMap in %s: %v", recNS, err)
+	if _, err := e.kc.CoreV1().Secrets(recNS).Get(e.ctx, "baton-b", metav1.GetOptions{}); err != nil {
+		t.Fatalf("record Secret in %s: %v", recNS, err)
 	}
 }
 

@@ -87,7 +87,7 @@ func TestDeleteForeground(t *testing.T) {
 		t.Fatalf("third Delete: done=%v err=%v; want done", done, err)
 	}
 	e.wantOutcomes("third delete", res.Objects, "ConfigMap b=Deleted")
-	if e.record("bundle") != nil || e.configMap("baton-bundle") != nil {
+	if _, err := e.kc.CoreV1().Secrets(e.ns).Get(e.ctx, "baton-bundle", metav1.GetOptions{}); e.record("bundle") != nil || err == nil {
 		t.Fatal("record remains after the delete finished")
 	}
 	// Deleting again is harmless.

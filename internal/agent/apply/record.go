@@ -22,19 +22,20 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 )
 
-// Labels and keys of record ConfigMaps.
+// Labels, type and keys of record Secrets.
 const (
+	SecretType    = "baton.dev/bundle-record"
 	LabelRecord   = "baton.dev/record" // "bundle" on every record
 	LabelAgent    = "baton.dev/agent"  // the agent (consumer) that wrote it
 	LabelManaged  = "app.kubernetes.io/managed-by"
 	keyBundle     = "bundle"       // JSON header: id, generation, deleting
 	keyObjects    = "objects"      // JSON []RecordedObject
-	keySpec       = "spec.json.gz" // gzip JSON {meta, spec} (binaryData)
-	maxRecordSize = 1<<20 - 16<<10 // ConfigMap data limit (1 MiB) minus headroom
+	keySpec       = "spec.json.gz" // gzip JSON {meta, spec}
+	maxRecordSize = 1<<20 - 16<<10 // Secret data limit (1 MiB) minus headroom
 )
 
-// Record is the durable account, kept in a ConfigMap of the records
-// namespace, of a bundle the agent holds: the generation and spec it last
+// Record is the durable account, kept in a Secret of the records
+// namespace (a Secret because bundles carry Secrets), of a bundle the agent holds: the generation and spec it last
 // took, and every object it applied with its uid. An agent restarted with
 // no memory rebuilds its list of held bundles from Records and can finish
 // or redo a deletion from it.
@@ -49,7 +50,7 @@ type Record struct {
 	Spec         api.BundleSpec       `json:"-"`
 	Objects      []RecordedObject     `json:"-"`
 
-	resourceVersion string // of the ConfigMap; empty until stored
+	resourceVersion string // of the Secret; empty until stored
 }
 
 // RecordedObject is one object a bundle applied or read.
@@ -88,7 +89,7 @@ func (r *Record) clone() *Record {
 	return &c
 }
 
-// recordName is the ConfigMap name of a bundle's record.
+// recordName is the Secret name of a bundle's record.
 func recordName(bundleID string) string {
 	name := "baton-" + bundleID
 	if len(validation.IsDNS1123Subdomain(name)) == 0 {
@@ -112,8 +113,8 @@ type specDoc struct {
 	Spec api.BundleSpec `json:"spec"`
 }
 
-// encodeRecord renders r as a ConfigMap of namespace ns.
-func encodeRecord(r *Record, ns, agent string) (*corev1.ConfigMap, error) {
+// encodeRecord renders r as a Secret of namespace ns.
+func encodeRecord(r *Record, ns, agent string) (*corev1.Secret, error) {
 	header, err := json.Marshal(r)
 	if err != nil {
 		return nil, err
@@ -133,34 +134,34 @@ func encodeRecord(r *Record, ns, agent string) (*corev1.ConfigMap, error) {
 		return nil, err
 	}
 	if size := len(header) + len(objects) + gz.Len(); size > maxRecordSize {
-		return nil, fmt.Errorf("record of %d bytes exceeds the ConfigMap limit", size)
+		return nil, fmt.Errorf("record of %d bytes exceeds the Secret size limit", size)
 	}
-	return &corev1.ConfigMap{
+	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: recordName(r.BundleID), Namespace: ns, ResourceVersion: r.resourceVersion,
 			Labels: map[string]string{LabelRecord: "bundle", LabelAgent: agentLabel(agent), LabelManaged: "baton-agent"},
 		},
-		Data:       map[string]string{keyBundle: string(header), keyObjects: string(objects)},
-		BinaryData: map[string][]byte{keySpec: gz.Bytes()},
+		Type: SecretType,
+		Data: map[string][]byte{keyBundle: header, keyObjects: objects, keySpec: gz.Bytes()},
 	}, nil
 }
 
-// decodeRecord reads a record ConfigMap.
-func decodeRecord(cm *corev1.ConfigMap) (*Record, error) {
-	r := &Record{resourceVersion: cm.ResourceVersion}
-	if err := json.Unmarshal([]byte(cm.Data[keyBundle]), r); err != nil {
-		return nil, fmt.Errorf("record %s: %s: %w", cm.Name, keyBundle, err)
+// decodeRecord reads a record Secret.
+func decodeRecord(sec *corev1.Secret) (*Record, error) {
+	r := &Record{resourceVersion: sec.ResourceVersion}
+	if err := json.Unmarshal(sec.Data[keyBundle], r); err != nil {
+		return nil, fmt.Errorf("record %s: %s: %w", sec.Name, keyBundle, err)
 	}
-	if err := json.Unmarshal([]byte(cm.Data[keyObjects]), &r.Objects); err != nil {
-		return nil, fmt.Errorf("record %s: %s: %w", cm.Name, keyObjects, err)
+	if err := json.Unmarshal(sec.Data[keyObjects], &r.Objects); err != nil {
+		return nil, fmt.Errorf("record %s: %s: %w", sec.Name, keyObjects, err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(cm.BinaryData[keySpec]))
+	zr, err := gzip.NewReader(bytes.NewReader(sec.Data[keySpec]))
 	if err != nil {
-		return nil, fmt.Errorf("record %s: %s: %w", cm.Name, keySpec, err)
+		return nil, fmt.Errorf("record %s: %s: %w", sec.Name, keySpec, err)
 	}
 	var doc specDoc
 	if err := json.NewDecoder(io.LimitReader(zr, 64<<20)).Decode(&doc); err != nil {
-		return nil, fmt.Errorf("record %s: %s: %w", cm.Name, keySpec, err)
+		return nil, fmt.Errorf("record %s: %s: %w", sec.Name, keySpec, err)
 	}
 	r.Meta, r.Spec = doc.Meta, doc.Spec
 	return r, nil
@@ -194,14 +195,14 @@ func (a *Applier) loadRecord(ctx context.Context, bundleID string) (*Record, err
 		return r.clone(), nil
 	}
 	name := recordName(bundleID)
-	cm, err := a.core.ConfigMaps(a.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+	sec, err := a.core.Secrets(a.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ConfigMap %s/%s: get record: %w", a.opts.Namespace, name, err)
+		return nil, fmt.Errorf("Secret %s/%s: get record: %w", a.opts.Namespace, name, err)
 	}
-	if r, err = decodeRecord(cm); err != nil {
+	if r, err = decodeRecord(sec); err != nil {
 		return nil, err
 	}
 	a.cache(r)
@@ -228,22 +229,22 @@ func (a *Applier) saveRecord(ctx context.Context, r *Record) error {
 	if err := a.ensureNamespace(ctx); err != nil {
 		return err
 	}
-	cm, err := encodeRecord(r, a.opts.Namespace, a.opts.AgentName)
+	sec, err := encodeRecord(r, a.opts.Namespace, a.opts.AgentName)
 	if err != nil {
-		return &Error{Object: "ConfigMap " + a.opts.Namespace + "/" + recordName(r.BundleID), Action: "encode record", Reason: ReasonInvalid, Terminal: true, Err: err}
+		return &Error{Object: "Secret " + a.opts.Namespace + "/" + recordName(r.BundleID), Action: "encode record", Reason: ReasonInvalid, Terminal: true, Err: err}
 	}
-	client := a.core.ConfigMaps(a.opts.Namespace)
+	client := a.core.Secrets(a.opts.Namespace)
 	opts := metav1.CreateOptions{FieldManager: a.opts.FieldManager}
 	if r.resourceVersion == "" {
-		cm, err = client.Create(ctx, cm, opts)
+		sec, err = client.Create(ctx, sec, opts)
 	} else {
-		cm, err = client.Update(ctx, cm, metav1.UpdateOptions{FieldManager: a.opts.FieldManager})
+		sec, err = client.Update(ctx, sec, metav1.UpdateOptions{FieldManager: a.opts.FieldManager})
 	}
 	if err != nil {
 		a.uncache(r.BundleID) // reload from the cluster next time
-		return fmt.Errorf("ConfigMap %s/%s: save record: %w", a.opts.Namespace, recordName(r.BundleID), err)
+		return fmt.Errorf("Secret %s/%s: save record: %w", a.opts.Namespace, recordName(r.BundleID), err)
 	}
-	r.resourceVersion = cm.ResourceVersion
+	r.resourceVersion = sec.ResourceVersion
 	a.cache(r)
 	return nil
 }
@@ -255,10 +256,10 @@ func (a *Applier) dropRecord(ctx context.Context, r *Record) error {
 	if r.resourceVersion != "" {
 		pre.ResourceVersion = &r.resourceVersion
 	}
-	err := a.core.ConfigMaps(a.opts.Namespace).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &pre})
+	err := a.core.Secrets(a.opts.Namespace).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &pre})
 	a.uncache(r.BundleID)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("ConfigMap %s/%s: delete record: %w", a.opts.Namespace, name, err)
+		return fmt.Errorf("Secret %s/%s: delete record: %w", a.opts.Namespace, name, err)
 	}
 	return nil
 }
@@ -268,12 +269,12 @@ func (a *Applier) dropRecord(ctx context.Context, r *Record) error {
 // the joined error next to the good ones.
 func (a *Applier) Records(ctx context.Context) ([]Record, error) {
 	sel := LabelRecord + "=bundle," + LabelAgent + "=" + agentLabel(a.opts.AgentName)
-	list, err := a.core.ConfigMaps(a.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	list, err := a.core.Secrets(a.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ConfigMaps %s: list records: %w", a.opts.Namespace, err)
+		return nil, fmt.Errorf("Secrets %s: list records: %w", a.opts.Namespace, err)
 	}
 	var out []Record
 	var errs []error
@@ -283,8 +284,7 @@ func (a *Applier) Records(ctx context.Context) ([]Record, error) {
 			errs = append(errs, err)
 			continue
 		}
-		a.cache(r)
-		out = append(out, *r.clone())
+		out = append(out, *r)
 	}
 	slices.SortFunc(out, func(x, y Record) int { return strings.Compare(x.BundleID, y.BundleID) })
 	return out, errors.Join(errs...)
