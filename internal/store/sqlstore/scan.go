@@ -37,8 +37,8 @@ func queryBundles(ctx context.Context, db conn, query string, args ...any) ([]st
 // bundleScan holds the scan buffers reused across rows. The JSON columns are
 // read as sql.RawBytes (no copy); decoding copies what it keeps.
 type bundleScan struct {
-	meta, spec, status                  sql.RawBytes
-	deleted, reported, confirmed        sql.NullTime
+	meta, spec, status           sql.RawBytes
+	deleted, reported, confirmed sql.NullTime
 }
 
 func (sc *bundleScan) scan(rows *sql.Rows, b *store.Bundle) error {

@@ -1,0 +1,134 @@
+package sqlstore_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/internal/store/sqlstore"
+	"github.com/baton-dev/baton/internal/store/storetest"
+)
+
+func TestConformanceSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return storetest.NewSQLite(t) })
+}
+
+func TestConformancePostgres(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return storetest.NewPostgres(t) })
+}
+
+func TestMigrate(t *testing.T) {
+	ctx := context.Background()
+	cfgs := map[string]sqlstore.Config{
+		"sqlite":   {DataDir: filepath.Join(t.TempDir(), "nested", "dir")},
+		"postgres": {URL: storetest.PostgresURL(t)},
+	}
+	for name, cfg := range cfgs {
+		t.Run(name, func(t *testing.T) {
+			applied, err := sqlstore.Migrate(ctx, cfg)
+			if err != nil {
+				t.Fatalf("Migrate: %v", err)
+			}
+			if want := []string{"00001_init.sql"}; !reflect.DeepEqual(applied, want) {
+				t.Fatalf("first Migrate applied %v; want %v", applied, want)
+			}
+			again, err := sqlstore.Migrate(ctx, cfg)
+			if err != nil || len(again) != 0 {
+				t.Fatalf("second Migrate applied %v, %v; want nothing", again, err)
+			}
+			s, err := sqlstore.Open(ctx, cfg)
+			if err != nil {
+				t.Fatalf("Open after Migrate: %v", err)
+			}
+			defer s.Close()
+			if s.Dialect() != name {
+				t.Fatalf("Dialect() = %q; want %q", s.Dialect(), name)
+			}
+			if err := s.Ping(ctx); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+		})
+	}
+}
+
+// TestMigrationsInStep checks both dialects have the same migration files.
+func TestMigrationsInStep(t *testing.T) {
+	list := func(dir string) []string {
+		var out []string
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	sqlite, pg := list("migrations/sqlite"), list("migrations/postgres")
+	if len(sqlite) == 0 || !reflect.DeepEqual(sqlite, pg) {
+		t.Fatalf("migrations differ: sqlite %v, postgres %v", sqlite, pg)
+	}
+	v, err := sqlstore.MigrationVersion()
+	if err != nil || v != int64(len(sqlite)) {
+		t.Fatalf("MigrationVersion() = %d, %v; want %d", v, err, len(sqlite))
+	}
+}
+
+func TestOpenURLs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, url := range []string{
+		"sqlite://" + filepath.Join(dir, "a", "x.db"),
+		"file:" + filepath.Join(dir, "b", "y.db"),
+		"file:" + filepath.Join(dir, "c", "z.db") + "?_pragma=cache_size(-4000)",
+	} {
+		s, err := sqlstore.Open(ctx, sqlstore.Config{URL: url})
+		if err != nil {
+			t.Fatalf("Open(%s): %v", url, err)
+		}
+		if _, err := s.CreateConsumer(ctx, store.Consumer{Name: "c"}); err != nil {
+			t.Fatalf("%s: CreateConsumer: %v", url, err)
+		}
+		s.Close()
+	}
+	for _, f := range []string{"a/x.db", "b/y.db", "c/z.db"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("database file %s: %v", f, err)
+		}
+	}
+	for _, bad := range []sqlstore.Config{{URL: "mysql://x"}, {}, {URL: "sqlite://"}} {
+		if _, err := sqlstore.Open(ctx, bad); err == nil {
+			t.Errorf("Open(%+v) succeeded; want an error", bad)
+		}
+	}
+}
+
+// TestSQLiteReopen checks data survives closing and reopening the file.
+func TestSQLiteReopen(t *testing.T) {
+	ctx := context.Background()
+	cfg := sqlstore.Config{DataDir: t.TempDir()}
+	s, err := sqlstore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateConsumer(ctx, store.Consumer{Name: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.CreateBundle(ctx, store.Bundle{ConsumerName: "c", ID: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = sqlstore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.GetBundle(ctx, "b")
+	if err != nil || !reflect.DeepEqual(got, b) {
+		t.Fatalf("after reopen: %+v, %v; want %+v", got, err, b)
+	}
+}
