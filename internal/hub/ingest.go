@@ -14,6 +14,9 @@ import (
 // again.
 func (s *session) onSpecAck(ctx context.Context, a *protocol.SpecAck) {
 	if err := s.h.st.AckOutbox(ctx, s.consumer, a.BundleID, a.Generation); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
 		s.h.log.Warn("hub: ack outbox", "consumer", s.consumer, "bundle", a.BundleID, "err", err)
 		return // the agent acks again when the spec is re-sent
 	}
@@ -50,6 +53,9 @@ func (s *session) onSpecAck(ctx context.Context, a *protocol.SpecAck) {
 // store failure leaves it unacknowledged: the agent re-sends.
 func (s *session) onStatus(ctx context.Context, st *protocol.Status) {
 	if err := s.ingestStatus(ctx, st); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
 		s.h.log.Warn("hub: store status", "consumer", s.consumer, "bundle", st.BundleID, "err", err)
 		return
 	}

@@ -23,7 +23,7 @@ type session struct {
 
 	mu       sync.Mutex
 	epoch    string // from the last complete Hello
-	ready    bool   // a Hello completed since the link came up
+	ready    bool   // a Hello completed
 	beat     time.Time
 	inflight map[string]inflight // bundle id → last spec sent, not yet acked
 	missing  map[string]int      // bundle id → consecutive digests lacking it
@@ -56,8 +56,6 @@ func (s *session) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.conn.Up():
-			s.linkUp()
 		case m, ok := <-s.conn.Recv():
 			if !ok {
 				return
@@ -65,15 +63,6 @@ func (s *session) run(ctx context.Context) {
 			s.handle(ctx, m)
 		}
 	}
-}
-
-// linkUp forgets what was in flight: the agent opens the new link with a
-// Hello, and the resync that follows re-sends whatever it lacks.
-func (s *session) linkUp() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.ready = false
-	s.inflight = map[string]inflight{}
 }
 
 func (s *session) handle(ctx context.Context, m protocol.Message) {
@@ -194,6 +183,13 @@ func (s *session) resync(ctx context.Context, held map[string]int64) error {
 	for _, b := range bundles {
 		known[b.ID] = true
 		g, ok := held[b.ID]
+		if ok {
+			// The agent has taken generation g: whatever ack got lost, the
+			// outbox is done up to it.
+			if err := s.h.st.AckOutbox(ctx, s.consumer, b.ID, g); err != nil {
+				return err
+			}
+		}
 		if !ok || g != b.Generation {
 			if err := s.sendSpec(ctx, specOf(b)); err != nil {
 				return err
