@@ -393,15 +393,34 @@ func TestStartSendsAndStops(t *testing.T) {
 	}
 }
 
-func TestSenderErrorIsCountedNotFatal(t *testing.T) {
+func TestSendErrorPausesSending(t *testing.T) {
 	h := newHarness(t)
 	h.s.setFail(true)
 	h.r.Set("b1", 1, status("1.1.1.1", "u1"))
+	h.r.Set("b2", 1, status("2.2.2.2", "u1"))
 	h.step(DefaultCoalesce)
-	if h.r.Stats().SendErrors != 1 {
-		t.Errorf("stats = %+v", h.r.Stats())
+	if got := h.r.Stats().SendErrors; got != 1 {
+		t.Errorf("send errors = %d; want 1 (stop at the first failure)", got)
 	}
 	if next := h.r.nextDue(); !next.Equal(h.fc.Now().Add(DefaultResendTimeout)) {
-		t.Errorf("next attempt at %v; want after the resend timeout", next)
+		t.Errorf("next attempt at %v; want after the resend timeout %v", next, h.fc.Now().Add(DefaultResendTimeout))
+	}
+	h.step(DefaultResendTimeout - time.Millisecond)
+	if got := h.r.Stats().SendErrors; got != 1 {
+		t.Errorf("send errors = %d; want no attempt during the pause", got)
+	}
+}
+
+func TestSteadyChangesAreReportedEveryWindow(t *testing.T) {
+	// A bundle that never stops changing is still reported once per
+	// window, not starved.
+	h := newHarness(t)
+	sent := 0
+	for i := 0; i < 40; i++ {
+		h.r.Set("b1", 1, status(fmt.Sprintf("10.0.0.%d", i), "u1"))
+		sent += len(h.step(5 * time.Millisecond))
+	}
+	if sent < 8 || sent > 10 {
+		t.Errorf("sent %d reports in 200ms of changes every 5ms; want about one per 20ms window", sent)
 	}
 }
