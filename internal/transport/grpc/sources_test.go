@@ -1,0 +1,316 @@
+package grpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+
+	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
+	"github.com/baton-dev/baton/internal/transport/grpc/pb"
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// sourceEnv is a server with fake store and feed, and a source client
+// subscribed the way sdk-go's source work client does.
+type sourceEnv struct {
+	st       *fakeStore
+	feed     *fakeFeed
+	rpc      pb.CloudEventServiceClient
+	stream   *eventStream
+	header   []string
+	seq      *seqGen
+	mu       sync.Mutex
+	notified []string
+}
+
+func newSourceEnv(t *testing.T, validate func(*api.ResourceBundle) error) *sourceEnv {
+	t.Helper()
+	env := &sourceEnv{feed: newFakeFeed(), seq: newSeqGen(clock.RealClock{}, 1)}
+	env.st = newFakeStore(env.feed, "c1", "c2")
+	srv, _ := startServer(t, Config{Agents: newFakeHub(), Bundles: env.st, Changes: env.feed, Validate: validate,
+		Notify: func(c string) { env.mu.Lock(); env.notified = append(env.notified, c); env.mu.Unlock() }})
+	env.rpc = rawClient(t, srv.SourceAddr())
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	stream, err := env.rpc.Subscribe(ctx, &pb.SubscriptionRequest{Source: "cs", DataType: ce.DataType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, err := stream.Header()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.header = hdr.Get(SubscriptionIDHeader)
+	env.stream = readStream(stream)
+	// The stream is registered once the server follows the feed.
+	for deadline := time.Now().Add(wait); env.feed.count() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("source stream never followed the change feed")
+		}
+	}
+	return env
+}
+
+func (env *sourceEnv) publish(t *testing.T, e ce.Event) error {
+	t.Helper()
+	ev, err := toPB(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.rpc.Publish(context.Background(), &pb.PublishRequest{Event: ev})
+	return err
+}
+
+func (env *sourceEnv) write(t *testing.T, r ce.SpecRequest) error {
+	t.Helper()
+	r.Source = "cs"
+	e, err := ce.EncodeSpecRequest(r, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env.publish(t, e)
+}
+
+func (env *sourceEnv) status(t *testing.T) ce.SourceStatus {
+	t.Helper()
+	ev := env.stream.next(t)
+	e, err := fromPB(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ce.DecodeSourceStatus(e)
+	if err != nil {
+		t.Fatalf("event %s: %v", ev.GetType(), err)
+	}
+	if ev.GetAttributes()["ce-sequenceid"] == nil || ev.GetSpecVersion() != "1.0" {
+		t.Fatalf("status event lacks sdk-go's attributes: %v", ev)
+	}
+	return s
+}
+
+func manifests() api.BundleSpec {
+	return api.BundleSpec{Manifests: []json.RawMessage{json.RawMessage(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"n"}}`)}}
+}
+
+func applied(reason string) api.ReportedStatus {
+	return api.ReportedStatus{Conditions: []metav1.Condition{{Type: api.ConditionApplied, Status: metav1.ConditionTrue,
+		Reason: reason, LastTransitionTime: metav1.NewTime(time.Unix(1700000000, 0))}}}
+}
+
+func k8sReason(t *testing.T, err error) metav1.StatusReason {
+	t.Helper()
+	var se apierrors.StatusError
+	if jerr := json.Unmarshal([]byte(status.Convert(err).Message()), &se); jerr != nil {
+		t.Fatalf("error %v: message is not a StatusError: %v", err, jerr)
+	}
+	return se.ErrStatus.Reason
+}
+
+func TestSourceWritesAndStatus(t *testing.T) {
+	env := newSourceEnv(t, func(b *api.ResourceBundle) error {
+		if len(b.Manifests) == 0 {
+			return errors.New("manifests: required")
+		}
+		return nil
+	})
+	if len(env.header) != 1 || env.header[0] == "" {
+		t.Fatalf("subscription-id header = %v", env.header)
+	}
+	meta := api.ObjectMeta{Name: "work", Namespace: "c1"}
+	if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1", Meta: meta, Spec: manifests()}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := env.st.GetBundle(context.Background(), "b-1")
+	if err != nil || b.ConsumerName != "c1" || b.Source != "cs" || b.Meta.Name != "work" || b.Generation != 1 || len(b.Spec.Manifests) != 1 {
+		t.Fatalf("stored %+v, %v", b, err)
+	}
+	// Update with version 0 means "current": no conflict, generation moves.
+	upd := manifests()
+	upd.Manifests = append(upd.Manifests, upd.Manifests[0])
+	if err := env.write(t, ce.SpecRequest{Action: ce.ActionUpdate, BundleID: "b-1", Consumer: "c1", Meta: meta, Spec: upd}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = env.st.GetBundle(context.Background(), "b-1")
+	if b.Generation != 2 || len(b.Spec.Manifests) != 2 || len(env.st.expected) != 1 || env.st.expected[0] != 0 {
+		t.Fatalf("after update: generation %d, %d manifests, expected generations %v", b.Generation, len(b.Spec.Manifests), env.st.expected)
+	}
+	env.mu.Lock()
+	if len(env.notified) != 2 || env.notified[0] != "c1" {
+		t.Errorf("notified %v; want c1 twice", env.notified)
+	}
+	env.mu.Unlock()
+
+	// Errors reach the client as Kubernetes status errors.
+	err = env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1", Meta: meta, Spec: manifests()})
+	if status.Code(err) != codes.AlreadyExists || k8sReason(t, err) != metav1.StatusReasonAlreadyExists {
+		t.Errorf("duplicate create = %v", err)
+	}
+	err = env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-2", Consumer: "c1", Meta: meta})
+	if status.Code(err) != codes.InvalidArgument || k8sReason(t, err) != metav1.StatusReasonBadRequest {
+		t.Errorf("invalid create = %v", err)
+	}
+	err = env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-3", Consumer: "ghost", Meta: meta, Spec: manifests()})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("create for an unknown consumer = %v", err)
+	}
+	err = env.write(t, ce.SpecRequest{Action: ce.ActionUpdate, BundleID: "nope", Consumer: "c1", Meta: meta, Spec: manifests()})
+	if status.Code(err) != codes.NotFound || k8sReason(t, err) != metav1.StatusReasonNotFound {
+		t.Errorf("update of an unknown bundle = %v", err)
+	}
+
+	// Live status with strictly increasing sequence ids.
+	var last int64
+	for i, reason := range []string{"A", "B", "C"} {
+		env.st.setStatus("b-1", applied(reason), env.seq.next())
+		s := env.status(t)
+		n, err := strconv.ParseInt(s.SequenceID, 10, 64)
+		if err != nil || n <= last {
+			t.Fatalf("status %d: sequenceid %q not above %d", i, s.SequenceID, last)
+		}
+		last = n
+		if s.BundleID != "b-1" || s.Generation != 2 || s.Consumer != "c1" || s.Reported.Conditions[0].Reason != reason {
+			t.Fatalf("status %d = %+v", i, s)
+		}
+	}
+
+	// Delete: marked deleting, then purged → Deleted=True completes it.
+	if err := env.write(t, ce.SpecRequest{Action: ce.ActionDelete, BundleID: "b-1", Consumer: "c1", Meta: meta}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := env.st.GetBundle(context.Background(), "b-1"); b.DeletedAt == nil {
+		t.Fatal("delete did not mark the bundle deleting")
+	}
+	env.st.purge("b-1")
+	s := env.status(t)
+	for s.BundleID == "b-1" && !ce.IsDeleted(s.Reported) { // the deletion's own change may come first
+		s = env.status(t)
+	}
+	if s.BundleID != "b-1" || !ce.IsDeleted(s.Reported) || s.SequenceID == "" {
+		t.Fatalf("after purge got %+v; want Deleted=True for b-1", s)
+	}
+	// Deleting what is already gone answers Deleted at once.
+	if err := env.write(t, ce.SpecRequest{Action: ce.ActionDelete, BundleID: "gone", Consumer: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := env.status(t); s.BundleID != "gone" || !ce.IsDeleted(s.Reported) {
+		t.Fatalf("delete of a missing bundle: got %+v", s)
+	}
+}
+
+func TestSourceStatusResync(t *testing.T) {
+	env := newSourceEnv(t, nil)
+	for _, id := range []string{"b-1", "b-2", "b-3"} {
+		if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: id, Consumer: "c1", Spec: manifests()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env.st.setStatus("b-1", applied("one"), env.seq.next())
+	env.st.setStatus("b-2", applied("two"), env.seq.next())
+	for i := 0; i < 2; i++ { // live updates
+		env.status(t)
+	}
+	// b-3 has no status yet: nothing to send for it.
+	resync := func(hashes map[string]string) {
+		t.Helper()
+		if err := env.publish(t, ce.EncodeStatusResync(ce.StatusResync{Source: "cs", Hashes: hashes}, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resync(nil)
+	got := map[string]ce.SourceStatus{}
+	for i := 0; i < 2; i++ {
+		s := env.status(t)
+		got[s.BundleID] = s
+	}
+	if got["b-1"].Reported.Conditions[0].Reason != "one" || got["b-2"].Reported.Conditions[0].Reason != "two" {
+		t.Fatalf("resync sent %+v", got)
+	}
+	env.stream.none(t, 100*time.Millisecond)
+
+	// The client holds b-1 current and b-2 stale, and a bundle that is gone.
+	h1, _ := ce.SourceStatusHash(applied("one"))
+	resync(map[string]string{"b-1": h1, "b-2": "stale", "old": "x"})
+	seen := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		s := env.status(t)
+		seen[s.BundleID] = true
+		switch s.BundleID {
+		case "b-2":
+			if s.Reported.Conditions[0].Reason != "two" {
+				t.Errorf("b-2 resent as %+v", s)
+			}
+		case "old":
+			if !ce.IsDeleted(s.Reported) {
+				t.Errorf("missing bundle sent without Deleted=True: %+v", s)
+			}
+		default:
+			t.Errorf("resync sent %s, whose hash matched", s.BundleID)
+		}
+	}
+	if !seen["b-2"] || !seen["old"] {
+		t.Errorf("resync sent %v; want b-2 and old", seen)
+	}
+	env.stream.none(t, 100*time.Millisecond)
+}
+
+// Statuses of another source's bundles never reach this source.
+func TestSourceStatusIsolation(t *testing.T) {
+	env := newSourceEnv(t, nil)
+	other := env.st
+	if _, err := other.CreateBundle(context.Background(), bundleOf("x-1", "other")); err != nil {
+		t.Fatal(err)
+	}
+	other.setStatus("x-1", applied("x"), env.seq.next())
+	if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1", Spec: manifests()}); err != nil {
+		t.Fatal(err)
+	}
+	env.st.setStatus("b-1", applied("mine"), env.seq.next())
+	if s := env.status(t); s.BundleID != "b-1" {
+		t.Fatalf("got status of %s", s.BundleID)
+	}
+	err := env.write(t, ce.SpecRequest{Action: ce.ActionUpdate, BundleID: "x-1", Consumer: "c1", Spec: manifests()})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("update of another source's bundle = %v; want PermissionDenied", err)
+	}
+}
+
+func TestSourceHeartbeat(t *testing.T) {
+	feed := newFakeFeed()
+	srv, _ := startServer(t, Config{Agents: newFakeHub(), Bundles: newFakeStore(feed), Changes: feed,
+		HeartbeatInterval: 30 * time.Millisecond})
+	stream, err := rawClient(t, srv.SourceAddr()).Subscribe(context.Background(),
+		&pb.SubscriptionRequest{Source: "cs", DataType: ce.DataType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-readStream(stream).events:
+		if ev.GetType() != ce.TypeHeartbeat {
+			t.Fatalf("first event %s; want a heartbeat", ev.GetType())
+		}
+	case <-time.After(wait):
+		t.Fatal("no heartbeat")
+	}
+}
+
+func TestSeqGenIncreases(t *testing.T) {
+	g := newSeqGen(clock.RealClock{}, 1)
+	var last int64
+	for i := 0; i < 10000; i++ {
+		n, _ := strconv.ParseInt(g.next(), 10, 64)
+		if n <= last || (n>>12)&1023 != 1 {
+			t.Fatalf("id %d after %d (node %d)", n, last, (n>>12)&1023)
+		}
+		last = n
+	}
+}
