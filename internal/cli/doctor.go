@@ -81,6 +81,9 @@ func (o *doctorOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
+	// Re-checks read every object each interval; the client default of 5 QPS
+	// would turn --fix waits into rate limiter errors.
+	cfg.QPS, cfg.Burst = 50, 100
 	getter, err := doctor.NewClusterGetter(cfg)
 	if err != nil {
 		return err
@@ -109,11 +112,14 @@ func (o *doctorOptions) run(cmd *cobra.Command) error {
 	fo := doctor.DefaultFixOptions()
 	fo.Interval = o.interval
 	fo.Progress = progress(cmd.ErrOrStderr(), len(ids))
-	final, err := doctor.Fix(ctx, c, getter, ids, fo)
+	final, err := doctor.Fix(ctx, c, getter, res, fo)
 	if err != nil && isTerminal(cmd.ErrOrStderr()) {
 		fmt.Fprintln(cmd.ErrOrStderr())
 	}
 	if err != nil {
+		if client.IsNotFound(err) {
+			return fmt.Errorf("%w: the server has no resync endpoint (a Maestro server?); restart the agent to make it re-report", err)
+		}
 		if ctx.Err() == nil {
 			return err
 		}

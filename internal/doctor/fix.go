@@ -32,11 +32,14 @@ func DefaultFixOptions() FixOptions {
 	return FixOptions{Interval: 500 * time.Millisecond, Clock: clock.RealClock{}}
 }
 
-// Fix asks the server to resync each bundle in ids, then re-checks them
-// against the cluster until all agree or ctx ends. It returns the last
-// check of the bundles that still disagree (empty when all agree) and an
-// error when ctx ended first or a resync request failed.
-func Fix(ctx context.Context, srv Server, g Getter, ids []string, o FixOptions) (Result, error) {
+// Fix asks the server to resync each bundle with a mismatch in initial (a
+// Check result), then re-checks them against the cluster until all agree or
+// ctx ends. It returns the last check of the bundles that still disagree
+// (empty when all agree) and an error when ctx ended first or a resync
+// request failed. A re-check whose reads failed does not replace an earlier
+// one that showed mismatches.
+func Fix(ctx context.Context, srv Server, g Getter, initial Result, o FixOptions) (Result, error) {
+	ids := initial.BundleIDs()
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
@@ -50,12 +53,18 @@ func Fix(ctx context.Context, srv Server, g Getter, ids []string, o FixOptions) 
 		}
 	}
 	pending := append([]string(nil), ids...)
-	var last Result
+	last := initial
 	for {
-		var err error
-		pending, last, err = recheck(ctx, srv, g, pending)
+		still, cur, err := recheck(ctx, srv, g, pending)
 		if err != nil {
+			if ctx.Err() != nil {
+				return last, fmt.Errorf("waiting for %d of %d bundles to agree with the cluster: %w", len(pending), len(ids), ctx.Err())
+			}
 			return last, err
+		}
+		pending = still
+		if len(cur.Errors) == 0 || len(last.Mismatches) == 0 {
+			last = cur
 		}
 		if o.Progress != nil {
 			o.Progress(len(ids)-len(pending), len(ids), o.Clock.Since(start))
@@ -87,6 +96,10 @@ func recheck(ctx context.Context, srv Server, g Getter, ids []string) ([]string,
 			return ids, total, fmt.Errorf("bundle %s: get: %w", id, err)
 		}
 		r := Check(ctx, g, []api.ResourceBundle{*b})
+		if ctx.Err() != nil {
+			// Reads cut short by the deadline prove nothing either way.
+			return ids, total, fmt.Errorf("bundle %s: %w", id, ctx.Err())
+		}
 		if !r.OK() {
 			still = append(still, id)
 		}

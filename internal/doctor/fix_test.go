@@ -49,7 +49,7 @@ func TestFixWaitsUntilAgreement(t *testing.T) {
 	o := DefaultFixOptions()
 	o.Interval = time.Millisecond
 	o.Progress = func(agree, total int, _ time.Duration) { calls = append(calls, agree*10+total) }
-	res, err := Fix(context.Background(), srv, g, []string{"b1"}, o)
+	res, err := Fix(context.Background(), srv, g, initial(), o)
 	if err != nil || !res.OK() {
 		t.Fatalf("got %+v, %v", res, err)
 	}
@@ -68,11 +68,15 @@ func TestFixTimesOut(t *testing.T) {
 	defer cancel()
 	o := DefaultFixOptions()
 	o.Interval = 5 * time.Millisecond
-	res, err := Fix(ctx, srv, g, []string{"b1"}, o)
+	res, err := Fix(ctx, srv, g, initial(), o)
 	if err == nil || !strings.Contains(err.Error(), "waiting for 1 of 1 bundles") {
 		t.Fatalf("got error %v; want a timeout", err)
 	}
 	if len(res.Mismatches) != 1 || res.Mismatches[0].Reported != "20.1.2.3" {
 		t.Errorf("last result %+v; want the stale ip mismatch", res)
 	}
+}
+
+func initial() Result {
+	return Result{Mismatches: []Mismatch{{BundleID: "b1", Field: "feedback.ip"}}}
 }
