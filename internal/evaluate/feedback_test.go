@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	workv1 "open-cluster-management.io/api/work/v1"
@@ -203,7 +204,20 @@ func FuzzEvalPath(f *testing.F) {
 		if json.Unmarshal([]byte(doc), &data) != nil {
 			data = map[string]any{"status": map[string]any{"phase": "Running"}}
 		}
-		v, err := EvalPath(data, path)
+		type result struct {
+			v   workv1.FieldValue
+			err *PathError
+		}
+		done := make(chan result, 1)
+		go func() { v, err := EvalPath(data, path); done <- result{v, err} }()
+		var v workv1.FieldValue
+		var err *PathError
+		select {
+		case r := <-done:
+			v, err = r.v, r.err
+		case <-time.After(2 * time.Second):
+			t.Fatalf("EvalPath(%q) did not return", path)
+		}
 		if err != nil {
 			if v.Type != "" {
 				t.Fatalf("error %v with value %+v", err, v)
