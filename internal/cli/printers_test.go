@@ -22,7 +22,7 @@ func testBundles() []api.ResourceBundle {
 	return []api.ResourceBundle{
 		{ID: "11111111-aaaa", Name: "shared-ingress", ConsumerName: "mgmt-1", Version: 3, CreatedAt: now.Add(-90 * time.Minute),
 			Status: &api.BundleStatus{Revision: 7,
-				Conditions: []metav1.Condition{{Type: api.ConditionApplied, Status: metav1.ConditionTrue}, {Type: api.ConditionAvailable, Status: metav1.ConditionTrue}},
+				Conditions:     []metav1.Condition{{Type: api.ConditionApplied, Status: metav1.ConditionTrue}, {Type: api.ConditionAvailable, Status: metav1.ConditionTrue}},
 				ResourceStatus: []api.ResourceStatus{{}},
 				Freshness:      &api.Freshness{State: api.FreshnessFresh, ConfirmedAt: &confirmed, AgeSeconds: 2.04}}},
 		{ID: "22222222-bbbb", Name: "hello", ConsumerName: "mgmt-2", Version: 1, CreatedAt: now.Add(-3 * 24 * time.Hour),
