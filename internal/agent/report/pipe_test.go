@@ -46,8 +46,8 @@ func TestOverPipe(t *testing.T) {
 	}()
 	go func() {
 		for m := range p.Agent().Recv() {
-			if m.Type == protocol.TypeStatusAck {
-				r.Ack(*m.StatusAck)
+			if !r.Handle(m) {
+				t.Errorf("reporter did not handle %s", m.Type)
 			}
 		}
 	}()

@@ -84,7 +84,7 @@ type Stats struct {
 type Option func(*Reporter)
 
 // WithClock sets the clock (default: the real clock).
-func WithClock(c clock.WithTicker) Option { return func(r *Reporter) { r.clock = c } }
+func WithClock(c clock.Clock) Option { return func(r *Reporter) { r.clock = c } }
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(r *Reporter) { r.log = l } }
@@ -113,7 +113,7 @@ func WithOnSent(f func(SentEvent)) Option { return func(r *Reporter) { r.onSent 
 // Reporter reports bundle statuses to the server; see the package doc.
 type Reporter struct {
 	sender    Sender
-	clock     clock.WithTicker
+	clock     clock.Clock
 	log       *slog.Logger
 	coalesce  time.Duration
 	heartbeat time.Duration
@@ -273,6 +273,20 @@ func (r *Reporter) Ack(a protocol.StatusAck) {
 		delete(r.bundles, a.BundleID)
 		r.tombstones[a.BundleID] = tombstone{gen: e.gen, at: r.clock.Now()}
 	}
+}
+
+// Handle applies a server message meant for the reporter (StatusAck,
+// StatusRequest) and reports whether it was one.
+func (r *Reporter) Handle(m protocol.Message) bool {
+	switch {
+	case m.Type == protocol.TypeStatusAck && m.StatusAck != nil:
+		r.Ack(*m.StatusAck)
+	case m.Type == protocol.TypeStatusRequest && m.StatusRequest != nil:
+		r.RequestStatus(m.StatusRequest.BundleIDs)
+	default:
+		return false
+	}
+	return true
 }
 
 // Resume says the link is up again: unacked reports are re-sent and a

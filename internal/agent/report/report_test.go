@@ -301,7 +301,9 @@ func TestRequestStatusResendsAsNewRevision(t *testing.T) {
 	if len(got) != 1 || got[0].BundleID != "b2" || got[0].Revision != 3 || got[0].Hash != protocol.HashStatus(status("2.2.2.2", "u1")) {
 		t.Fatalf("request b2: %+v", got)
 	}
-	h.r.RequestStatus(nil)
+	if !h.r.Handle(protocol.Message{Type: protocol.TypeStatusRequest, StatusRequest: &protocol.StatusRequest{}}) {
+		t.Fatal("StatusRequest not handled")
+	}
 	if got := h.step(0); len(got) != 2 || got[0].Revision != 4 || got[1].Revision != 5 {
 		t.Fatalf("request all: %s", revisions(got))
 	}
@@ -339,6 +341,15 @@ func TestMarkDeleted(t *testing.T) {
 	h.r.Set("b1", 5, status("1.1.1.1", "u1"))
 	if got := h.step(DefaultCoalesce); len(got) != 1 || got[0].Deleted || got[0].Generation != 5 {
 		t.Fatalf("recreated bundle: %+v", got)
+	}
+}
+
+func TestHandleIgnoresOtherMessages(t *testing.T) {
+	h := newHarness(t)
+	for _, m := range []protocol.Message{{Type: protocol.TypeSpec, Spec: &protocol.Spec{}}, {Type: protocol.TypeStatusAck}} {
+		if h.r.Handle(m) {
+			t.Errorf("Handle(%s) = true", m.Type)
+		}
 	}
 }
 
