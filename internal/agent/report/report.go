@@ -83,11 +83,23 @@ type Stats struct {
 // Option configures a Reporter.
 type Option func(*Reporter)
 
-// WithClock sets the clock (default: the real clock).
-func WithClock(c clock.Clock) Option { return func(r *Reporter) { r.clock = c } }
+// WithClock sets the clock (default, also for nil: the real clock).
+func WithClock(c clock.Clock) Option {
+	return func(r *Reporter) {
+		if c != nil {
+			r.clock = c
+		}
+	}
+}
 
-// WithLogger sets the logger (default: discard).
-func WithLogger(l *slog.Logger) Option { return func(r *Reporter) { r.log = l } }
+// WithLogger sets the logger (default, also for nil: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(r *Reporter) {
+		if l != nil {
+			r.log = l
+		}
+	}
+}
 
 // WithCoalesce sets how long a change waits for further changes of the
 // same bundle before it is reported (default 20 ms; 0 reports at once).
@@ -103,8 +115,15 @@ func WithResendTimeout(d time.Duration) Option { return func(r *Reporter) { r.re
 // WithConsumer sets the consumer name put in every message.
 func WithConsumer(name string) Option { return func(r *Reporter) { r.consumer = name } }
 
-// WithEpoch sets the epoch (default: a new random UUID per Reporter).
-func WithEpoch(e string) Option { return func(r *Reporter) { r.epoch = e } }
+// WithEpoch sets the epoch (default, also for "": a new random UUID per
+// Reporter).
+func WithEpoch(e string) Option {
+	return func(r *Reporter) {
+		if e != "" {
+			r.epoch = e
+		}
+	}
+}
 
 // WithOnSent registers a hook called, outside any lock and in Start's
 // goroutine, after each Status was sent. It must not block.

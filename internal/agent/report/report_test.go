@@ -361,6 +361,9 @@ func TestEpochPerReporter(t *testing.T) {
 	if e := New(&fakeSender{}, WithEpoch("e1")).Epoch(); e != "e1" {
 		t.Errorf("WithEpoch: %q", e)
 	}
+	if e := New(&fakeSender{}, WithEpoch(""), WithClock(nil), WithLogger(nil)); e.Epoch() == "" || e.clock == nil || e.log == nil {
+		t.Errorf("empty options replaced the defaults: epoch %q", e.Epoch())
+	}
 }
 
 func TestStartSendsAndStops(t *testing.T) {
