@@ -1,0 +1,196 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/internal/server"
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/internal/store/storetest"
+)
+
+// started runs a server on a random local port until the test ends and
+// returns its base URL, its cancel function and a function giving a
+// channel that yields Start's result once it returned.
+func started(t *testing.T, opts server.Options) (string, context.CancelFunc, func() <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Listener = ln
+	srv, err := server.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	var result error
+	go func() { result = srv.Start(ctx); close(finished) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-finished:
+		case <-time.After(15 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	// done returns a channel that yields Start's result once it returned.
+	done := func() <-chan error {
+		ch := make(chan error, 1)
+		go func() { <-finished; ch <- result }()
+		return ch
+	}
+	return "http://" + ln.Addr().String(), cancel, done
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServerEndpointsAndMetrics(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s store.Store) {
+		ran := make(chan struct{})
+		stopped := make(chan struct{})
+		base, cancel, done := started(t, server.Options{
+			Store: s,
+			Handlers: map[string]http.Handler{
+				"GET /api/maestro/v1/watch": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					_, _ = io.WriteString(w, "watching")
+				}),
+			},
+			Runnables: []server.Runnable{server.RunnableFunc(func(ctx context.Context) error {
+				close(ran)
+				<-ctx.Done()
+				close(stopped)
+				return nil
+			})},
+		})
+		if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
+			t.Fatalf("healthz: %d %q", code, body)
+		}
+		if code, body := get(t, base+"/readyz"); code != 200 {
+			t.Fatalf("readyz: %d %q", code, body)
+		}
+		if code, body := get(t, base+"/api/maestro/v1/watch"); code != 200 || body != "watching" {
+			t.Fatalf("extra handler: %d %q", code, body)
+		}
+		resp, err := http.Post(base+"/api/maestro/v1/consumers", "application/json", strings.NewReader(`{"name":"mgmt-1"}`))
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("create consumer: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		if code, _ := get(t, base+"/api/maestro/v1/consumers/mgmt-1"); code != 200 {
+			t.Fatalf("get consumer: %d", code)
+		}
+		if code, _ := get(t, base+"/api/maestro/v1/consumers/nope"); code != 404 {
+			t.Fatalf("get missing consumer: %d", code)
+		}
+		if code, _ := get(t, base+"/no/such/path"); code != 404 {
+			t.Fatalf("unknown path: %d", code)
+		}
+		_, metrics := get(t, base+"/metrics")
+		for _, want := range []string{
+			`baton_http_requests_total{code="201",route="POST /api/maestro/v1/consumers"} 1`,
+			`baton_http_requests_total{code="200",route="GET /api/maestro/v1/consumers/{id}"} 1`,
+			`baton_http_requests_total{code="404",route="GET /api/maestro/v1/consumers/{id}"} 1`,
+			`baton_http_requests_total{code="404",route="unmatched"} 1`,
+			`baton_http_requests_total{code="200",route="GET /healthz"} 1`,
+			`baton_http_requests_total{code="200",route="GET /api/maestro/v1/watch"} 1`,
+			`baton_http_request_duration_seconds_count{code="201",route="POST /api/maestro/v1/consumers"} 1`,
+			`baton_store_operation_duration_seconds_count{op="CreateConsumer",result="ok"} 1`,
+			`baton_store_operation_duration_seconds_count{op="GetConsumer",result="not_found"} 1`,
+			`baton_store_operation_duration_seconds_count{op="Ping",result="ok"} 1`,
+			`go_goroutines`,
+		} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		select {
+		case <-ran:
+		case <-time.After(5 * time.Second):
+			t.Fatal("runnable not started")
+		}
+		cancel()
+		select {
+		case err := <-done():
+			if err != nil {
+				t.Fatalf("Start returned %v after cancel; want nil", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("Start did not return after cancel")
+		}
+		<-stopped
+		if _, err := http.Get(base + "/healthz"); err == nil {
+			t.Fatal("server still answers after stop")
+		}
+	})
+}
+
+// downStore fails Ping like an unreachable database.
+type downStore struct{ store.Store }
+
+func (downStore) Ping(context.Context) error { return errors.New("connection refused") }
+
+func TestReadyzReportsStoreDown(t *testing.T) {
+	base, _, _ := started(t, server.Options{Store: downStore{storetest.NewSQLite(t)}})
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "connection refused") {
+		t.Fatalf("readyz with the store down: %d %q", code, body)
+	}
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Fatalf("healthz with the store down: %d; liveness must not depend on the store", code)
+	}
+}
+
+func TestRunnableFailureStopsServer(t *testing.T) {
+	boom := errors.New("transport broke")
+	_, _, done := started(t, server.Options{
+		Store: storetest.NewSQLite(t),
+		Runnables: []server.Runnable{server.RunnableFunc(func(ctx context.Context) error {
+			return boom
+		})},
+	})
+	select {
+	case err := <-done():
+		if !errors.Is(err, boom) {
+			t.Fatalf("Start = %v; want %v", err, boom)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Start did not return after a runnable failed")
+	}
+}
+
+func TestNewRequiresStore(t *testing.T) {
+	if _, err := server.New(server.Options{}); err == nil || !strings.Contains(err.Error(), "Store") {
+		t.Fatalf("New without a store: %v", err)
+	}
+}
+
+func TestListenFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srv, err := server.New(server.Options{Store: storetest.NewSQLite(t), HTTPAddr: ln.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("Start on a taken port: %v", err)
+	}
+}
