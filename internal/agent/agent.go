@@ -35,6 +35,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -65,6 +66,10 @@ type Options struct {
 	// HeartbeatInterval is how often the reporter sends its digest
 	// (default: the reporter's own default).
 	HeartbeatInterval time.Duration
+	// DeletePropagation is the propagationPolicy of the applier's delete
+	// calls (default the applier's: Foreground, which needs the cluster's
+	// garbage collector).
+	DeletePropagation metav1.DeletionPropagation
 	// RetryBase and RetryMax bound the per-bundle exponential backoff of
 	// failed applies and pending deletions (default 200 ms and 30 s).
 	RetryBase, RetryMax time.Duration
@@ -147,7 +152,8 @@ func New(cfg *rest.Config, conn protocol.Conn, opts Options) (*Agent, error) {
 	if opts.Consumer == "" {
 		return nil, errors.New("agent: new: consumer name is required")
 	}
-	ap, err := apply.New(cfg, apply.Options{Namespace: opts.RecordsNamespace, AgentName: opts.Consumer, Clock: opts.Clock})
+	ap, err := apply.New(cfg, apply.Options{Namespace: opts.RecordsNamespace, AgentName: opts.Consumer,
+		Clock: opts.Clock, Propagation: opts.DeletePropagation})
 	if err != nil {
 		return nil, fmt.Errorf("agent: new: %w", err)
 	}

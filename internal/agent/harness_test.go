@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,7 +156,7 @@ func (h *harness) startAgent() {
 	h.server = startFakeServer(ctx, h.pipe.Server())
 	a, err := New(cfg, h.pipe.Agent(), Options{
 		Consumer: h.consumer, Logger: slog.New(slog.DiscardHandler),
-		HeartbeatInterval: time.Hour, RetryBase: 50 * time.Millisecond, RetryMax: time.Second,
+		HeartbeatInterval: time.Hour, DeletePropagation: metav1.DeletePropagationBackground, RetryBase: 50 * time.Millisecond, RetryMax: time.Second,
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -163,18 +164,22 @@ func (h *harness) startAgent() {
 	h.agent = a
 	errc := make(chan error, 1)
 	go func() { errc <- a.Start(ctx) }()
-	h.stop = func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				h.t.Errorf("agent Start: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			h.t.Error("agent did not stop within 10s")
-		}
-	}
+	var once sync.Once
+	h.stop = func() { once.Do(func() { stopAgent(h.t, cancel, errc) }) }
 	h.t.Cleanup(h.stop)
+}
+
+func stopAgent(t *testing.T, cancel func(), errc chan error) {
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("agent Start: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		buf := make([]byte, 1<<20)
+		t.Errorf("agent did not stop within 10s:\n%s", buf[:runtime.Stack(buf, true)])
+	}
 }
 
 // manifest returns the JSON of a Kubernetes object.
