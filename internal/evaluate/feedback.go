@@ -27,7 +27,9 @@ type PathError struct {
 	Err    error
 }
 
+// Error describes the path and the cause.
 func (e *PathError) Error() string { return fmt.Sprintf("path %q: %v", e.Path, e.Err) }
+// Unwrap returns the cause.
 func (e *PathError) Unwrap() error { return e.Err }
 
 // Feedback evaluates rules on obj (which must exist) and returns the values
