@@ -29,6 +29,7 @@ type PathError struct {
 
 // Error describes the path and the cause.
 func (e *PathError) Error() string { return fmt.Sprintf("path %q: %v", e.Path, e.Err) }
+
 // Unwrap returns the cause.
 func (e *PathError) Unwrap() error { return e.Err }
 
