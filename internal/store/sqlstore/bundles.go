@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -31,7 +32,7 @@ func (s *Store) CreateBundle(ctx context.Context, b store.Bundle) (store.Bundle,
 		b.Name = b.ID
 	}
 	normalizeMeta(&b)
-	meta, spec, labels, err := encodeBundle(&b)
+	enc, err := encodeBundle(&b)
 	if err != nil {
 		return store.Bundle{}, err
 	}
@@ -56,10 +57,11 @@ func (s *Store) CreateBundle(ctx context.Context, b store.Bundle) (store.Bundle,
 		if b.ChangeSeq, err = addChange(ctx, db, &b, store.ChangeCreated, now); err != nil {
 			return err
 		}
-		_, err = db.exec(ctx, `INSERT INTO bundles (id, name, consumer_name, source, labels, meta, spec,
+		_, err = db.exec(ctx, `INSERT INTO bundles (id, name, consumer_name, source, labels, meta, spec, manifests,
 				generation, created_at, updated_at, change_seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			b.ID, b.Name, b.ConsumerName, b.Source, labels, meta, spec, b.Generation, now, now, b.ChangeSeq)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			b.ID, b.Name, b.ConsumerName, b.Source, enc.labels, enc.meta, enc.spec, enc.manifests,
+			b.Generation, now, now, b.ChangeSeq)
 		if err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("bundle %s: create: %w", b.ID, store.ErrConflict)
@@ -96,7 +98,7 @@ func (s *Store) UpdateBundle(ctx context.Context, b store.Bundle, expectedGenera
 		out = cur
 		out.Meta, out.Spec = b.Meta, b.Spec
 		normalizeMeta(&out)
-		meta, spec, labels, err := encodeBundle(&out)
+		enc, err := encodeBundle(&out)
 		if err != nil {
 			return err
 		}
@@ -108,9 +110,9 @@ func (s *Store) UpdateBundle(ctx context.Context, b store.Bundle, expectedGenera
 		if out.ChangeSeq, err = addChange(ctx, db, &out, store.ChangeUpdated, now); err != nil {
 			return err
 		}
-		_, err = db.exec(ctx, `UPDATE bundles SET labels = ?, meta = ?, spec = ?, generation = ?,
+		_, err = db.exec(ctx, `UPDATE bundles SET labels = ?, meta = ?, spec = ?, manifests = ?, generation = ?,
 				updated_at = ?, change_seq = ? WHERE id = ?`,
-			labels, meta, spec, out.Generation, now, out.ChangeSeq, out.ID)
+			enc.labels, enc.meta, enc.spec, enc.manifests, out.Generation, now, out.ChangeSeq, out.ID)
 		if err != nil {
 			return fmt.Errorf("bundle %s: update: %w", b.ID, err)
 		}
@@ -256,24 +258,48 @@ func normalizeMeta(b *store.Bundle) {
 	}
 }
 
-// encodeBundle returns the JSON of meta, spec and labels.
-func encodeBundle(b *store.Bundle) (meta, spec, labels string, err error) {
+// encodedBundle is the stored form of a bundle's metadata and spec.
+type encodedBundle struct {
+	meta, spec, manifests, labels string
+}
+
+// encodeBundle returns the stored form of b: meta, labels and the spec
+// without manifests as JSON, and the manifests as compact JSON, one per line
+// (compact JSON has no raw newlines). b's manifests become the compacted ones,
+// as a later read returns them.
+func encodeBundle(b *store.Bundle) (encodedBundle, error) {
+	var e encodedBundle
 	mb, err := json.Marshal(b.Meta)
 	if err != nil {
-		return "", "", "", fmt.Errorf("bundle %s: metadata: %v: %w", b.ID, err, store.ErrInvalid)
+		return e, fmt.Errorf("bundle %s: metadata: %v: %w", b.ID, err, store.ErrInvalid)
 	}
 	if b.Spec.Manifests == nil {
 		b.Spec.Manifests = []json.RawMessage{}
 	}
-	sb, err := json.Marshal(b.Spec)
+	var lines bytes.Buffer
+	compacted := make([]json.RawMessage, len(b.Spec.Manifests))
+	for i, m := range b.Spec.Manifests {
+		if i > 0 {
+			lines.WriteByte('\n')
+		}
+		start := lines.Len()
+		if err := json.Compact(&lines, m); err != nil {
+			return e, fmt.Errorf("bundle %s: manifest %d: %v: %w", b.ID, i, err, store.ErrInvalid)
+		}
+		compacted[i] = json.RawMessage(bytes.Clone(lines.Bytes()[start:]))
+	}
+	b.Spec.Manifests = compacted
+	rest := b.Spec
+	rest.Manifests = nil
+	sb, err := json.Marshal(rest)
 	if err != nil {
-		return "", "", "", fmt.Errorf("bundle %s: spec: %v: %w", b.ID, err, store.ErrInvalid)
+		return e, fmt.Errorf("bundle %s: spec: %v: %w", b.ID, err, store.ErrInvalid)
 	}
 	lb, err := encodeLabels(b.Meta.Labels)
 	if err != nil {
-		return "", "", "", fmt.Errorf("bundle %s: %w", b.ID, err)
+		return e, fmt.Errorf("bundle %s: %w", b.ID, err)
 	}
-	return string(mb), string(sb), lb, nil
+	return encodedBundle{meta: string(mb), spec: string(sb), manifests: lines.String(), labels: lb}, nil
 }
 
 // notFound maps sql.ErrNoRows to ErrNotFound with the formatted subject.

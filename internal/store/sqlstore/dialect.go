@@ -27,6 +27,9 @@ type dialect struct {
 	// forUpdate locks the selected rows until commit (PostgreSQL); SQLite
 	// needs nothing because it has one writer.
 	forUpdate string
+	// forNoKeyUpdate locks a row against updates but not against foreign
+	// key checks of inserts that reference it (PostgreSQL).
+	forNoKeyUpdate string
 	// numbered: placeholders are $1, $2, … instead of ?.
 	numbered bool
 	// readTx are the options of the read transaction that pairs a page with
@@ -48,13 +51,14 @@ var sqliteDialect = &dialect{
 }
 
 var postgresDialect = &dialect{
-	name:       "postgres",
-	driver:     "pgx",
-	goose:      database.DialectPostgres,
-	migrations: "migrations/postgres",
-	forUpdate:  " FOR UPDATE",
-	numbered:   true,
-	readTx:     &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+	name:           "postgres",
+	driver:         "pgx",
+	goose:          database.DialectPostgres,
+	migrations:     "migrations/postgres",
+	forUpdate:      " FOR UPDATE",
+	forNoKeyUpdate: " FOR NO KEY UPDATE",
+	numbered:       true,
+	readTx:         &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 	labelExpr: func(col, key string) (string, any) {
 		return "COALESCE(" + col + " ->> ?, '')", key
 	},

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,7 +33,7 @@ func TestMigrate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Migrate: %v", err)
 			}
-			if want := []string{"00001_init.sql"}; !reflect.DeepEqual(applied, want) {
+			if want := migrationFiles(t, "migrations/"+name); !reflect.DeepEqual(applied, want) {
 				t.Fatalf("first Migrate applied %v; want %v", applied, want)
 			}
 			again, err := sqlstore.Migrate(ctx, cfg)
@@ -54,20 +55,21 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
+func migrationFiles(t *testing.T, dir string) []string {
+	var out []string
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
 // TestMigrationsInStep checks both dialects have the same migration files.
 func TestMigrationsInStep(t *testing.T) {
-	list := func(dir string) []string {
-		var out []string
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			out = append(out, e.Name())
-		}
-		return out
-	}
-	sqlite, pg := list("migrations/sqlite"), list("migrations/postgres")
+	sqlite, pg := migrationFiles(t, "migrations/sqlite"), migrationFiles(t, "migrations/postgres")
 	if len(sqlite) == 0 || !reflect.DeepEqual(sqlite, pg) {
 		t.Fatalf("migrations differ: sqlite %v, postgres %v", sqlite, pg)
 	}
@@ -131,4 +133,35 @@ func TestSQLiteReopen(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, b) {
 		t.Fatalf("after reopen: %+v, %v; want %+v", got, err, b)
 	}
+}
+
+// TestManifestsInSpecColumn checks rows in the version 1 layout (manifests
+// inside the spec JSON, empty manifests column) still read correctly.
+func TestManifestsInSpecColumn(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		s := st.(*sqlstore.Store)
+		if _, err := s.CreateConsumer(ctx, store.Consumer{Name: "c"}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.CreateBundle(ctx, storetest.RealisticBundle("c", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := json.Marshal(b.Spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := "UPDATE bundles SET spec = ?, manifests = '' WHERE id = ?"
+		if s.Dialect() == "postgres" {
+			q = "UPDATE bundles SET spec = $1, manifests = '' WHERE id = $2"
+		}
+		if _, err := s.DB().ExecContext(ctx, q, string(old), b.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetBundle(ctx, b.ID)
+		if err != nil || !reflect.DeepEqual(got, b) {
+			t.Fatalf("old layout read back as %+v, %v; want %+v", got.Spec, err, b.Spec)
+		}
+	})
 }

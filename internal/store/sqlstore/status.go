@@ -88,7 +88,7 @@ func (s *Store) applyStatus(ctx context.Context, db conn, u store.StatusUpdate, 
 // adopting it when the consumer has none.
 func checkEpoch(ctx context.Context, db conn, consumer, epoch string) (bool, error) {
 	var cur string
-	err := db.row(ctx, `SELECT agent_epoch FROM consumers WHERE name = ?`+db.d.forUpdate, consumer).Scan(&cur)
+	err := db.row(ctx, `SELECT agent_epoch FROM consumers WHERE name = ?`+db.d.forNoKeyUpdate, consumer).Scan(&cur)
 	if err != nil {
 		return false, notFound(err, "consumer %q", consumer)
 	}

@@ -1,0 +1,63 @@
+package sqlstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/internal/store/storetest"
+)
+
+var stores = []struct {
+	name string
+	open func(testing.TB) store.Store
+}{
+	{"sqlite", storetest.NewSQLite},
+	{"postgres", storetest.NewPostgres},
+}
+
+func BenchmarkCreateBundle(b *testing.B) {
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			ctx := context.Background()
+			if _, err := s.CreateConsumer(ctx, store.Consumer{Name: "c"}); err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			for b.Loop() {
+				if _, err := s.CreateBundle(ctx, storetest.RealisticBundle("c", i)); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkListBundles6000 lists 6,000 bundles of about 3 KB (spec and
+// status) in one page, the store's share of the REST listing target.
+func BenchmarkListBundles6000(b *testing.B) {
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			storetest.Populate(b, s, "c", 6000)
+			ctx := context.Background()
+			p, err := s.ListBundles(ctx, store.ListOptions{})
+			if err != nil || len(p.Items) != 6000 {
+				b.Fatalf("list: %d items, %v", len(p.Items), err)
+			}
+			spec, _ := json.Marshal(p.Items[0].Spec)
+			status, _ := json.Marshal(p.Items[0].Status.Reported)
+			b.ReportMetric(float64(len(spec)+len(status)), "bytes/bundle")
+			b.ResetTimer()
+			for b.Loop() {
+				p, err := s.ListBundles(ctx, store.ListOptions{Page: 1, Size: 6000})
+				if err != nil || len(p.Items) != 6000 || p.Total != 6000 {
+					b.Fatalf("list: %d items of %d, %v", len(p.Items), p.Total, err)
+				}
+			}
+		})
+	}
+}
