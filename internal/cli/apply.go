@@ -43,13 +43,18 @@ or as a ManifestWork (apiVersion work.open-cluster-management.io/v1, kind
 ManifestWork, metadata.namespace = consumer, spec.workload.manifests,
 spec.deleteOption, spec.manifestConfigs). A bundle is found by name and
 consumer: a new one is created, an existing one updated at its current
-version. Every file is checked before anything is applied; an invalid one is
+version. A document {kind: Consumer, name, labels} creates a consumer (or
+sets its labels); consumers are applied before bundles. Every file is checked before anything is applied; an invalid one is
 reported with its document, line and field.`,
 		Example: `  # Apply one bundle file
   baton apply -f examples/shared-ingress.yaml
 
   # Apply every .yaml, .yml and .json file of a directory to consumer dev
   baton apply -f examples/ --consumer dev
+
+  # Create consumer dev, then its bundles
+  printf 'kind: Consumer\nname: dev\n' | baton apply -f -
+  baton apply -f examples/
 
   # Apply from standard input
   cat bundle.json | baton apply -f -`,
@@ -75,7 +80,22 @@ func (o *applyOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	var errs []error
+	// Consumers first: the bundles of the same files may need them.
+	sort.SliceStable(docs, func(i, j int) bool { return docs[i].Consumer != nil && docs[j].Consumer == nil })
 	for _, d := range docs {
+		if d.Consumer != nil {
+			verb, err := applyConsumer(cmd.Context(), c, d.Consumer)
+			if err != nil {
+				var ue *client.UnreachableError
+				if errors.As(err, &ue) {
+					return err
+				}
+				errs = append(errs, fmt.Errorf("%s: consumer %s: %w", d.Source, d.Consumer.Name, err))
+				continue
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "consumer/%s %s\n", d.Consumer.Name, verb)
+			continue
+		}
 		verb, err := applyBundle(cmd.Context(), c, &d.Bundle)
 		if err != nil {
 			var ue *client.UnreachableError
@@ -172,6 +192,31 @@ func expand(name string, recursive bool) ([]string, error) {
 	}
 	sort.Strings(files)
 	return files, nil
+}
+
+// applyConsumer creates a consumer or replaces the labels of an existing one.
+func applyConsumer(ctx context.Context, c *client.Client, want *api.Consumer) (string, error) {
+	cur, err := c.ConsumerByName(ctx, want.Name)
+	if client.IsNotFound(err) {
+		if _, err := c.CreateConsumer(ctx, *want); err != nil {
+			return "", fmt.Errorf("create: %w", err)
+		}
+		return "created", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("looking up: %w", err)
+	}
+	if len(cur.Labels) == len(want.Labels) && (len(want.Labels) == 0 || reflect.DeepEqual(cur.Labels, want.Labels)) {
+		return "unchanged", nil
+	}
+	labels := want.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	if _, err := c.PatchConsumerLabels(ctx, cur.ID, labels); err != nil {
+		return "", fmt.Errorf("update labels: %w", err)
+	}
+	return "configured", nil
 }
 
 // maxConflictRetries bounds re-reads when a bundle changes between read and update.

@@ -11,13 +11,16 @@ import (
 	"go.yaml.in/yaml/v3"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/baton-dev/baton/internal/validate"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
-// bundleDoc is one bundle read from a file.
+// bundleDoc is one bundle, or one consumer, read from a file.
 type bundleDoc struct {
 	Source string // "FILE, document N (line L)"
 	Bundle api.ResourceBundle
+	// Consumer is set instead of Bundle for a document of kind Consumer.
+	Consumer *api.Consumer
 }
 
 // fieldError is a problem with one field of a document; Path uses dots and
@@ -29,10 +32,11 @@ type fieldError struct {
 
 func (e *fieldError) Error() string { return fmt.Sprintf("field %s: %s", e.Path, e.Msg) }
 
-// parseBundles reads every bundle of a YAML or JSON file: multi-document
+// parseBundles reads every bundle (and consumer) of a YAML or JSON file: multi-document
 // YAML, one JSON value or several, a JSON/YAML array of bundles, or a list
 // object with items (the output of `baton get bundles -o json`). Each bundle
-// is the REST shape or a ManifestWork. consumer is used when a document
+// is the REST shape or a ManifestWork; a document of kind Consumer
+// ({kind: Consumer, name, labels}) is a consumer. consumer is used when a document
 // names none. Errors name the file, the document, its line and the field.
 func parseBundles(file string, data []byte, consumer string) ([]bundleDoc, error) {
 	if looksJSON(data) {
@@ -56,6 +60,17 @@ func parseBundles(file string, data []byte, consumer string) ([]bundleDoc, error
 		}
 		for _, item := range items(&doc) {
 			where := fmt.Sprintf("%s, document %d (line %d)", file, index, item.Line)
+			if k := child(item, "kind"); k != nil && k.Value == api.KindConsumer {
+				c, err := decodeConsumer(item)
+				if err != nil {
+					for _, e := range locate(item, err) {
+						errs = append(errs, fmt.Errorf("%s: %w", where, e))
+					}
+					continue
+				}
+				out = append(out, bundleDoc{Source: where, Consumer: c})
+				continue
+			}
 			b, err := decodeBundle(item, consumer)
 			if err != nil {
 				for _, e := range locate(item, err) {
@@ -136,6 +151,43 @@ func child(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
+// decodeConsumer reads a consumer document ({kind: Consumer, name, labels}).
+func decodeConsumer(n *yaml.Node) (*api.Consumer, error) {
+	data, err := nodeJSON(n)
+	if err != nil {
+		return nil, err
+	}
+	var c api.Consumer
+	if err := strictJSON(data, &c); err != nil {
+		return nil, err
+	}
+	if err := validate.Consumer(c.Name, c.Labels); err != nil {
+		var ves validate.Errors
+		if errors.As(err, &ves) {
+			out := make(fieldErrors, len(ves))
+			for i, e := range ves {
+				out[i] = &fieldError{e.Field, e.Msg}
+			}
+			return nil, out
+		}
+		return nil, err
+	}
+	return &c, nil
+}
+
+// nodeJSON converts a YAML node to JSON.
+func nodeJSON(n *yaml.Node) ([]byte, error) {
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("converting to JSON: %w", err)
+	}
+	return data, nil
+}
+
 // ManifestWork identity.
 const (
 	workAPIVersion = "work.open-cluster-management.io/v1"
@@ -147,13 +199,9 @@ func decodeBundle(n *yaml.Node, consumer string) (api.ResourceBundle, error) {
 	if n.Kind != yaml.MappingNode {
 		return api.ResourceBundle{}, fmt.Errorf("want a bundle object, got a %s", nodeKind(n))
 	}
-	var v any
-	if err := n.Decode(&v); err != nil {
-		return api.ResourceBundle{}, err
-	}
-	data, err := json.Marshal(v)
+	data, err := nodeJSON(n)
 	if err != nil {
-		return api.ResourceBundle{}, fmt.Errorf("converting to JSON: %w", err)
+		return api.ResourceBundle{}, err
 	}
 	if child(n, "apiVersion") != nil || child(n, "spec") != nil {
 		return decodeWork(data, consumer)

@@ -130,8 +130,11 @@ func describeBundle(ctx context.Context, c *client.Client, p *printer, consumer,
 		p.agent(w, con.Agent)
 	}
 	st := b.Status
-	if st == nil {
+	if st == nil || !reported(st) {
 		fmt.Fprintln(w, "Status:\t<none reported yet>")
+		if st != nil && st.Freshness != nil {
+			p.freshness(w, st.Freshness)
+		}
 		return nil
 	}
 	fmt.Fprintf(w, "Status:\n  Observed version:\t%d\n  Revision:\t%d\n", st.ObservedVersion, st.Revision)
@@ -146,6 +149,11 @@ func describeBundle(ctx context.Context, c *client.Client, p *printer, consumer,
 		p.resource(w, &st.ResourceStatus[i])
 	}
 	return nil
+}
+
+// reported tells whether an agent reported any status yet.
+func reported(st *api.BundleStatus) bool {
+	return st.Revision > 0 || st.SequenceID != "" || len(st.Conditions) > 0 || len(st.ResourceStatus) > 0
 }
 
 func (p *printer) freshness(w io.Writer, f *api.Freshness) {
