@@ -239,10 +239,18 @@ func (a *Agent) loadRecords(ctx context.Context) error {
 				a.log.Error("agent: some bundle records are unreadable", "err", err)
 			}
 			a.mu.Lock()
+			seeded := map[string][]apply.ObjectResult{}
 			for _, r := range recs {
-				a.bundles[r.BundleID] = bundleFromRecord(r)
+				b := bundleFromRecord(r)
+				a.bundles[r.BundleID] = b
+				if b.seeded {
+					seeded[r.BundleID] = b.results
+				}
 			}
 			a.mu.Unlock()
+			for id, res := range seeded {
+				a.observer.Replace(id, observedKeys(res))
+			}
 			for _, r := range recs {
 				a.queue.Add(r.BundleID)
 			}

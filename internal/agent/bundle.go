@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"slices"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/baton-dev/baton/internal/agent/apply"
@@ -29,6 +32,8 @@ type bundle struct {
 	ackedGen   int64 // highest generation acknowledged to the server
 	needApply  bool  // apply (again) at the next sync
 	dirty      bool  // an observed object changed: check for drift
+	seeded     bool  // results come from the record: report, then apply
+	seedTries  int   // syncs spent waiting for caches while seeded
 	results    []apply.ObjectResult
 	prev       []api.ResourceStatus // last evaluation, per manifest
 	prevConds  []metav1.Condition   // last bundle conditions
@@ -42,7 +47,40 @@ func bundleFromRecord(r apply.Record) *bundle {
 	b := newBundle(r.BundleID)
 	b.setDesired(r.Generation, r.Deleting, r.DeleteOption, r.Meta, r.Spec)
 	b.ackedGen = r.Generation
+	if res, ok := seedResults(r, b.manifests); ok && !r.Deleting {
+		b.results, b.seeded = res, true
+	}
 	return b
+}
+
+// seedResults rebuilds apply results from a record, so the bundle can be
+// observed and reported before it is applied again. It fails unless every
+// manifest matches a recorded object (an absent or failed one is not
+// recorded: such bundles wait for their apply).
+func seedResults(r apply.Record, manifests []*unstructured.Unstructured) ([]apply.ObjectResult, bool) {
+	if len(manifests) == 0 {
+		return nil, false
+	}
+	out := make([]apply.ObjectResult, len(manifests))
+	for i, m := range manifests {
+		if m == nil {
+			return nil, false
+		}
+		gvk := m.GroupVersionKind()
+		j := slices.IndexFunc(r.Objects, func(o apply.RecordedObject) bool {
+			return !o.Removing && o.Group == gvk.Group && o.Kind == gvk.Kind && o.Name == m.GetName() &&
+				(o.Namespace == m.GetNamespace() || m.GetNamespace() == "")
+		})
+		if j < 0 {
+			return nil, false
+		}
+		o := r.Objects[j]
+		out[i] = apply.ObjectResult{Ordinal: i, GVK: gvk,
+			GVR:       schema.GroupVersionResource{Group: o.Group, Version: o.Version, Resource: o.Resource},
+			Namespace: o.Namespace, Name: o.Name, Strategy: o.Strategy, Outcome: apply.Unchanged,
+			Owned: o.Owned, Exists: true, UID: o.UID}
+	}
+	return out, true
 }
 
 // setDesired takes a new desired generation.
@@ -50,6 +88,7 @@ func (b *bundle) setDesired(gen int64, deleting bool, opt *workv1.DeleteOption, 
 	b.gen, b.deleting, b.deleteOpt, b.meta, b.spec = gen, deleting, opt, meta, spec
 	b.manifests = decodeManifests(spec)
 	b.needApply = !deleting
+	b.seeded = false
 }
 
 // accepts says whether s is news for b: a newer generation, or the

@@ -34,11 +34,15 @@ func (a *Agent) sync(ctx context.Context, id string) next {
 	gen, deleting, opt, meta, spec := b.gen, b.deleting, b.deleteOpt, b.meta, b.spec
 	mustApply := !deleting && (b.needApply || b.appliedGen != b.gen)
 	checkDrift := b.dirty && !mustApply
+	seeded := b.seeded && !deleting
 	b.dirty = false
 	a.mu.Unlock()
 
 	if deleting {
 		return a.syncDelete(ctx, id, gen, opt)
+	}
+	if seeded {
+		return a.syncSeeded(id)
 	}
 	result := done
 	if mustApply {
@@ -47,7 +51,7 @@ func (a *Agent) sync(ctx context.Context, id string) next {
 			return again
 		}
 	}
-	if a.evaluateBundle(id, checkDrift) {
+	if _, drift := a.evaluateBundle(id, checkDrift); drift {
 		a.metrics.driftReapplies.Inc()
 		a.mu.Lock()
 		if b := a.bundles[id]; b != nil && b.gen == gen {
@@ -150,12 +154,12 @@ func (a *Agent) syncDelete(ctx context.Context, id string, gen int64, opt *workv
 // object the bundle applies was changed or deleted by someone else.
 // Nothing is reported while some object's informer has not synced yet
 // (its sync enqueues the bundle again).
-func (a *Agent) evaluateBundle(id string, checkDrift bool) (drift bool) {
+func (a *Agent) evaluateBundle(id string, checkDrift bool) (reported, drift bool) {
 	a.mu.Lock()
 	b := a.bundles[id]
 	if b == nil || b.results == nil {
 		a.mu.Unlock()
-		return false
+		return false, false
 	}
 	gen, results, manifests, prev, prevConds := b.gen, b.results, b.manifests, b.prev, b.prevConds
 	configs := b.spec.ManifestConfigs
@@ -167,7 +171,7 @@ func (a *Agent) evaluateBundle(id string, checkDrift bool) (drift bool) {
 		var obj *unstructured.Unstructured
 		if key, ok := keyOf(r); ok {
 			if !a.observer.Synced(key) {
-				return false
+				return false, false
 			}
 			obj, _ = a.observer.Get(key)
 		}
@@ -193,7 +197,31 @@ func (a *Agent) evaluateBundle(id string, checkDrift bool) (drift bool) {
 	}
 	a.mu.Unlock()
 	a.reporter.Set(id, gen, api.ReportedStatus{Conditions: conds, ResourceStatus: statuses})
-	return drift
+	return true, drift
+}
+
+// seedTries bounds how often a bundle seeded from its record waits for the
+// observer's caches before it is applied without an early report.
+const seedTries = 5
+
+// syncSeeded reports a bundle restored from its record from the live
+// objects before re-applying it, so that a restarted agent re-reports
+// every bundle within seconds rather than after all of them are applied
+// again. The apply goes to the back of the queue.
+func (a *Agent) syncSeeded(id string) next {
+	reported, _ := a.evaluateBundle(id, false)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.bundles[id]
+	if b == nil {
+		return done
+	}
+	if !reported && b.seedTries < seedTries {
+		b.seedTries++
+		return retry
+	}
+	b.seeded = false
+	return again
 }
 
 // keyOf is the observer key of an applied or read object; false when the
