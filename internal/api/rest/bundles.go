@@ -79,7 +79,7 @@ func (h *Handler) createBundle(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, h.bundleOut(&out))
+	h.writeBundle(w, r, http.StatusCreated, &out)
 }
 
 // createConflict explains why a create found its id taken.
@@ -174,6 +174,12 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, cur *store.Bund
 		h.fail(w, r, err)
 		return true
 	}
-	writeJSON(w, http.StatusOK, h.bundleOut(&out))
+	h.writeBundle(w, r, http.StatusOK, &out)
 	return true
+}
+
+func (h *Handler) writeBundle(w http.ResponseWriter, r *http.Request, status int, b *store.Bundle) {
+	if err := writeOne(w, status, h.bundleOut(b), nil); err != nil {
+		h.fail(w, r, err)
+	}
 }

@@ -2,11 +2,14 @@ package rest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/pkg/api"
@@ -96,14 +99,95 @@ func consumerOut(c *store.Consumer) *api.Consumer {
 	return out
 }
 
+// bundleHead and bundleTail are the members of a bundle before and after
+// its manifests, in api.ResourceBundle's order. Encoding a bundle as head,
+// raw manifests, tail copies the stored manifests as they are: going
+// through encoding/json would re-scan and compact every byte of them.
+type bundleHead struct {
+	ID           string         `json:"id"`
+	Kind         string         `json:"kind"`
+	Href         string         `json:"href"`
+	Name         string         `json:"name"`
+	ConsumerName string         `json:"consumer_name"`
+	Source       string         `json:"source,omitempty"`
+	Version      int64          `json:"version"`
+	CreatedAt    time.Time      `json:"created_at"`
+	UpdatedAt    time.Time      `json:"updated_at"`
+	DeletedAt    *time.Time     `json:"deleted_at,omitempty"`
+	Metadata     api.ObjectMeta `json:"metadata"`
+}
+
+type bundleTail struct {
+	ManifestConfigs []workv1.ManifestConfigOption `json:"manifest_configs,omitempty"`
+	DeleteOption    *workv1.DeleteOption          `json:"delete_option,omitempty"`
+	Status          *statusJSON                   `json:"status"`
+}
+
+// itemEncoder encodes list items into a reused buffer.
+type itemEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+	out []byte
+}
+
+func newItemEncoder() *itemEncoder {
+	e := &itemEncoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}
+
+// encode returns the JSON of v; it is valid until the next call.
+func (e *itemEncoder) encode(v any) ([]byte, error) {
+	e.out = e.out[:0]
+	if b, ok := v.(*bundleJSON); ok {
+		return e.bundle(b)
+	}
+	e.buf.Reset()
+	if err := e.enc.Encode(v); err != nil {
+		return nil, err
+	}
+	e.out = append(e.out, bytes.TrimSuffix(e.buf.Bytes(), []byte("\n"))...)
+	return e.out, nil
+}
+
+func (e *itemEncoder) bundle(b *bundleJSON) ([]byte, error) {
+	rb := &b.ResourceBundle
+	e.buf.Reset()
+	err := e.enc.Encode(bundleHead{
+		ID: rb.ID, Kind: rb.Kind, Href: rb.Href, Name: rb.Name, ConsumerName: rb.ConsumerName,
+		Source: rb.Source, Version: rb.Version, CreatedAt: rb.CreatedAt, UpdatedAt: rb.UpdatedAt,
+		DeletedAt: rb.DeletedAt, Metadata: rb.Metadata,
+	})
+	if err != nil {
+		return nil, err
+	}
+	head := bytes.TrimSpace(e.buf.Bytes())
+	e.out = append(e.out, head[:len(head)-1]...) // drop "}"
+	e.out = append(e.out, `,"manifests":[`...)
+	for i, m := range rb.Manifests {
+		if i > 0 {
+			e.out = append(e.out, ',')
+		}
+		if len(m) == 0 {
+			m = json.RawMessage("null")
+		}
+		e.out = append(e.out, m...)
+	}
+	e.out = append(e.out, "],"...)
+	e.buf.Reset()
+	if err := e.enc.Encode(bundleTail{ManifestConfigs: rb.ManifestConfigs, DeleteOption: rb.DeleteOption, Status: b.Status}); err != nil {
+		return nil, err
+	}
+	tail := bytes.TrimSpace(e.buf.Bytes())
+	e.out = append(e.out, tail[1:]...) // drop "{"
+	return e.out, nil
+}
+
 // writeOne writes a single object, reduced to the projection if any.
 func writeOne(w http.ResponseWriter, status int, v any, p *projection) error {
-	if p == nil {
-		writeJSON(w, status, v)
-		return nil
-	}
-	raw, err := json.Marshal(v)
-	if err == nil {
+	raw, err := newItemEncoder().encode(v)
+	if err == nil && p != nil {
 		raw, err = p.apply(raw)
 	}
 	if err != nil {
@@ -118,7 +202,7 @@ func writeOne(w http.ResponseWriter, status int, v any, p *projection) error {
 // listWriter streams a list envelope: the header, then one item at a time.
 type listWriter struct {
 	bw    *bufio.Writer
-	enc   *json.Encoder
+	ie    *itemEncoder
 	p     *projection
 	first bool
 	err   error
@@ -128,8 +212,6 @@ func startList(w http.ResponseWriter, kind string, page, size, total int, p *pro
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
 	buf := make([]byte, 0, 128)
 	buf = append(buf, `{"kind":`...)
 	buf = strconv.AppendQuote(buf, kind)
@@ -141,7 +223,7 @@ func startList(w http.ResponseWriter, kind string, page, size, total int, p *pro
 	buf = strconv.AppendInt(buf, int64(total), 10)
 	buf = append(buf, `,"items":[`...)
 	_, _ = bw.Write(buf)
-	return &listWriter{bw: bw, enc: enc, p: p, first: true}
+	return &listWriter{bw: bw, ie: newItemEncoder(), p: p, first: true}
 }
 
 // item writes one item; after the first error every call is a no-op.
@@ -153,12 +235,8 @@ func (lw *listWriter) item(v any) {
 		_ = lw.bw.WriteByte(',')
 	}
 	lw.first = false
-	if lw.p == nil {
-		lw.err = lw.enc.Encode(v)
-		return
-	}
-	raw, err := json.Marshal(v)
-	if err == nil {
+	raw, err := lw.ie.encode(v)
+	if err == nil && lw.p != nil {
 		raw, err = lw.p.apply(raw)
 	}
 	if err == nil {
