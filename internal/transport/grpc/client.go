@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"k8s.io/utils/clock"
 
@@ -83,6 +84,8 @@ func Dial(ctx context.Context, addr, consumer string, opts DialOptions) (*Client
 	if opts.Token != "" {
 		dopts = append(dopts, ggrpc.WithPerRPCCredentials(tokenCreds{token: opts.Token, secure: opts.TLS != nil}))
 	}
+	dopts = append(dopts, ggrpc.WithKeepaliveParams(keepalive.ClientParameters{
+		Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}))
 	cc, err := ggrpc.NewClient(addr, append(dopts, opts.GRPCOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("grpc dial %s: %w", addr, err)

@@ -121,7 +121,7 @@ func attrGo(a *pb.CloudEventAttributeValue) (any, error) {
 	return nil, fmt.Errorf("empty value: %w", ce.ErrMalformed)
 }
 
-// keepalive is the heartbeat the server sends on every Subscribe stream.
-func keepalive(source string) *pb.CloudEvent {
+// heartbeatEvent is the heartbeat the server sends on every Subscribe stream.
+func heartbeatEvent(source string) *pb.CloudEvent {
 	return &pb.CloudEvent{Id: uuid.NewString(), Source: source, SpecVersion: specVersion, Type: ce.TypeHeartbeat}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	ggrpc "google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"k8s.io/utils/clock"
 
@@ -173,6 +174,13 @@ func (s *Server) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.sources.ctx, s.agents.ctx = ctx, ctx
+	ka := []ggrpc.ServerOption{
+		// sdk-go clients ping every 10 s, also without streams; the default
+		// policy (5 min) would answer them with GOAWAY.
+		ggrpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		ggrpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	}
+	srcOpts, agentOpts = append(srcOpts, ka...), append(agentOpts, ka...)
 	src := ggrpc.NewServer(srcOpts...)
 	pb.RegisterCloudEventServiceServer(src, s.sources)
 	agt := ggrpc.NewServer(agentOpts...)
@@ -239,7 +247,7 @@ func (s *Server) sendLoop(ctx context.Context, o *outStream, stream ggrpc.Server
 		case <-o.done:
 			return nil
 		case <-t.C():
-			ev = keepalive(s.cfg.SourceID)
+			ev = heartbeatEvent(s.cfg.SourceID)
 		case ev = <-o.events:
 		}
 		if err := stream.Send(ev); err != nil {
