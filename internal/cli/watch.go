@@ -71,7 +71,7 @@ server streams it. --since N resumes after change N.`,
 	flags = addClientFlags(cmd)
 	f := cmd.Flags()
 	f.StringVarP(&consumer, "consumer", "c", "", "only bundles of this consumer")
-	f.Int64Var(&since, "since", 0, "resume after this change sequence number")
+	f.Int64Var(&since, "since", client.FromNow, "resume after this change sequence number (0: every change the server keeps; default: new changes only)")
 	f.StringVarP(&output, "output", "o", "", "output format: json (one event per line)")
 	return cmd
 }

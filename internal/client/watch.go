@@ -27,9 +27,15 @@ type Event struct {
 	Err    error              `json:"-"`
 }
 
+// FromNow, as WatchOptions.Since, streams only changes made after the
+// stream opened.
+const FromNow int64 = -1
+
 // WatchOptions select what a watch streams.
 type WatchOptions struct {
-	// Since resumes after this change sequence value (0: from now).
+	// Since resumes after this change sequence value: 0 replays every
+	// change the server still has, FromNow (or any negative value) streams
+	// only new changes.
 	Since int64
 	// Search filters bundles like the list search parameter.
 	Search string
@@ -44,7 +50,7 @@ const maxEventLine = 8 << 20
 // errors before the stream starts are returned directly.
 func (c *Client) Watch(ctx context.Context, o WatchOptions) (<-chan Event, error) {
 	q := url.Values{"watch": {"true"}}
-	if o.Since > 0 {
+	if o.Since >= 0 {
 		q.Set("since", fmt.Sprint(o.Since))
 	}
 	if o.Search != "" {
