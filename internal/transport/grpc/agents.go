@@ -54,16 +54,19 @@ func (a *agentService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.Serve
 	if err := authorizeConsumer(stream.Context(), consumer); err != nil {
 		return err
 	}
-	ctx, cancel, id, err := openStream(a.ctx, stream)
-	if err != nil {
-		return err
-	}
-	defer cancel()
+	// Register before the header, so the agent's first Publish (sent once
+	// it sees the header) finds the session.
 	sess := &session{s: a.s, consumer: consumer, out: newOutStream(), up: make(chan struct{}, 1),
 		in: make(chan protocol.Message, streamBuffer)}
 	sess.up <- struct{}{}
 	a.register(sess)
 	defer a.unregister(sess)
+	ctx, cancel, id, err := openStream(a.ctx, stream)
+	if err != nil {
+		sess.close()
+		return err
+	}
+	defer cancel()
 	log := a.s.log.With("consumer", consumer, "subscription", id)
 	log.Info("agent connected")
 

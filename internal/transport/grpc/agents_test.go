@@ -270,3 +270,31 @@ func TestClientWatchdogReconnects(t *testing.T) {
 	waitUp(t, cl)
 	hub.next(t)
 }
+
+// The agent may publish as soon as it sees the subscription header.
+func TestAgentPublishRightAfterHeader(t *testing.T) {
+	hub := newFakeHub()
+	srv, _ := startServer(t, serverConfig(hub))
+	rpc := rawClient(t, srv.AgentAddr())
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		stream, err := rpc.Subscribe(ctx, &pb.SubscriptionRequest{ClusterName: "c1", DataType: ce.DataType})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Header(); err != nil {
+			t.Fatal(err)
+		}
+		e, _ := ce.Encode(hello("e1"), "a", time.Now())
+		e.Ext[ce.ExtClusterName] = "c1"
+		ev, _ := toPB(e)
+		if _, err := rpc.Publish(ctx, &pb.PublishRequest{Event: ev}); err != nil {
+			t.Fatalf("attempt %d: Publish right after the header: %v", i, err)
+		}
+		a := hub.next(t)
+		if m := recvMsg(t, a.conn); m.Type != protocol.TypeHello {
+			t.Fatalf("got %+v", m)
+		}
+		cancel()
+	}
+}

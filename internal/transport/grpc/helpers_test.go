@@ -182,8 +182,9 @@ func (s *fakeStore) purge(id string) {
 
 // fakeFeed is a ChangeFeed that forwards published changes to subscribers.
 type fakeFeed struct {
-	mu   sync.Mutex
-	subs map[*feedSub]struct{}
+	mu    sync.Mutex
+	subs  map[*feedSub]struct{}
+	since []int64 // since of every Subscribe
 }
 
 type feedSub struct {
@@ -193,12 +194,30 @@ type feedSub struct {
 
 func newFakeFeed() *fakeFeed { return &fakeFeed{subs: map[*feedSub]struct{}{}} }
 
-func (f *fakeFeed) Subscribe(filter func(store.Change) bool, _ int64) (<-chan store.Change, func()) {
+func (f *fakeFeed) Subscribe(filter func(store.Change) bool, since int64) (<-chan store.Change, func()) {
 	s := &feedSub{filter: filter, ch: make(chan store.Change, 100)}
 	f.mu.Lock()
 	f.subs[s] = struct{}{}
+	f.since = append(f.since, since)
 	f.mu.Unlock()
 	return s.ch, func() { f.mu.Lock(); delete(f.subs, s); f.mu.Unlock() }
+}
+
+// dropAll closes every subscriber's channel, as a broker does to a
+// subscriber that fell behind.
+func (f *fakeFeed) dropAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for s := range f.subs {
+		close(s.ch)
+		delete(f.subs, s)
+	}
+}
+
+func (f *fakeFeed) sinces() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int64(nil), f.since...)
 }
 
 func (f *fakeFeed) publish(c store.Change) {

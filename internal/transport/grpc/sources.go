@@ -49,20 +49,23 @@ func (s *sourceService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.Serv
 	if dt := req.GetDataType(); dt != "" && dt != ce.DataType {
 		return status.Errorf(codes.InvalidArgument, "subscribe: data type %q: unsupported", dt)
 	}
+	sub := &sourceSub{source: req.GetSource(), consumer: req.GetClusterName(), out: newOutStream(),
+		sent: map[string]string{}, gens: map[string]int64{}}
+	// Follow the change feed and register before the client learns it is
+	// subscribed (the header), so the resync it sends next is answered on
+	// this stream and live changes after it leave no gap.
+	ch, unsubscribe := s.s.cfg.Changes.Subscribe(sub.wants, FromNow)
+	s.register(sub)
+	defer s.unregister(sub)
 	ctx, cancel, id, err := openStream(s.ctx, stream)
 	if err != nil {
+		unsubscribe()
 		return err
 	}
 	defer cancel()
-	sub := &sourceSub{source: req.GetSource(), consumer: req.GetClusterName(), out: newOutStream(),
-		sent: map[string]string{}, gens: map[string]int64{}}
 	log := s.s.log.With("source", sub.source, "subscription", id)
-	// Follow the change feed before registering, so a resync answered on
-	// this stream and the live changes leave no gap.
 	feedDone := make(chan struct{})
-	go func() { defer close(feedDone); s.follow(ctx, sub) }()
-	s.register(sub)
-	defer s.unregister(sub)
+	go func() { defer close(feedDone); s.follow(ctx, sub, ch, unsubscribe) }()
 	log.Info("source subscribed")
 	err = s.s.sendLoop(ctx, sub.out, stream)
 	cancel()
@@ -102,15 +105,15 @@ func (s *sourceService) subscribers(source, consumer string) []*sourceSub {
 	return out
 }
 
+func (sub *sourceSub) wants(c store.Change) bool {
+	return c.Source == sub.source && (sub.consumer == "" || c.Consumer == sub.consumer)
+}
+
 // follow streams the status of the subscription's bundles as they change,
 // resubscribing from the last sequence seen when the feed drops it.
-func (s *sourceService) follow(ctx context.Context, sub *sourceSub) {
-	filter := func(c store.Change) bool {
-		return c.Source == sub.source && (sub.consumer == "" || c.Consumer == sub.consumer)
-	}
+func (s *sourceService) follow(ctx context.Context, sub *sourceSub, ch <-chan store.Change, unsubscribe func()) {
 	since := FromNow
-	for ctx.Err() == nil {
-		ch, unsubscribe := s.s.cfg.Changes.Subscribe(filter, since)
+	for {
 		for open := true; open; {
 			select {
 			case <-ctx.Done():
@@ -129,8 +132,10 @@ func (s *sourceService) follow(ctx context.Context, sub *sourceSub) {
 		unsubscribe()
 		select { // a feed that keeps closing must not spin
 		case <-ctx.Done():
+			return
 		case <-s.s.cfg.Clock.After(feedRetry):
 		}
+		ch, unsubscribe = s.s.cfg.Changes.Subscribe(sub.wants, since)
 	}
 }
 

@@ -314,3 +314,27 @@ func TestSeqGenIncreases(t *testing.T) {
 		last = n
 	}
 }
+
+// A subscriber the feed drops resubscribes from the last change it saw and
+// keeps streaming.
+func TestSourceFeedDropResumes(t *testing.T) {
+	env := newSourceEnv(t, nil)
+	if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1", Spec: manifests()}); err != nil {
+		t.Fatal(err)
+	}
+	env.st.setStatus("b-1", applied("one"), env.seq.next())
+	env.status(t)
+	env.feed.dropAll()
+	for deadline := time.Now().Add(wait); env.feed.count() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("never resubscribed")
+		}
+	}
+	if s := env.feed.sinces(); len(s) != 2 || s[0] != FromNow || s[1] != env.st.seq {
+		t.Fatalf("Subscribe since values %v; want [%d %d]", s, FromNow, env.st.seq)
+	}
+	env.st.setStatus("b-1", applied("two"), env.seq.next())
+	if s := env.status(t); s.Reported.Conditions[0].Reason != "two" {
+		t.Fatalf("after resubscribe got %+v", s)
+	}
+}
