@@ -109,8 +109,10 @@ func TestBundleByName(t *testing.T) {
 		switch {
 		case r.URL.Path == api.BasePath+"/resource-bundles" && strings.Contains(r.URL.Query().Get("search"), "'dup'"):
 			fmt.Fprint(w, `{"kind":"ResourceBundleList","total":2,"items":[{"id":"1","name":"dup","consumer_name":"a"},{"id":"2","name":"dup","consumer_name":"b"}]}`)
-		case r.URL.Path == api.BasePath+"/resource-bundles":
+		case r.URL.Path == api.BasePath+"/resource-bundles" && strings.HasPrefix(r.URL.Query().Get("search"), "name="):
 			fmt.Fprint(w, `{"kind":"ResourceBundleList","total":0,"items":[]}`)
+		case r.URL.Path == api.BasePath+"/resource-bundles":
+			fmt.Fprint(w, `{"kind":"ResourceBundleList","total":1,"items":[{"id":"55c6","name":"55c6","consumer_name":"a","metadata":{"name":"shared-ingress"}}]}`)
 		case r.URL.Path == api.BasePath+"/resource-bundles/55c6":
 			fmt.Fprint(w, `{"id":"55c6","name":"55c6","consumer_name":"a"}`)
 		default:
@@ -124,6 +126,9 @@ func TestBundleByName(t *testing.T) {
 	}
 	if _, err := c.BundleByName(ctx, "b", "55c6"); !IsNotFound(err) || !strings.Contains(err.Error(), `bundle "55c6" not found in consumer "b"`) {
 		t.Errorf("wrong consumer: %v", err)
+	}
+	if b, err := c.BundleByName(ctx, "a", "shared-ingress"); err != nil || b.ID != "55c6" {
+		t.Errorf("by work name: %v, %v", b, err)
 	}
 	if _, err := c.BundleByName(ctx, "", "dup"); !IsConflict(err) || !strings.Contains(err.Error(), "--consumer") {
 		t.Errorf("duplicate: %v", err)

@@ -92,8 +92,9 @@ func (c *Client) GetBundle(ctx context.Context, id string) (*api.ResourceBundle,
 }
 
 // BundleByName finds a bundle by name, in one consumer when consumer is not
-// empty. A name matches the bundle's name, its metadata.name or its id, so
-// both baton names and Maestro's (where name is the id) work. No match is an
+// empty. A name matches the bundle's name, else its id, else its
+// metadata.name (the work name), so both baton names and Maestro's (where
+// name is the id) work. No match is an
 // *Error with status 404; several matches (in different consumers) are an
 // *Error with status 409 that asks for a consumer.
 func (c *Client) BundleByName(ctx context.Context, consumer, name string) (*api.ResourceBundle, error) {
@@ -106,17 +107,46 @@ func (c *Client) BundleByName(ctx context.Context, consumer, name string) (*api.
 		return nil, err
 	}
 	if len(l.Items) == 0 {
-		if b, err := c.GetBundle(ctx, name); err == nil && (consumer == "" || b.ConsumerName == consumer) {
-			return b, nil
-		}
-		return nil, &Error{StatusCode: http.StatusNotFound, Method: http.MethodGet, Path: bundlesPath,
-			Reason: notFoundReason(consumer, name)}
+		return c.bundleByIDOrWorkName(ctx, consumer, name)
 	}
 	if len(l.Items) > 1 {
 		return nil, &Error{StatusCode: http.StatusConflict, Method: http.MethodGet, Path: bundlesPath,
 			Reason: fmt.Sprintf("bundle %q exists in %d consumers; choose one with --consumer", name, len(l.Items))}
 	}
 	return &l.Items[0], nil
+}
+
+// bundleByIDOrWorkName finds a bundle whose id or metadata.name is name.
+// On Maestro a bundle's name is its id and the work name only in metadata,
+// which the search language does not reach: the consumer's bundles (or all)
+// are listed and matched here.
+func (c *Client) bundleByIDOrWorkName(ctx context.Context, consumer, name string) (*api.ResourceBundle, error) {
+	if b, err := c.GetBundle(ctx, name); err == nil && (consumer == "" || b.ConsumerName == consumer) {
+		return b, nil
+	}
+	search := ""
+	if consumer != "" {
+		search = "consumer_name=" + Quote(consumer)
+	}
+	all, err := c.AllBundles(ctx, ListOptions{Search: search})
+	if err != nil {
+		return nil, err
+	}
+	var found []api.ResourceBundle
+	for _, b := range all {
+		if b.Metadata.Name == name {
+			found = append(found, b)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, &Error{StatusCode: http.StatusNotFound, Method: http.MethodGet, Path: bundlesPath,
+			Reason: notFoundReason(consumer, name)}
+	case 1:
+		return &found[0], nil
+	}
+	return nil, &Error{StatusCode: http.StatusConflict, Method: http.MethodGet, Path: bundlesPath,
+		Reason: fmt.Sprintf("bundle %q exists in %d consumers; choose one with --consumer", name, len(found))}
 }
 
 func notFoundReason(consumer, name string) string {
