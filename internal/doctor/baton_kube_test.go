@@ -128,7 +128,9 @@ func TestDoctorAgainstBaton(t *testing.T) {
 	if exitCode(err) != 1 {
 		t.Fatalf("exit code %d (%v); want 1\n%s", exitCode(err), err, out)
 	}
-	var res struct{ Mismatches []struct{ Field, Reported, Live string } }
+	var res struct {
+		Mismatches []struct{ Field, Reported, Live string }
+	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
