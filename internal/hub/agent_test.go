@@ -20,7 +20,6 @@ import (
 // everything the server sends.
 type fakeAgent struct {
 	t     *testing.T
-	conn  protocol.Conn
 	epoch string
 
 	// Switches, set before run.
@@ -28,6 +27,7 @@ type fakeAgent struct {
 	noStatus     bool // never report status unasked
 
 	mu       sync.Mutex
+	conn     protocol.Conn
 	held     map[string]int64
 	rev      int64
 	reported map[string]api.ReportedStatus
@@ -37,21 +37,21 @@ type fakeAgent struct {
 	requests chan protocol.StatusRequest
 }
 
-func newFakeAgent(t *testing.T, conn protocol.Conn, epoch string) *fakeAgent {
+func newFakeAgent(t *testing.T, epoch string) *fakeAgent {
 	return &fakeAgent{
-		t: t, conn: conn, epoch: epoch, held: map[string]int64{}, reported: map[string]api.ReportedStatus{},
+		t: t, epoch: epoch, held: map[string]int64{}, reported: map[string]api.ReportedStatus{},
 		specs: make(chan protocol.Spec, 1000), acks: make(chan protocol.StatusAck, 1000),
 		requests: make(chan protocol.StatusRequest, 1000),
 	}
 }
 
-// run handles server messages until ctx ends.
-func (a *fakeAgent) run(ctx context.Context) {
+// run makes conn the agent's link and handles its messages until ctx ends.
+func (a *fakeAgent) run(ctx context.Context, conn protocol.Conn) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-a.conn.Recv():
+		case m := <-conn.Recv():
 			a.handle(ctx, m)
 		}
 	}
@@ -79,12 +79,19 @@ func (a *fakeAgent) handle(ctx context.Context, m protocol.Message) {
 
 func (a *fakeAgent) onSpec(ctx context.Context, s protocol.Spec) {
 	a.mu.Lock()
+	had, ok := a.held[s.BundleID]
 	if s.Deleting {
 		delete(a.held, s.BundleID)
 	} else {
 		a.held[s.BundleID] = s.Generation
 	}
 	a.mu.Unlock()
+	if ok && had == s.Generation && !s.Deleting {
+		// A repeat of what the agent holds: ack it, nothing to report.
+		a.send(ctx, protocol.Message{Type: protocol.TypeSpecAck,
+			SpecAck: &protocol.SpecAck{BundleID: s.BundleID, Generation: s.Generation}})
+		return
+	}
 	gone := s.Deleting && a.goneOnDelete
 	a.send(ctx, protocol.Message{Type: protocol.TypeSpecAck,
 		SpecAck: &protocol.SpecAck{BundleID: s.BundleID, Generation: s.Generation, Gone: gone}})
@@ -117,7 +124,10 @@ func (a *fakeAgent) report(ctx context.Context, id string, gen int64, deleted bo
 }
 
 func (a *fakeAgent) send(ctx context.Context, m protocol.Message) {
-	if err := a.conn.Send(ctx, m); err != nil && ctx.Err() == nil {
+	a.mu.Lock()
+	conn := a.conn
+	a.mu.Unlock()
+	if err := conn.Send(ctx, m); err != nil && ctx.Err() == nil {
 		a.t.Logf("agent send %s: %v", m.Type, err)
 	}
 }
@@ -161,6 +171,17 @@ func next[T any](t *testing.T, ch <-chan T, what string) T {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
+	}
+}
+
+// drain empties ch.
+func drain[T any](ch <-chan T) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
 	}
 }
 

@@ -77,10 +77,15 @@ func (s *session) flush(ctx context.Context) error {
 }
 
 // due reports whether a spec of bundle id at generation gen should be sent:
-// nothing as new is in flight, or it has waited for its ack too long.
+// the agent has not acked it, and nothing as new is in flight or it has
+// waited for its ack too long. (An outbox read can predate an ack the
+// reader just handled; the ack record keeps that from causing a resend.)
 func (s *session) due(id string, gen int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if g, ok := s.acked[id]; ok && g >= gen {
+		return false
+	}
 	f, ok := s.inflight[id]
 	return !ok || f.spec.Generation < gen || s.h.clock.Since(f.at) >= s.h.resendTimeout
 }
@@ -122,6 +127,19 @@ func (s *session) resendOverdue(ctx context.Context, skip map[string]bool) error
 func (s *session) forget(id string, gen int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if f, ok := s.inflight[id]; ok && f.spec.Generation <= gen {
+		delete(s.inflight, id)
+	}
+}
+
+// ackedUpTo records that the agent holds generation gen of id and drops
+// the in-flight spec it answers.
+func (s *session) ackedUpTo(id string, gen int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen > s.acked[id] {
+		s.acked[id] = gen
+	}
 	if f, ok := s.inflight[id]; ok && f.spec.Generation <= gen {
 		delete(s.inflight, id)
 	}

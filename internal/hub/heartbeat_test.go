@@ -18,7 +18,7 @@ func TestHeartbeatHealsLostStatus(t *testing.T) {
 		x := newHarness(t, st, false)
 		createBundle(t, st, consumer, "b1")
 		createBundle(t, st, consumer, "b2")
-		a := newFakeAgent(t, nil, "e1")
+		a := newFakeAgent(t, "e1")
 		p, _ := x.connect(a)
 		p.SetDropFromAgent(func(m protocol.Message) bool {
 			return m.Type == protocol.TypeStatus && m.Status.BundleID == "b1"
@@ -68,7 +68,7 @@ func TestHeartbeatHealsLostStatus(t *testing.T) {
 func TestHeartbeatMismatchFlagged(t *testing.T) {
 	x := newHarness(t, storetest.NewSQLite(t), false)
 	createBundle(t, x.st, consumer, "b1")
-	a := newFakeAgent(t, nil, "e1")
+	a := newFakeAgent(t, "e1")
 	a.noStatus = true
 	p, _ := x.connect(a)
 	next(t, a.specs, "spec")
@@ -86,7 +86,7 @@ func TestHeartbeatMismatchFlagged(t *testing.T) {
 
 func TestHeartbeatRecordsLiveness(t *testing.T) {
 	x := newHarness(t, storetest.NewSQLite(t), false)
-	a := newFakeAgent(t, nil, "e1")
+	a := newFakeAgent(t, "e1")
 	x.connect(a)
 	eventually(t, "connected", func() bool { return x.agentState().Connected })
 	before := x.agentState().LastHeartbeat
@@ -98,7 +98,7 @@ func TestHeartbeatRecordsLiveness(t *testing.T) {
 func TestDisconnectMarksAgentDisconnected(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st store.Store) {
 		x := newHarness(t, st, false)
-		a := newFakeAgent(t, nil, "e1")
+		a := newFakeAgent(t, "e1")
 		_, stop := x.connect(a)
 		eventually(t, "connected", func() bool { return x.agentState().Connected })
 		stop()
@@ -115,7 +115,7 @@ func TestDisconnectMarksAgentDisconnected(t *testing.T) {
 // marked disconnected by Start's sweep.
 func TestSilentAgentTimesOut(t *testing.T) {
 	x := newHarness(t, storetest.NewSQLite(t), true, WithHeartbeatTimeout(300*time.Millisecond))
-	a := newFakeAgent(t, nil, "e1")
+	a := newFakeAgent(t, "e1")
 	x.connect(a)
 	eventually(t, "connected", func() bool { return x.agentState().Connected })
 	eventually(t, "disconnected after the heartbeat timeout", func() bool { return !x.agentState().Connected })

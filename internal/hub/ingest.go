@@ -20,7 +20,7 @@ func (s *session) onSpecAck(ctx context.Context, a *protocol.SpecAck) {
 		s.h.log.Warn("hub: ack outbox", "consumer", s.consumer, "bundle", a.BundleID, "err", err)
 		return // the agent acks again when the spec is re-sent
 	}
-	s.forget(a.BundleID, a.Generation)
+	s.ackedUpTo(a.BundleID, a.Generation)
 	defer s.kickDispatch()
 	if !a.Gone {
 		return
@@ -35,7 +35,7 @@ func (s *session) onSpecAck(ctx context.Context, a *protocol.SpecAck) {
 	}
 	if b.DeletedAt == nil {
 		if a.Generation >= b.Generation {
-			s.forget(b.ID, b.Generation)
+			s.forgetAll(b.ID)
 			_ = s.sendSpec(ctx, specOf(b))
 		}
 		return
@@ -94,6 +94,7 @@ func (s *session) forgetAll(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.inflight, id)
+	delete(s.acked, id)
 	delete(s.missing, id)
 }
 
@@ -157,6 +158,7 @@ func (s *session) checkDigest(ctx context.Context, digest map[string]string) err
 			request = append(request, b.ID)
 			continue
 		}
+		s.forgetAll(b.ID) // the agent lost it
 		if err := s.sendSpec(ctx, specOf(b)); err != nil {
 			return err
 		}

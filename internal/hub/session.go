@@ -26,6 +26,7 @@ type session struct {
 	ready    bool   // a Hello completed
 	beat     time.Time
 	inflight map[string]inflight // bundle id → last spec sent, not yet acked
+	acked    map[string]int64    // bundle id → generation the agent is known to hold
 	missing  map[string]int      // bundle id → consecutive digests lacking it
 	hello    batches[int64]
 	digest   batches[string]
@@ -41,7 +42,7 @@ func newSession(h *Hub, consumer string, conn protocol.Conn, cancel context.Canc
 	return &session{
 		h: h, consumer: consumer, conn: conn, cancel: cancel,
 		done: make(chan struct{}), kick: make(chan struct{}, 1),
-		beat: h.clock.Now(), inflight: map[string]inflight{}, missing: map[string]int{},
+		beat: h.clock.Now(), inflight: map[string]inflight{}, acked: map[string]int64{}, missing: map[string]int{},
 	}
 }
 
@@ -166,6 +167,10 @@ func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 	s.mu.Lock()
 	s.epoch, s.ready, s.beat = m.Epoch, true, now
 	s.inflight = map[string]inflight{}
+	s.acked = make(map[string]int64, len(held))
+	for id, g := range held {
+		s.acked[id] = g
+	}
 	s.mu.Unlock()
 	if err := s.resync(ctx, held); err != nil && ctx.Err() == nil {
 		s.h.log.Warn("hub: resync agent", "consumer", s.consumer, "err", err)

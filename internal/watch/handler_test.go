@@ -20,7 +20,9 @@ type rendered struct {
 	Version  int64  `json:"version"`
 }
 
-func render(b store.Bundle) any { return rendered{ID: b.ID, Consumer: b.ConsumerName, Version: b.Generation} }
+func render(b store.Bundle) any {
+	return rendered{ID: b.ID, Consumer: b.ConsumerName, Version: b.Generation}
+}
 
 type wireEvent struct {
 	Type   string   `json:"type"`
