@@ -122,6 +122,9 @@ func (a *agentService) Publish(ctx context.Context, req *pb.PublishRequest) (*em
 	if m.Consumer == "" {
 		return nil, status.Error(codes.InvalidArgument, "publish: clustername extension is required")
 	}
+	if !fromAgent[m.Type] {
+		return nil, status.Errorf(codes.InvalidArgument, "publish: %s: not an agent message", e.Type)
+	}
 	if err := authorizeConsumer(ctx, m.Consumer); err != nil {
 		return nil, err
 	}
@@ -136,6 +139,10 @@ func (a *agentService) Publish(ctx context.Context, req *pb.PublishRequest) (*em
 	}
 	return &emptypb.Empty{}, nil
 }
+
+// fromAgent lists the messages an agent may send.
+var fromAgent = map[protocol.Type]bool{protocol.TypeSpecAck: true, protocol.TypeStatus: true,
+	protocol.TypeHello: true, protocol.TypeHeartbeat: true}
 
 func (c *session) deliver(ctx context.Context, m protocol.Message) error {
 	c.inMu.RLock()

@@ -216,6 +216,13 @@ func TestAgentPublishWithoutSession(t *testing.T) {
 	if status.Code(err) != codes.Unavailable {
 		t.Errorf("Publish without a session = %v; want Unavailable", err)
 	}
+	e, _ = ce.Encode(protocol.Message{Type: protocol.TypeStatusRequest, Consumer: "c1",
+		StatusRequest: &protocol.StatusRequest{}}, "a", time.Now())
+	ev, _ = toPB(e)
+	_, err = rpc.Publish(context.Background(), &pb.PublishRequest{Event: ev})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("Publish of a server-only message = %v; want InvalidArgument", err)
+	}
 	_, err = rpc.Publish(context.Background(), &pb.PublishRequest{Event: &pb.CloudEvent{Type: "bogus"}})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("Publish of a bogus event = %v; want InvalidArgument", err)

@@ -234,7 +234,7 @@ func (f *fakeFeed) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.
 
 // startServer runs a server on loopback ports until the test ends or stop
 // is called.
-func startServer(t *testing.T, cfg Config) (s *Server, stop func()) {
+func startServer(t testing.TB, cfg Config) (s *Server, stop func()) {
 	t.Helper()
 	if cfg.SourceAddr == "" {
 		cfg.SourceAddr = "127.0.0.1:0"
