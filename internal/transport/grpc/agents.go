@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/store"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
 )
@@ -82,7 +83,11 @@ func (a *agentService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.Serve
 		log.Info("agent stream send failed", "err", err)
 	}
 	log.Info("agent disconnected", "err", attachErr)
-	if attachErr != nil && !errors.Is(attachErr, context.Canceled) {
+	switch {
+	case attachErr == nil, errors.Is(attachErr, context.Canceled):
+	case errors.Is(attachErr, store.ErrNotFound):
+		return status.Errorf(codes.NotFound, "agent session: %v", attachErr)
+	default:
 		return status.Errorf(codes.Unavailable, "agent session: %v", attachErr)
 	}
 	return nil

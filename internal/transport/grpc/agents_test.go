@@ -3,6 +3,7 @@ package grpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/store"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
 	"github.com/baton-dev/baton/pkg/api"
@@ -303,5 +305,27 @@ func TestAgentPublishRightAfterHeader(t *testing.T) {
 			t.Fatalf("got %+v", m)
 		}
 		cancel()
+	}
+}
+
+type hubFunc func(ctx context.Context, consumer string, conn protocol.Conn) error
+
+func (f hubFunc) Attach(ctx context.Context, consumer string, conn protocol.Conn) error {
+	return f(ctx, consumer, conn)
+}
+
+// A session the handler refuses ends the stream with the handler's reason.
+func TestAgentRefusedSession(t *testing.T) {
+	refuse := hubFunc(func(context.Context, string, protocol.Conn) error {
+		return fmt.Errorf("consumer ghost: %w", store.ErrNotFound)
+	})
+	srv, _ := startServer(t, serverConfig(refuse))
+	stream, err := rawClient(t, srv.AgentAddr()).Subscribe(context.Background(),
+		&pb.SubscriptionRequest{ClusterName: "ghost", DataType: ce.DataType})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("refused session ended with %v; want NotFound", err)
 	}
 }
