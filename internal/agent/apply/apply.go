@@ -67,6 +67,8 @@ func (a *Applier) Apply(ctx context.Context, bundleID string, gen int64, meta ap
 			return res, err
 		}
 	}
+	a.opts.Logger.Debug("applied bundle", "bundle", bundleID, "generation", gen,
+		"objects", len(res.Objects), "removed", len(res.Removed), "retryable", res.Retryable())
 	return res, nil
 }
 

@@ -80,6 +80,8 @@ func (a *Applier) Delete(ctx context.Context, bundleID string, gen int64, opt *w
 			left = append(left, o)
 		}
 	}
+	a.opts.Logger.Debug("deleting bundle", "bundle", bundleID, "generation", gen,
+		"policy", deletePolicy(opt), "objects", len(rec.Objects), "left", len(left))
 	if len(left) == 0 {
 		if err := a.dropRecord(ctx, rec); err != nil {
 			return res, false, err

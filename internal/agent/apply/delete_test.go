@@ -252,3 +252,47 @@ func TestApplyAfterRecreateByOther(t *testing.T) {
 		t.Fatal("object recreated by someone else was deleted")
 	}
 }
+
+func TestApplyWhileTerminating(t *testing.T) {
+	e := newEnv(t, Options{Propagation: metav1.DeletePropagationForeground})
+	s := spec(e.manifest("configmap.yaml", nil))
+	first := e.apply("bundle", 1, s)
+	if _, done, err := e.a.Delete(e.ctx, "bundle", 2, nil); err != nil || done {
+		t.Fatalf("Delete: done=%v err=%v; want pending", done, err)
+	}
+	// The bundle comes back while its object is still terminating.
+	r := e.apply("bundle", 3, s)
+	e.wantOutcomes("apply while terminating", r.Objects, "ConfigMap app=Failed(Terminating)")
+	if !r.Retryable() || r.Objects[0].UID != first.Objects[0].UID {
+		t.Fatalf("terminating object: retryable=%v uid=%s; want retryable, uid %s", r.Retryable(), r.Objects[0].UID, first.Objects[0].UID)
+	}
+	if rec := e.record("bundle"); rec == nil || rec.Deleting || rec.Generation != 3 || len(rec.Objects) != 1 {
+		t.Fatalf("record: %+v; want generation 3, not deleting, object kept", rec)
+	}
+	e.finalize("app")
+	r = e.apply("bundle", 3, s)
+	e.wantOutcomes("apply after gone", r.Objects, "ConfigMap app=Created")
+	if !r.Objects[0].Owned || r.Objects[0].UID == first.Objects[0].UID {
+		t.Fatalf("recreated object: %+v", r.Objects[0])
+	}
+}
+
+func TestOwnershipSurvivesLostRecord(t *testing.T) {
+	e := newEnv(t, Options{})
+	// An object the bundle created, whose record write was lost (crash).
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(e.manifest("configmap.yaml", nil)); err != nil {
+		t.Fatal(err)
+	}
+	obj.SetAnnotations(map[string]string{AnnotationBundle: "bundle"})
+	if _, err := e.dyn.Resource(configMaps).Namespace(e.ns).Create(e.ctx, obj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.apply("bundle", 1, spec(e.manifest("configmap.yaml", nil)))
+	e.wantOutcomes("apply", r.Objects, "ConfigMap app=Unchanged")
+	if !r.Objects[0].Owned {
+		t.Fatal("object stamped by the bundle is not owned")
+	}
+	res := e.deleteUntilDone("bundle", 2, nil)
+	e.wantOutcomes("delete", res.Objects, "ConfigMap app=Deleted")
+}

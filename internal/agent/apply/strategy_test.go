@@ -128,12 +128,16 @@ func TestOwnedBy(t *testing.T) {
 		live *unstructured.Unstructured
 		want bool
 	}{
-		"recorded owned":           {&RecordedObject{UID: "u1", Owned: true}, live, true},
-		"recorded not owned":       {&RecordedObject{UID: "u1"}, stamped, false},
-		"recorded uid changed":     {&RecordedObject{UID: "u0", Owned: true}, stamped, false},
-		"unrecorded, stamped":      {nil, stamped, true},
-		"unrecorded, not stamped":  {nil, live, false},
-		"unrecorded, other bundle": {nil, func() *unstructured.Unstructured { o := stamped.DeepCopy(); o.SetAnnotations(map[string]string{AnnotationBundle: "x"}); return o }(), false},
+		"recorded owned":          {&RecordedObject{UID: "u1", Owned: true}, live, true},
+		"recorded not owned":      {&RecordedObject{UID: "u1"}, stamped, false},
+		"recorded uid changed":    {&RecordedObject{UID: "u0", Owned: true}, stamped, false},
+		"unrecorded, stamped":     {nil, stamped, true},
+		"unrecorded, not stamped": {nil, live, false},
+		"unrecorded, other bundle": {nil, func() *unstructured.Unstructured {
+			o := stamped.DeepCopy()
+			o.SetAnnotations(map[string]string{AnnotationBundle: "x"})
+			return o
+		}(), false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := ownedBy("b", tc.prev, tc.live); got != tc.want {
