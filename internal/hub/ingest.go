@@ -51,7 +51,17 @@ func (s *session) onSpecAck(ctx context.Context, a *protocol.SpecAck) {
 // onStatus stores a status report and always acknowledges it once stored
 // (accepted, confirmed, stale or unknown) so the agent stops re-sending. A
 // store failure leaves it unacknowledged: the agent re-sends.
+//
+// Before the session's Hello completed, the store may not know the agent's
+// epoch yet and would refuse the report as stale; it is dropped unacked
+// and the agent re-sends it.
 func (s *session) onStatus(ctx context.Context, st *protocol.Status) {
+	s.mu.Lock()
+	ready := s.ready
+	s.mu.Unlock()
+	if !ready {
+		return
+	}
 	if err := s.ingestStatus(ctx, st); err != nil {
 		if ctx.Err() != nil {
 			return
@@ -116,7 +126,7 @@ func (s *session) onHeartbeat(ctx context.Context, m *protocol.Heartbeat) {
 	}
 	s.mu.Lock()
 	s.beat = now
-	digest, complete := s.digest.add(m.Epoch+"/"+m.At.String(), m.Batch, m.Batches, m.Digest)
+	digest, complete := s.digest.add(epoch, m.Batch, m.Batches, m.Digest)
 	s.mu.Unlock()
 	if !complete {
 		return

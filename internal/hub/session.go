@@ -161,8 +161,12 @@ func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 	now := s.h.clock.Now()
 	state := store.AgentState{Connected: true, Epoch: m.Epoch, LastHeartbeat: now, ServerID: s.h.serverID}
 	if err := s.h.st.SetAgentState(ctx, s.consumer, state); err != nil {
-		s.h.log.Warn("hub: record agent state", "consumer", s.consumer, "err", err)
-		return // the agent repeats Hello on its next connect; keep the session unsynced
+		// End the session: the agent reconnects and says Hello again.
+		if ctx.Err() == nil {
+			s.h.log.Warn("hub: record agent state", "consumer", s.consumer, "err", err)
+		}
+		s.cancel()
+		return
 	}
 	s.mu.Lock()
 	s.epoch, s.ready, s.beat = m.Epoch, true, now
@@ -218,7 +222,8 @@ func (s *session) resync(ctx context.Context, held map[string]int64) error {
 
 // batches reassembles a message split in parts numbered Batch of Batches
 // (0- or 1-based; only the count of distinct parts matters). A part with a
-// new key starts over.
+// new key, or a part number seen already (a new round after a lost part),
+// starts over.
 type batches[V any] struct {
 	key  string
 	got  map[int]bool
@@ -233,7 +238,7 @@ func (b *batches[V]) add(key string, batch, total int, part map[string]V) (map[s
 		}
 		return part, true
 	}
-	if b.got == nil || b.key != key {
+	if b.got == nil || b.key != key || b.got[batch] {
 		b.key, b.got, b.data = key, map[int]bool{}, map[string]V{}
 	}
 	b.got[batch] = true

@@ -43,6 +43,7 @@ type Broker struct {
 	interval time.Duration
 	queue    int
 	kick     chan struct{}
+	ready    chan struct{} // closed once the poller knows where the log ends
 
 	mu   sync.Mutex
 	last int64 // highest sequence published
@@ -74,7 +75,7 @@ func WithQueueSize(n int) Option { return func(b *Broker) { b.queue = n } }
 func New(st store.Store, opts ...Option) *Broker {
 	b := &Broker{
 		st: st, clock: clock.RealClock{}, log: slog.Default(), interval: DefaultPollInterval,
-		queue: DefaultQueueSize, kick: make(chan struct{}, 1), subs: map[*sub]struct{}{},
+		queue: DefaultQueueSize, kick: make(chan struct{}, 1), ready: make(chan struct{}), subs: map[*sub]struct{}{},
 	}
 	for _, o := range opts {
 		o(b)
@@ -123,28 +124,43 @@ func (b *Broker) Last() int64 {
 // Start tails the change log until ctx ends. It starts from the newest
 // change, so history is only replayed to subscribers that ask for it.
 func (b *Broker) Start(ctx context.Context) error {
-	latest, err := b.st.LatestChange(ctx)
-	if err != nil {
-		return fmt.Errorf("watch: latest change: %w", err)
-	}
-	b.mu.Lock()
-	if latest > b.last {
-		b.last = latest
-	}
-	b.mu.Unlock()
 	t := b.clock.NewTicker(b.interval)
 	defer t.Stop()
 	for {
+		err := b.init(ctx)
+		if err == nil {
+			err = b.poll(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			b.log.Warn("watch: read change log", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C():
 		case <-b.kick:
 		}
-		if err := b.poll(ctx); err != nil && ctx.Err() == nil {
-			b.log.Warn("watch: poll change log", "err", err)
-		}
 	}
+}
+
+// init starts publishing after the newest change, once.
+func (b *Broker) init(ctx context.Context) error {
+	select {
+	case <-b.ready:
+		return nil
+	default:
+	}
+	latest, err := b.st.LatestChange(ctx)
+	if err != nil {
+		return fmt.Errorf("latest change: %w", err)
+	}
+	b.mu.Lock()
+	if latest > b.last {
+		b.last = latest
+	}
+	b.mu.Unlock()
+	close(b.ready)
+	return nil
 }
 
 // poll publishes every change after the last one published.
@@ -215,24 +231,47 @@ func (b *Broker) forward(ctx context.Context, s *sub, backfill bool, cursor int6
 			return false
 		}
 	}
-	for backfill {
-		changes, err := b.st.ChangesSince(ctx, cursor, pageSize)
-		if err != nil {
-			if ctx.Err() == nil {
-				b.log.Warn("watch: read backlog", "since", cursor, "err", err)
+	readBacklog := func() bool {
+		for {
+			changes, err := b.st.ChangesSince(ctx, cursor, pageSize)
+			if err != nil {
+				if ctx.Err() == nil {
+					b.log.Warn("watch: read backlog", "since", cursor, "err", err)
+				}
+				return false
 			}
+			for _, c := range changes {
+				if s.filter != nil && !s.filter(c) {
+					cursor = c.Seq
+					continue
+				}
+				if !send(c) {
+					return false
+				}
+			}
+			if len(changes) < pageSize {
+				return true
+			}
+		}
+	}
+	if backfill {
+		if !readBacklog() {
 			return
 		}
-		for _, c := range changes {
-			if s.filter != nil && !s.filter(c) {
-				cursor = c.Seq
-				continue
+		select {
+		case <-b.ready:
+		default:
+			// The poller has not started: live changes begin wherever
+			// the log ends when it does; read up to there once it has.
+			select {
+			case <-b.ready:
+			case <-ctx.Done():
+				return
 			}
-			if !send(c) {
+			if !readBacklog() {
 				return
 			}
 		}
-		backfill = len(changes) == pageSize
 	}
 	for {
 		select {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,4 +173,62 @@ func TestCancelClosesChannel(t *testing.T) {
 		t.Fatal("channel open after cancel")
 	}
 	b.Publish(store.Change{Seq: 1}) // no subscriber left; must not panic
+}
+
+// gatedStore holds the first ChangesSince call made after hold is set until
+// release is closed.
+type gatedStore struct {
+	store.Store
+	calls   atomic.Int64
+	hold    atomic.Bool
+	release chan struct{}
+}
+
+func (g *gatedStore) ChangesSince(ctx context.Context, seq int64, limit int) ([]store.Change, error) {
+	g.calls.Add(1)
+	if g.hold.CompareAndSwap(true, false) {
+		<-g.release
+	}
+	return g.Store.ChangesSince(ctx, seq, limit)
+}
+
+// TestResumeOverlapNoDuplicates forces the overlap of backlog and live
+// queue: changes are published live while the subscriber's backlog read is
+// held, so the read returns them too. Each must arrive once.
+func TestResumeOverlapNoDuplicates(t *testing.T) {
+	st := &gatedStore{Store: storetest.NewSQLite(t), release: make(chan struct{})}
+	ctx := setup(t, st, "c1")
+	for i := range 10 {
+		create(t, ctx, st, "c1", fmt.Sprintf("old-%d", i))
+	}
+	b := New(st, WithPollInterval(time.Hour))
+	start(t, ctx, b)
+	for st.calls.Load() == 0 { // the poller's first read
+		time.Sleep(time.Millisecond)
+	}
+	st.hold.Store(true)
+	ch, cancel := b.Subscribe(nil, 3)
+	defer cancel()
+	for st.hold.Load() { // the subscriber's backlog read is now held
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 5 {
+		create(t, ctx, st, "c1", fmt.Sprintf("new-%d", i))
+	}
+	latest, _ := st.LatestChange(ctx)
+	b.Kick()
+	for b.Last() < latest {
+		time.Sleep(time.Millisecond)
+	}
+	close(st.release)
+	for want := int64(4); want <= latest; want++ {
+		if c := recv(t, ch); c.Seq != want {
+			t.Fatalf("got seq %d; want %d", c.Seq, want)
+		}
+	}
+	select {
+	case c := <-ch:
+		t.Fatalf("extra change %+v", c)
+	case <-time.After(100 * time.Millisecond):
+	}
 }
