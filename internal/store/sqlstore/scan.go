@@ -48,7 +48,7 @@ func queryBundles(ctx context.Context, db conn, query string, args ...any) ([]st
 		out := make([]store.Bundle, len(raw))
 		batches = append(batches, out)
 		if final && work == nil { // everything fits one batch: decode here
-			decErr = decodeAll(raw, out)
+			decErr = decodeAll(raw, out, db.cache)
 			return
 		}
 		if work == nil {
@@ -56,7 +56,7 @@ func queryBundles(ctx context.Context, db conn, query string, args ...any) ([]st
 			for range runtime.GOMAXPROCS(0) {
 				wg.Go(func() {
 					for j := range work {
-						if err := decodeAll(j.raw, j.out); err != nil {
+						if err := decodeAll(j.raw, j.out, db.cache); err != nil {
 							errOnce.Do(func() { decErr = err })
 						}
 					}
@@ -129,9 +129,9 @@ func scanRaw(rows *sql.Rows, r *rawBundle) error {
 	return nil
 }
 
-func decodeAll(raw []rawBundle, out []store.Bundle) error {
+func decodeAll(raw []rawBundle, out []store.Bundle, cache *decoders) error {
 	for i := range raw {
-		if err := raw[i].decode(&out[i]); err != nil {
+		if err := raw[i].decode(&out[i], cache); err != nil {
 			return err
 		}
 	}
@@ -139,12 +139,12 @@ func decodeAll(raw []rawBundle, out []store.Bundle) error {
 }
 
 // decode fills b from the row: scalar fields as scanned, JSON decoded.
-func (r *rawBundle) decode(b *store.Bundle) error {
+func (r *rawBundle) decode(b *store.Bundle, cache *decoders) error {
 	*b = r.b
-	if err := json.Unmarshal(r.meta, &b.Meta); err != nil {
+	if err := cache.meta.decode(r.meta, &b.Meta); err != nil {
 		return fmt.Errorf("bundle %s: decode metadata: %w", b.ID, err)
 	}
-	if err := json.Unmarshal(r.spec, &b.Spec); err != nil {
+	if err := cache.spec.decode(r.spec, &b.Spec); err != nil {
 		return fmt.Errorf("bundle %s: decode spec: %w", b.ID, err)
 	}
 	if len(r.manifests) > 0 {
@@ -153,7 +153,7 @@ func (r *rawBundle) decode(b *store.Bundle) error {
 		b.Spec.Manifests = []json.RawMessage{}
 	}
 	if len(r.status) > 0 {
-		if err := json.Unmarshal(r.status, &b.Status.Reported); err != nil {
+		if err := cache.status.decode(r.status, &b.Status.Reported); err != nil {
 			return fmt.Errorf("bundle %s: decode status: %w", b.ID, err)
 		}
 	}

@@ -59,7 +59,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock stamps created/updated/deleted times; nil is the real clock.
 	Clock clock.PassiveClock
+	// DecodeCacheBytes bounds the memory of decoded bundle metadata, specs
+	// and statuses kept to speed up reads; 0 means DefaultDecodeCacheBytes,
+	// negative disables the cache.
+	DecodeCacheBytes int
 }
+
+// DefaultDecodeCacheBytes is the default bound of the decode cache.
+const DefaultDecodeCacheBytes = 96 << 20
 
 // Store is a store.Store backed by SQLite or PostgreSQL.
 type Store struct {
@@ -68,6 +75,7 @@ type Store struct {
 	r     *sql.DB // reader pool (the writer pool for PostgreSQL)
 	clock clock.PassiveClock
 	log   *slog.Logger
+	cache *decoders
 }
 
 var _ store.Store = (*Store)(nil)
@@ -82,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if _, err := migrate(ctx, cfg, t); err != nil {
 		return nil, err
 	}
-	s := &Store{d: t.d, clock: cfg.Clock, log: cfg.Logger}
+	s := &Store{d: t.d, clock: cfg.Clock, log: cfg.Logger, cache: newDecoders(cfg.DecodeCacheBytes)}
 	if s.w, err = sql.Open(t.d.driver, t.write); err != nil {
 		return nil, fmt.Errorf("sqlstore: open %s: %w", t.d.name, err)
 	}
@@ -114,6 +122,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.DecodeCacheBytes == 0 {
+		cfg.DecodeCacheBytes = DefaultDecodeCacheBytes
 	}
 	return cfg
 }
@@ -165,8 +176,9 @@ type querier interface {
 
 // conn runs queries written with "?" placeholders in the dialect.
 type conn struct {
-	q querier
-	d *dialect
+	q     querier
+	d     *dialect
+	cache *decoders
 }
 
 func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -187,7 +199,7 @@ func (s *Store) write(ctx context.Context, fn func(c conn) error) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w", err)
 	}
-	if err := fn(conn{q: tx, d: s.d}); err != nil {
+	if err := fn(conn{q: tx, d: s.d, cache: s.cache}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -207,11 +219,11 @@ func (s *Store) read(ctx context.Context, fn func(c conn) error) error {
 		return fmt.Errorf("sqlstore: begin read: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	return fn(conn{q: tx, d: s.d})
+	return fn(conn{q: tx, d: s.d, cache: s.cache})
 }
 
 // reader runs single queries outside a transaction.
-func (s *Store) reader() conn { return conn{q: s.r, d: s.d} }
+func (s *Store) reader() conn { return conn{q: s.r, d: s.d, cache: s.cache} }
 
 // nullTime converts an optional time for a nullable column.
 func nullTime(t time.Time) any {

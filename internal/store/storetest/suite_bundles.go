@@ -24,6 +24,7 @@ var bundleTests = map[string]func(*testing.T, *F){
 	"ConcurrentUpdate":           testConcurrentUpdate,
 	"ListBundlesByConsumer":      testListBundlesByConsumer,
 	"BundleRoundTripsEveryField": testBundleRoundTrip,
+	"ReturnedValuesAreCopies":    testReturnedCopies,
 }
 
 func testBundleCreate(t *testing.T, f *F) {
@@ -359,5 +360,32 @@ func testBundleRoundTrip(t *testing.T, f *F) {
 	meta.UID = b.ID
 	if !reflect.DeepEqual(got.Meta, meta) {
 		t.Fatalf("meta round trip = %+v; want %+v", got.Meta, meta)
+	}
+}
+
+// testReturnedCopies checks that callers may modify what the store returns.
+func testReturnedCopies(t *testing.T, f *F) {
+	c := f.Consumer("c", nil)
+	b := f.Bundle(c.Name, WithLabels(map[string]string{"a": "b"}), func(b *store.Bundle) {
+		b.Spec = RealisticBundle(c.Name, 1).Spec
+	})
+	f.Apply(store.StatusUpdate{ConsumerName: c.Name, BundleID: b.ID, AgentEpoch: "e", AgentRevision: 1,
+		ObservedGeneration: 1, Reported: RealisticStatus(1), Hash: "h", SequenceID: "1"}, store.StatusAccepted)
+	want := f.Get(b.ID)
+	for range 2 {
+		got := f.Get(b.ID)
+		got.Meta.Labels["a"] = "changed"
+		got.Spec.ManifestConfigs[0].FeedbackRules[0].JsonPaths[0].Path = "changed"
+		got.Spec.Manifests[0] = nil
+		got.Status.Reported.Conditions[0].Reason = "changed"
+		got.Status.Reported.ResourceStatus[1].Conditions[0].Message = "changed"
+		*got.Status.Reported.ResourceStatus[1].StatusFeedbacks.Values[0].Value.String = "changed"
+		p, err := f.S.ListBundles(f.Ctx, store.ListOptions{})
+		NoErr(t, "ListBundles", err)
+		p.Items[0].Status.Reported.ResourceStatus[0].Observed.UID = "changed"
+		p.Items[0].Meta.Labels["x"] = "y"
+	}
+	if got := f.Get(b.ID); !reflect.DeepEqual(got, want) {
+		t.Fatalf("modifying returned bundles changed the store:\n got %+v\nwant %+v", got, want)
 	}
 }
