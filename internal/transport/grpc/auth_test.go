@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -100,7 +101,8 @@ func TestAgentClientCertificates(t *testing.T) {
 	// A certificate for another consumer is refused.
 	opts := dialOpts()
 	opts.TLS = ca.clientTLS(t, "c2")
-	if _, err := Dial(ctx, srv.AgentAddr(), "c1", opts); err != nil {
+	_, err := Dial(ctx, srv.AgentAddr(), "c1", opts)
+	if err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -108,8 +110,12 @@ func TestAgentClientCertificates(t *testing.T) {
 		t.Fatalf("certificate c2 attached as %s", a.consumer)
 	case <-time.After(300 * time.Millisecond):
 	}
-	// The right certificate gets a session.
-	opts.TLS = ca.clientTLS(t, "c1")
+	// The right certificate, loaded from files, gets a session.
+	cc, ck := ca.issue(t, "c1", x509.ExtKeyUsageClientAuth)
+	opts.TLS, err = ClientTLS(writeFile(t, dir, "ca.pem", ca.pem), writeFile(t, dir, "c1.crt", cc), writeFile(t, dir, "c1.key", ck))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cl, err := Dial(ctx, srv.AgentAddr(), "c1", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -157,5 +163,19 @@ func TestBearerToken(t *testing.T) {
 	case a := <-hub.attached:
 		t.Fatalf("wrong token attached as %s", a.consumer)
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func TestBindFlags(t *testing.T) {
+	dir := t.TempDir()
+	var c Config
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	c.BindFlags(fs)
+	err := fs.Parse([]string{"--agent-addr=:9191", "--grpc-token-file=" + writeFile(t, dir, "tok", []byte("abc\n"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SourceAddr != DefaultSourceAddr || c.AgentAddr != ":9191" || c.TLS.Token != "abc" {
+		t.Errorf("config = %+v", c)
 	}
 }

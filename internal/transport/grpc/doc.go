@@ -28,6 +28,12 @@
 // as cluster_name, publishes with unary calls, and reconnects with
 // jittered exponential backoff until its context ends.
 //
+// Several replicas: an agent's Publish calls must reach the replica that
+// holds its Subscribe stream. Dial keeps both on one HTTP/2 connection, so
+// balance the agent endpoint per connection (L4), not per call. Source
+// streams follow the store's change feed and work behind any balancer.
+// Config.SequenceID must mint from the same snowflake node as status ingest.
+//
 // Security (TLSConfig): server TLS on both listeners; on the agent listener
 // an optional client CA, in which case a certificate's common name must
 // equal the consumer it acts for; an optional bearer token on every call.
