@@ -44,8 +44,9 @@ type Tracker struct {
 	tracked prometheus.Gauge
 	age     prometheus.Histogram
 
-	mu    sync.Mutex
-	cache map[string]consumerEntry // consumer name → cached state
+	mu         sync.Mutex
+	cache      map[string]consumerEntry // consumer name → cached state
+	refreshing map[string]bool          // consumers being reloaded in the background
 }
 
 type consumerEntry struct {
@@ -78,6 +79,7 @@ func NewTracker(st store.Store, reg prometheus.Registerer, opts ...Option) (*Tra
 	t := &Tracker{
 		st: st, clock: clock.RealClock{}, log: slog.Default(), timeout: DefaultHeartbeatTimeout,
 		interval: DefaultInterval, ttl: DefaultCacheTTL, cache: map[string]consumerEntry{},
+		refreshing: map[string]bool{},
 		stale: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "baton_bundles_stale", Help: "Bundles whose status is not confirmed current, by reason.",
 		}, []string{"reason"}),
@@ -113,6 +115,55 @@ func (t *Tracker) Freshness(ctx context.Context, b store.Bundle) *api.Freshness 
 	}
 	f := t.verdict(e, b)
 	return &f
+}
+
+// Source adapts the tracker to callers that must not wait for the store
+// (the REST layer renders a verdict for every bundle of a list).
+type Source struct{ t *Tracker }
+
+// Source returns the non-blocking view of t.
+func (t *Tracker) Source() Source { return Source{t} }
+
+// Freshness returns the verdict for b from cached consumer state. An entry
+// older than the cache TTL is used as is while a background read refreshes
+// it; only a consumer never seen before is read synchronously. A nil
+// verdict means the consumer could not be read.
+func (s Source) Freshness(b *store.Bundle) *api.Freshness {
+	t := s.t
+	t.mu.Lock()
+	e, ok := t.cache[b.ConsumerName]
+	stale := ok && t.clock.Since(e.at) >= t.ttl && !t.refreshing[b.ConsumerName]
+	if stale {
+		t.refreshing[b.ConsumerName] = true
+	}
+	t.mu.Unlock()
+	if !ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return t.Freshness(ctx, *b)
+	}
+	if stale {
+		go t.refresh(b.ConsumerName)
+	}
+	f := t.verdict(e, *b)
+	return &f
+}
+
+func (t *Tracker) refresh(name string) {
+	defer func() {
+		t.mu.Lock()
+		delete(t.refreshing, name)
+		t.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := t.st.GetConsumer(ctx, name)
+	if err == nil {
+		_, err = t.load(ctx, c, t.clock.Now())
+	}
+	if err != nil {
+		t.log.Warn("freshness: refresh consumer", "consumer", name, "err", err)
+	}
 }
 
 func (t *Tracker) verdict(e consumerEntry, b store.Bundle) api.Freshness {

@@ -69,6 +69,44 @@ func TestTracker(t *testing.T) {
 			t.Errorf("unknown consumer: got %+v; want nil", f)
 		}
 
+		// The non-blocking source agrees, and refreshes its cache in the
+		// background once the entry is older than the TTL.
+		src := tr.Source()
+		b, _ := st.GetBundle(ctx, "far")
+		if f := src.Freshness(&b); f == nil || f.Reason != api.ReasonAgentDisconnected {
+			t.Errorf("source: far: got %+v; want AgentDisconnected", f)
+		}
+		later := clk.Now().Add(time.Minute + time.Second) // past the cache TTL
+		if err := st.SetAgentState(ctx, "down", store.AgentState{Connected: true, Epoch: "e", LastHeartbeat: later}); err != nil {
+			t.Fatal(err)
+		}
+		clk.SetTime(later)
+		if f := src.Freshness(&b); f == nil || f.Reason != api.ReasonAgentDisconnected {
+			t.Errorf("source: far, cached entry: got %+v; want AgentDisconnected", f)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if f := src.Freshness(&b); f != nil && f.Reason == api.ReasonNotDelivered {
+				break // refreshed: connected now, never reported
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("source: cached consumer state never refreshed")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := st.SetAgentState(ctx, "up", store.AgentState{Connected: true, Epoch: "e", LastHeartbeat: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetAgentState(ctx, "down", store.AgentState{Connected: false, LastHeartbeat: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		b, _ = st.GetBundle(ctx, "fresh")
+		if _, _, err := st.ApplyStatus(ctx, store.StatusUpdate{ConsumerName: "up", BundleID: "fresh", AgentEpoch: "e",
+			AgentRevision: 2, ObservedGeneration: 1, Reported: rs, Hash: "h", At: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Step(2 * time.Second)
+
 		counts, err := tr.Pass(ctx)
 		if err != nil {
 			t.Fatal(err)
