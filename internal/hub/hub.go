@@ -124,6 +124,12 @@ func (h *Hub) Notify(consumer string) {
 	}
 }
 
+// NextSequenceID mints a status sequence id from the hub's snowflake
+// generator. Other code that sends status to source clients (the Deleted
+// status of a purged bundle) must mint from here, so ids of one bundle keep
+// increasing.
+func (h *Hub) NextSequenceID() string { return h.ids.NextString() }
+
 // Connected reports whether this hub holds a session for consumer.
 func (h *Hub) Connected(consumer string) bool { return h.session(consumer) != nil }
 
