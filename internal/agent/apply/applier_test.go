@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 }
 
 // cluster skips the test under -short (no control plane was started).
-func cluster(t *testing.T) (*kubernetes.Clientset, *dynamic.DynamicClient) {
+func cluster(t testing.TB) (*kubernetes.Clientset, *dynamic.DynamicClient) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("cluster test: skipped with -short")
@@ -50,7 +50,7 @@ func cluster(t *testing.T) (*kubernetes.Clientset, *dynamic.DynamicClient) {
 
 // env is one test's namespace, applier and clients.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	ns   string
 	kc   *kubernetes.Clientset
@@ -61,7 +61,7 @@ type env struct {
 
 // newEnv creates a namespace for the test (records live there too) and
 // an applier deleting with Background propagation unless opts say else.
-func newEnv(t *testing.T, opts Options) *env {
+func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	kc, dyn := cluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -105,7 +105,7 @@ func (e *env) manifest(file string, vars map[string]string) json.RawMessage {
 	return e.manifests(file, vars)[0]
 }
 
-func render(t *testing.T, file string, vars map[string]string) []json.RawMessage {
+func render(t testing.TB, file string, vars map[string]string) []json.RawMessage {
 	t.Helper()
 	tpl, err := template.ParseFiles(filepath.Join("testdata", file))
 	if err != nil {
