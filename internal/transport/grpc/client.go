@@ -199,10 +199,11 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 		case <-watchdog.C():
 			return true, fmt.Errorf("no event from the server for %s", c.opts.ServerTimeout)
 		case ev := <-events:
-			watchdog.Reset(c.opts.ServerTimeout)
 			if err := c.deliver(ctx, ev); err != nil {
 				return true, err
 			}
+			// After delivering: a slow reader is not a silent server.
+			watchdog.Reset(c.opts.ServerTimeout)
 		}
 	}
 }
