@@ -97,6 +97,13 @@ func isUnique(err error) bool {
 	return false
 }
 
+// isRetryable reports a PostgreSQL deadlock or serialization failure: the
+// transaction was rolled back and may simply be run again.
+func isRetryable(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001")
+}
+
 // isForeignKey reports a foreign key violation.
 func isForeignKey(err error) bool {
 	var pg *pgconn.PgError

@@ -194,7 +194,28 @@ func (c conn) row(ctx context.Context, query string, args ...any) *sql.Row {
 }
 
 // write runs fn in a write transaction and commits it when fn returns nil.
+// A transaction PostgreSQL aborts for a deadlock or serialization failure is
+// run again (fn must only assign, never accumulate, outside the database).
 func (s *Store) write(ctx context.Context, fn func(c conn) error) error {
+	var err error
+	for attempt := range maxAttempts {
+		if err = s.writeOnce(ctx, fn); err == nil || !isRetryable(err) || attempt == maxAttempts-1 {
+			break
+		}
+		s.log.Debug("retrying transaction", "error", err, "attempt", attempt+1)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// maxAttempts bounds the runs of a write transaction.
+const maxAttempts = 4
+
+func (s *Store) writeOnce(ctx context.Context, fn func(c conn) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w", err)
