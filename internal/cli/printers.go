@@ -198,7 +198,7 @@ func (p *printer) bundles(items []api.ResourceBundle, header bool) error {
 			p.paint(freshness(b)), p.age(b.CreatedAt))
 		if wide {
 			rev, objs := "-", "-"
-			if b.Status != nil {
+			if b.Status != nil && reported(b.Status) {
 				rev, objs = fmt.Sprint(b.Status.Revision), fmt.Sprint(len(b.Status.ResourceStatus))
 			}
 			row += fmt.Sprintf("\t%s\t%s\t%s\t%s", b.ID, rev, objs, dataAge(b))

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/baton-dev/baton/internal/server"
+	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/storetest"
 	"github.com/baton-dev/baton/pkg/api"
 )
@@ -22,11 +23,20 @@ import (
 // loopback port until the test ends and returns its URL.
 func startServer(t *testing.T) string {
 	t.Helper()
+	url, _ := startServerStore(t)
+	return url
+}
+
+// startServerStore is startServer that also returns the store, so that a
+// test can record what an agent would report.
+func startServerStore(t *testing.T) (string, store.Store) {
+	t.Helper()
+	st := storetest.NewSQLite(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Options{Store: storetest.NewSQLite(t), Listener: ln})
+	srv, err := server.New(server.Options{Store: st, Listener: ln})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +51,7 @@ func startServer(t *testing.T) string {
 			t.Error("server did not stop")
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), st
 }
 
 // baton runs the command line in-process with the given stdin.
