@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 
+	"github.com/baton-dev/baton/internal/store"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
 	"github.com/baton-dev/baton/pkg/api"
@@ -336,5 +338,63 @@ func TestSourceFeedDropResumes(t *testing.T) {
 	env.st.setStatus("b-1", applied("two"), env.seq.next())
 	if s := env.status(t); s.Reported.Conditions[0].Reason != "two" {
 		t.Fatalf("after resubscribe got %+v", s)
+	}
+}
+
+func TestToStatus(t *testing.T) {
+	tests := map[string]struct {
+		err    error
+		code   codes.Code
+		reason metav1.StatusReason // "" when the message is plain text
+	}{
+		"invalid":   {&invalidError{errors.New("bad")}, codes.InvalidArgument, metav1.StatusReasonBadRequest},
+		"exists":    {&existsError{store.ErrConflict}, codes.AlreadyExists, metav1.StatusReasonAlreadyExists},
+		"forbidden": {&forbiddenError{errors.New("no")}, codes.PermissionDenied, metav1.StatusReasonForbidden},
+		"not found": {fmt.Errorf("x: %w", store.ErrNotFound), codes.NotFound, metav1.StatusReasonNotFound},
+		"conflict":  {fmt.Errorf("x: %w", store.ErrConflict), codes.Aborted, metav1.StatusReasonConflict},
+		"internal":  {errors.New("disk on fire"), codes.Internal, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := toStatus(tc.err, "w")
+			if status.Code(err) != tc.code {
+				t.Fatalf("code = %v; want %v", status.Code(err), tc.code)
+			}
+			if tc.reason != "" && k8sReason(t, err) != tc.reason {
+				t.Errorf("reason = %v; want %v", k8sReason(t, err), tc.reason)
+			}
+		})
+	}
+}
+
+func TestSourceUpdateVersionAndScope(t *testing.T) {
+	env := newSourceEnv(t, nil)
+	if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1", Spec: manifests()}); err != nil {
+		t.Fatal(err)
+	}
+	// A non-zero version must match the current generation.
+	err := env.write(t, ce.SpecRequest{Action: ce.ActionUpdate, BundleID: "b-1", Consumer: "c1", Version: 5, Spec: manifests()})
+	if status.Code(err) != codes.Aborted {
+		t.Errorf("stale version = %v; want Aborted", err)
+	}
+	if err := env.write(t, ce.SpecRequest{Action: ce.ActionUpdate, BundleID: "b-1", Consumer: "c1", Version: 1, Spec: manifests()}); err != nil {
+		t.Errorf("matching version: %v", err)
+	}
+	err = env.write(t, ce.SpecRequest{Action: ce.ActionUpdate, BundleID: "b-1", Consumer: "c2", Spec: manifests()})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("moving a bundle to another consumer = %v; want InvalidArgument", err)
+	}
+	env.st.setStatus("b-1", applied("one"), env.seq.next())
+	env.status(t)
+	// A resync scoped to another consumer sends nothing for c1's bundles.
+	if err := env.publish(t, ce.EncodeStatusResync(ce.StatusResync{Source: "cs", Consumer: "c2"}, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	env.stream.none(t, 100*time.Millisecond)
+	if err := env.publish(t, ce.EncodeStatusResync(ce.StatusResync{Source: "cs", Consumer: "c1"}, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if s := env.status(t); s.BundleID != "b-1" {
+		t.Errorf("resync for c1 sent %+v", s)
 	}
 }
