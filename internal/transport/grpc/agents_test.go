@@ -23,7 +23,7 @@ func serverConfig(hub AgentHandler) Config {
 }
 
 func dialOpts() DialOptions {
-	return DialOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	return DialOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Logger: quiet}
 }
 
 func waitUp(t *testing.T, c protocol.Conn) {

@@ -3,6 +3,7 @@ package grpc
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"testing"
@@ -18,6 +19,8 @@ import (
 )
 
 const wait = 5 * time.Second
+
+var quiet = slog.New(slog.DiscardHandler)
 
 // fakeHub records every session the server attaches.
 type fakeHub struct{ attached chan attached }
@@ -241,6 +244,9 @@ func startServer(t testing.TB, cfg Config) (s *Server, stop func()) {
 	}
 	if cfg.AgentAddr == "" {
 		cfg.AgentAddr = "127.0.0.1:0"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
 	}
 	s, err := New(cfg)
 	if err != nil {
