@@ -171,6 +171,10 @@ func parseTarget(cfg Config) (target, error) {
 }
 
 func sqliteTarget(path, query string) (target, error) {
+	if strings.Contains(path, ":memory:") || strings.Contains(query, "mode=memory") {
+		// Every pooled connection would open its own, empty database.
+		return target{}, fmt.Errorf("sqlstore: in-memory SQLite is not supported; use a file")
+	}
 	if _, err := url.ParseQuery(query); err != nil {
 		return target{}, fmt.Errorf("sqlstore: sqlite options %q: %w", query, err)
 	}

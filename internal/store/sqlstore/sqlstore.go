@@ -23,6 +23,19 @@
 // the current spec). Acknowledged events are deleted, not flagged, so the
 // outbox holds exactly the pending work.
 //
+// Lists: filter and order fields go through a whitelist (bundles: id, name,
+// consumer_name, source, created_at, updated_at, labels.<key>; consumers the
+// same without consumer_name and source; ordering takes no labels), and every
+// value is a bound parameter. Operators are =, !=, like, not like, in, not in
+// and, on any field, <, <=, >, >=. LIKE is case-sensitive in both databases,
+// with % and _ as wildcards and backslash as escape. A missing label reads as
+// "". Time values are RFC 3339 or a date. Order defaults to created_at and
+// always ends with id; Size <= 0 returns every match.
+//
+// Reads decode the JSON columns through a cache keyed by the JSON text (so it
+// cannot serve stale values) and return deep copies; manifests are stored one
+// compact JSON value per line and only split on read.
+//
 // Concurrency: SQLite runs in WAL mode with one writer connection (writes
 // queue in the pool instead of failing with SQLITE_BUSY) and a small pool of
 // read-only connections. PostgreSQL uses one pool; rows a write depends on

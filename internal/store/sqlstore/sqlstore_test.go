@@ -23,12 +23,15 @@ func TestConformancePostgres(t *testing.T) {
 
 func TestMigrate(t *testing.T) {
 	ctx := context.Background()
-	cfgs := map[string]sqlstore.Config{
-		"sqlite":   {DataDir: filepath.Join(t.TempDir(), "nested", "dir")},
-		"postgres": {URL: storetest.PostgresURL(t)},
+	cfgs := map[string]func(t *testing.T) sqlstore.Config{
+		"sqlite": func(t *testing.T) sqlstore.Config {
+			return sqlstore.Config{DataDir: filepath.Join(t.TempDir(), "nested", "dir")}
+		},
+		"postgres": func(t *testing.T) sqlstore.Config { return sqlstore.Config{URL: storetest.PostgresURL(t)} },
 	}
-	for name, cfg := range cfgs {
+	for name, newCfg := range cfgs {
 		t.Run(name, func(t *testing.T) {
+			cfg := newCfg(t)
 			applied, err := sqlstore.Migrate(ctx, cfg)
 			if err != nil {
 				t.Fatalf("Migrate: %v", err)
@@ -101,7 +104,7 @@ func TestOpenURLs(t *testing.T) {
 			t.Errorf("database file %s: %v", f, err)
 		}
 	}
-	for _, bad := range []sqlstore.Config{{URL: "mysql://x"}, {}, {URL: "sqlite://"}} {
+	for _, bad := range []sqlstore.Config{{URL: "mysql://x"}, {}, {URL: "sqlite://"}, {URL: "sqlite://:memory:"}} {
 		if _, err := sqlstore.Open(ctx, bad); err == nil {
 			t.Errorf("Open(%+v) succeeded; want an error", bad)
 		}
