@@ -141,3 +141,10 @@ func TestConcurrentUnique(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkNext(b *testing.B) {
+	g, _ := New(1)
+	for b.Loop() {
+		g.Next()
+	}
+}
