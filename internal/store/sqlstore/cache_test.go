@@ -43,3 +43,20 @@ func TestJSONCacheBounded(t *testing.T) {
 		t.Fatalf("disabled cache: %+v, %v, %d entries", got, err, len(off.m))
 	}
 }
+
+// TestCopiesKnowEveryField fails when a cached type gains a field, so the
+// copy functions are reviewed: a new slice, map or pointer field must be
+// copied deeply, or cached values would leak to callers.
+func TestCopiesKnowEveryField(t *testing.T) {
+	for typ, want := range map[reflect.Type]int{
+		reflect.TypeFor[api.ObjectMeta]():     6,
+		reflect.TypeFor[api.BundleSpec]():     3,
+		reflect.TypeFor[api.ReportedStatus](): 2,
+		reflect.TypeFor[api.ResourceStatus](): 4,
+		reflect.TypeFor[api.Observed]():       5,
+	} {
+		if got := typ.NumField(); got != want {
+			t.Errorf("%s has %d fields, the copy functions in cache.go know %d: update them and this test", typ, got, want)
+		}
+	}
+}
