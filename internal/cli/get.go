@@ -108,7 +108,7 @@ func (o *getOptions) run(cmd *cobra.Command, kind, name string) error {
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		// The stream opens before the list so no change falls in between.
-		if events, err = c.Watch(wctx, client.WatchOptions{Since: client.FromNow, Search: search}); err != nil {
+		if events, err = c.Watch(wctx, client.WatchOptions{Since: client.FromNow, Search: search, Resume: true}); err != nil {
 			return err
 		}
 	}

@@ -47,7 +47,7 @@ server streams it. --since N resumes after change N.`,
 			if consumer != "" {
 				search = "consumer_name=" + client.Quote(consumer)
 			}
-			events, err := c.Watch(cmd.Context(), client.WatchOptions{Since: since, Search: search})
+			events, err := c.Watch(cmd.Context(), client.WatchOptions{Since: since, Search: search, Resume: true})
 			if err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,5 +206,81 @@ func TestWatchHTTPErrorReturnedDirectly(t *testing.T) {
 	})
 	if _, err := c.Watch(context.Background(), WatchOptions{Search: "x"}); err == nil || !strings.Contains(err.Error(), "bad search") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestWatchResumesAfterLastSeq(t *testing.T) {
+	defer func(d time.Duration) { resumeBackoff = d }(resumeBackoff)
+	resumeBackoff = time.Millisecond
+	var mu sync.Mutex
+	var sinces []string
+	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sinces = append(sinces, r.URL.Query().Get("since"))
+		n := len(sinces)
+		mu.Unlock()
+		switch n {
+		case 1:
+			fmt.Fprintln(w, `{"type":"ADDED","seq":5,"object":{"id":"1"}}`)
+		case 2:
+			fmt.Fprintln(w, `{"type":"MODIFIED","seq":9,"object":{"id":"1"}}`)
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"kind":"Error","code":"maestro-21","reason":"since is too old"}`)
+		}
+	})
+	ch, err := c.Watch(context.Background(), WatchOptions{Since: FromNow, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	var last error
+	for ev := range ch {
+		if ev.Err != nil {
+			last = ev.Err
+			continue
+		}
+		seqs = append(seqs, ev.Seq)
+	}
+	if len(seqs) != 2 || seqs[0] != 5 || seqs[1] != 9 {
+		t.Errorf("seqs %v; want [5 9]", seqs)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sinces) != 3 || sinces[0] != "" || sinces[1] != "5" || sinces[2] != "9" {
+		t.Errorf("since parameters %q; want \"\", 5, 9 (and no retry of a 400)", sinces)
+	}
+	if last == nil || !strings.Contains(last.Error(), "since is too old") {
+		t.Errorf("final error %v", last)
+	}
+}
+
+func TestWatchResumeGivesUpWhenUnreachable(t *testing.T) {
+	defer func(d time.Duration) { resumeBackoff = d }(resumeBackoff)
+	resumeBackoff = time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, `{"type":"ADDED","seq":1,"object":{"id":"1"}}`)
+	}))
+	c, err := New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := c.Watch(context.Background(), WatchOptions{Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-ch; ev.Seq != 1 {
+		t.Fatalf("first event %+v", ev)
+	}
+	srv.Close()
+	var last error
+	for ev := range ch {
+		if ev.Err != nil {
+			last = ev.Err
+		}
+	}
+	var ue *UnreachableError
+	if !errors.As(last, &ue) {
+		t.Errorf("final error %v; want unreachable", last)
 	}
 }
