@@ -23,7 +23,9 @@ func newWatchCmd() *cobra.Command {
 		Long: `Print one line per bundle change (spec or status) as the server records it:
 time, event type, change sequence, bundle, consumer, version, revision,
 conditions and freshness. With -o json every event is printed as the
-server streams it. --since N resumes after change N.`,
+server streams it. --since N resumes after change N (0: every change the
+server keeps). When the server ends the stream (it drops watchers that fall
+behind), baton reconnects after the last change it printed.`,
 		Example: `  # Follow every bundle change
   baton watch
 
