@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,6 +83,7 @@ type Server struct {
 	store   store.Store // instrumented
 	rest    *rest.Handler
 	handler http.Handler
+	routes  []string
 }
 
 // New assembles a server. It fails if Store is nil or metrics cannot be
@@ -115,13 +118,17 @@ func New(opts Options) (*Server, error) {
 		Freshness: opts.Freshness, Source: opts.Source,
 	})
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
+	s.handle(mux, "GET /healthz", http.HandlerFunc(s.healthz))
+	s.handle(mux, "GET /readyz", http.HandlerFunc(s.readyz))
+	s.handle(mux, "GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	for pattern, h := range opts.Handlers {
-		mux.Handle(pattern, h)
+		s.handle(mux, pattern, h)
 	}
 	mux.Handle(restMount, s.rest)
+	for _, r := range s.rest.Routes() {
+		s.routes = append(s.routes, r.Method+" "+r.Pattern)
+	}
+	sort.Strings(s.routes)
 	m, err := newHTTPMetrics(opts.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("server: new: http metrics: %w", err)
@@ -129,6 +136,16 @@ func New(opts Options) (*Server, error) {
 	s.handler = m.wrap(mux, s.routeOf(mux))
 	return s, nil
 }
+
+func (s *Server) handle(mux *http.ServeMux, pattern string, h http.Handler) {
+	mux.Handle(pattern, h)
+	s.routes = append(s.routes, pattern)
+}
+
+// Routes returns every route the server serves ("GET /readyz",
+// "PUT /api/maestro/v1/resource-bundles/{id}"), extra handlers included,
+// sorted.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // restMount is the catch-all the REST handler is mounted on; it answers
 // unknown paths with Maestro error bodies.
@@ -169,6 +186,7 @@ func (s *Server) Start(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-dev/baton/internal/api/openapi"
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/storetest"
@@ -192,5 +193,22 @@ func TestListenFailure(t *testing.T) {
 	}
 	if err := srv.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("Start on a taken port: %v", err)
+	}
+}
+
+// TestOpenAPIListsEveryRoute checks the OpenAPI document and the routes
+// the assembled server registers are the same set.
+func TestOpenAPIListsEveryRoute(t *testing.T) {
+	srv, err := server.New(server.Options{Store: storetest.NewSQLite(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented, err := openapi.Operations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(srv.Routes(), "\n")
+	if want := strings.Join(documented, "\n"); got != want {
+		t.Fatalf("routes and OpenAPI document differ:\nserver:\n%s\ndocument:\n%s", got, want)
 	}
 }

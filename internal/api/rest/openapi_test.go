@@ -14,12 +14,19 @@ import (
 )
 
 // TestOpenAPIMatchesRoutes checks the document lists exactly the routes
-// the handler registers, and that the server answers every documented
-// operation with a route (not "no such path" nor 405).
+// the handler registers (besides the server's own /healthz, /readyz and
+// /metrics, checked in package server), and that the handler answers every
+// documented API operation with a route (not "no such path" nor 405).
 func TestOpenAPIMatchesRoutes(t *testing.T) {
-	documented, err := openapi.Operations()
+	all, err := openapi.Operations()
 	if err != nil {
 		t.Fatal(err)
+	}
+	var documented []string
+	for _, op := range all {
+		if strings.Contains(op, " /api/") {
+			documented = append(documented, op)
+		}
 	}
 	s := storetest.NewSQLite(t)
 	h := rest.New(rest.Options{Store: s})

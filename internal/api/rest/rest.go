@@ -7,6 +7,12 @@
 // the store. Every write is validated (package validate) before the store
 // is called, so a rejected request changes nothing.
 //
+// Lists: page counts from 1 (default 1); size defaults to DefaultPageSize
+// and must be 1..MaxPageSize: size=0, a negative size or page < 1 is a 400
+// rather than a silent default. A page beyond the last is an empty list
+// with the true total. The envelope's size is the number of items
+// returned (Maestro's behaviour).
+//
 // List responses are streamed: the envelope is written first and each item
 // is encoded straight into a buffered writer, so a page of thousands of
 // bundles is never held twice in memory. Stored JSON (manifests) is copied
