@@ -259,5 +259,8 @@ func (h *Hub) detach(s *session) {
 		h.log.Warn("hub: read consumer on disconnect", "consumer", s.consumer, "err", err)
 		return
 	}
+	if c.Agent.ServerID != "" && c.Agent.ServerID != h.serverID {
+		return // the agent is already with another replica
+	}
 	h.setDisconnected(ctx, s.consumer, c.Agent)
 }

@@ -169,7 +169,7 @@ func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 		return
 	}
 	s.mu.Lock()
-	s.epoch, s.ready, s.beat = m.Epoch, true, now
+	s.epoch, s.ready, s.beat = m.Epoch, false, now
 	s.inflight = map[string]inflight{}
 	s.acked = make(map[string]int64, len(held))
 	for id, g := range held {
@@ -179,6 +179,10 @@ func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 	if err := s.resync(ctx, held); err != nil && ctx.Err() == nil {
 		s.h.log.Warn("hub: resync agent", "consumer", s.consumer, "err", err)
 	}
+	// Only now may the dispatcher run: it skips what the resync sent.
+	s.mu.Lock()
+	s.ready = true
+	s.mu.Unlock()
 	s.kickDispatch()
 }
 

@@ -1,0 +1,90 @@
+package hub
+
+import (
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/store/storetest"
+)
+
+func TestBatches(t *testing.T) {
+	type part struct {
+		key          string
+		batch, total int
+		data         map[string]int64
+	}
+	tests := map[string]struct {
+		parts []part
+		want  map[string]int64 // nil: incomplete after the last part
+	}{
+		"single": {parts: []part{{"e", 0, 1, map[string]int64{"a": 1}}}, want: map[string]int64{"a": 1}},
+		"zero batches means one": {parts: []part{{"e", 0, 0, nil}}, want: map[string]int64{}},
+		"two parts": {
+			parts: []part{{"e", 0, 2, map[string]int64{"a": 1}}, {"e", 1, 2, map[string]int64{"b": 2}}},
+			want:  map[string]int64{"a": 1, "b": 2},
+		},
+		"one-based numbering": {
+			parts: []part{{"e", 2, 2, map[string]int64{"b": 2}}, {"e", 1, 2, map[string]int64{"a": 1}}},
+			want:  map[string]int64{"a": 1, "b": 2},
+		},
+		"incomplete": {parts: []part{{"e", 0, 3, map[string]int64{"a": 1}}, {"e", 1, 3, nil}}},
+		"new key starts over": {
+			parts: []part{{"e1", 0, 2, map[string]int64{"a": 1}}, {"e2", 1, 2, map[string]int64{"b": 2}}},
+		},
+		"repeated part starts a new round": {
+			parts: []part{
+				{"e", 0, 2, map[string]int64{"a": 1}}, // part 1 of this round is lost
+				{"e", 0, 2, map[string]int64{"a": 5}},
+				{"e", 1, 2, map[string]int64{"b": 6}},
+			},
+			want: map[string]int64{"a": 5, "b": 6},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var b batches[int64]
+			var got map[string]int64
+			var done bool
+			for _, p := range tc.parts {
+				got, done = b.add(p.key, p.batch, p.total, p.data)
+			}
+			if tc.want == nil {
+				if done {
+					t.Fatalf("complete with %v; want incomplete", got)
+				}
+				return
+			}
+			if !done || !maps.Equal(got, tc.want) {
+				t.Fatalf("got %v, %v; want %v, true", got, done, tc.want)
+			}
+		})
+	}
+}
+
+// TestBatchedHello: the resync waits for every part of a split Hello.
+func TestBatchedHello(t *testing.T) {
+	x := newHarness(t, storetest.NewSQLite(t), false)
+	createBundle(t, x.st, consumer, "b1")
+	createBundle(t, x.st, consumer, "b2")
+	a := newFakeAgent(t, "e1")
+	p := protocol.NewPipe(100)
+	a.conn = p.Agent()
+	go func() { _ = x.h.Attach(x.ctx, consumer, p.Server()) }()
+	go a.run(x.ctx, p.Agent())
+	a.held["b1"], a.held["b2"] = 1, 1
+	a.send(x.ctx, protocol.Message{Type: protocol.TypeHello,
+		Hello: &protocol.Hello{Epoch: "e1", Held: map[string]int64{"b1": 1}, Batch: 0, Batches: 2}})
+	time.Sleep(100 * time.Millisecond)
+	if x.agentState().Connected {
+		t.Fatal("connected after the first of two Hello parts")
+	}
+	a.send(x.ctx, protocol.Message{Type: protocol.TypeHello,
+		Hello: &protocol.Hello{Epoch: "e1", Held: map[string]int64{"b2": 1}, Batch: 1, Batches: 2}})
+	req := next(t, a.requests, "status request after the full Hello")
+	if len(req.BundleIDs) != 2 {
+		t.Errorf("status request: got %v; want b1 and b2 (held at the current generation, no status)", req.BundleIDs)
+	}
+	none(t, a.specs, 300*time.Millisecond, "spec for a held bundle")
+}
