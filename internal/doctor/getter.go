@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,7 +50,7 @@ func (g *ClusterGetter) Get(ctx context.Context, meta workv1.ManifestResourceMet
 		ri = g.dyn.Resource(gvr).Namespace(meta.Namespace)
 	}
 	obj, err := ri.Get(ctx, meta.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	if objectNotFound(err, meta.Name) {
 		return nil, nil
 	}
 	if err != nil {
@@ -79,4 +80,15 @@ func (g *ClusterGetter) resource(meta workv1.ManifestResourceMeta) (schema.Group
 		return schema.GroupVersionResource{}, fmt.Errorf("resolving kind %s: %w", gk, err)
 	}
 	return m.Resource, nil
+}
+
+// objectNotFound tells a missing object from a resource type the server
+// does not serve, which is a 404 too but names no object.
+func objectNotFound(err error, name string) bool {
+	var st apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &st) {
+		return false
+	}
+	d := st.Status().Details
+	return d != nil && d.Name == name
 }
