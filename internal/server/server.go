@@ -175,6 +175,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Store() store.Store { return s.store }
 
 // Start serves HTTP and runs the runnables until ctx ends or one fails.
+//
+// Requests are served with contexts that do not end with ctx: on shutdown,
+// requests in flight finish normally. Long-lived handlers (watch streams)
+// must end their response when Stopping(r.Context()) closes, or shutdown
+// waits for them until ShutdownTimeout and then cancels their contexts.
 func (s *Server) Start(ctx context.Context) error {
 	ln := s.opts.Listener
 	if ln == nil {
@@ -183,12 +188,15 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("server: listen %s: %w", s.opts.HTTPAddr, err)
 		}
 	}
+	stopping := make(chan struct{})
+	base, cancelBase := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), stoppingKey{}, stopping))
+	defer cancelBase()
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -200,9 +208,12 @@ func (s *Server) Start(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
+		close(stopping)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
+		err := srv.Shutdown(sctx)
+		cancelBase()
+		if err != nil {
 			_ = srv.Close()
 			return fmt.Errorf("server: http shutdown: %w", err)
 		}
@@ -214,6 +225,16 @@ func (s *Server) Start(ctx context.Context) error {
 	err := g.Wait()
 	s.log.Info("server: stopped", "err", err)
 	return err
+}
+
+type stoppingKey struct{}
+
+// Stopping returns a channel that closes when the server serving a request
+// with this context begins to shut down. Outside a server it returns nil,
+// which never closes.
+func Stopping(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(stoppingKey{}).(chan struct{})
+	return ch
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -212,3 +212,54 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 		t.Fatalf("routes and OpenAPI document differ:\nserver:\n%s\ndocument:\n%s", got, want)
 	}
 }
+
+// TestStreamsEndOnShutdown checks a long-lived handler learns of the
+// shutdown through Stopping, so Start returns without waiting for
+// ShutdownTimeout, and that short requests in flight still complete.
+func TestStreamsEndOnShutdown(t *testing.T) {
+	streaming := make(chan struct{})
+	base, cancel, done := started(t, server.Options{
+		Store:           storetest.NewSQLite(t),
+		ShutdownTimeout: time.Minute,
+		Handlers: map[string]http.Handler{
+			"GET /stream": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusOK)
+				http.NewResponseController(w).Flush()
+				close(streaming)
+				select {
+				case <-server.Stopping(r.Context()):
+					_, _ = io.WriteString(w, "bye")
+				case <-r.Context().Done():
+				}
+			}),
+		},
+	})
+	result := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(base + "/stream")
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		result <- string(b)
+	}()
+	<-streaming
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done():
+		if err != nil || time.Since(start) > 30*time.Second {
+			t.Fatalf("Start = %v after %v", err, time.Since(start))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Start waited for the stream")
+	}
+	if got := <-result; got != "bye" {
+		t.Fatalf("stream body %q; want the handler to end it on shutdown", got)
+	}
+	if server.Stopping(context.Background()) != nil {
+		t.Fatal("Stopping outside a server is not nil")
+	}
+}

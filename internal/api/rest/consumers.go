@@ -27,9 +27,9 @@ type consumerCreate struct {
 }
 
 // consumerPatch is the body of PATCH /consumers/{id}: labels replace the
-// consumer's labels ({} or null clears them).
+// consumer's labels ({} clears them; absent or null changes nothing).
 type consumerPatch struct {
-	Labels map[string]string `json:"labels"`
+	Labels *map[string]string `json:"labels"`
 }
 
 func (h *Handler) listConsumers(w http.ResponseWriter, r *http.Request) {
@@ -87,16 +87,20 @@ func (h *Handler) patchConsumer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if err := validate.Labels("labels", in.Labels); err != nil {
-		h.fail(w, r, err)
-		return
-	}
 	cur, err := h.store.GetConsumer(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	c, err := h.store.UpdateConsumerLabels(r.Context(), cur.ID, in.Labels)
+	if in.Labels == nil {
+		writeJSON(w, http.StatusOK, consumerOut(&cur))
+		return
+	}
+	if err := validate.Labels("labels", *in.Labels); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	c, err := h.store.UpdateConsumerLabels(r.Context(), cur.ID, *in.Labels)
 	if err != nil {
 		h.fail(w, r, err)
 		return

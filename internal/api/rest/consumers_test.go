@@ -57,6 +57,16 @@ func TestConsumers(t *testing.T) {
 			t.Fatalf("labels after patch: %v", got.Labels)
 		}
 		c.expectError(http.StatusNotFound, "maestro-7", "PATCH", base+"/nope", map[string]any{"labels": map[string]string{}})
+		got = api.Consumer{}
+		c.expect(http.StatusOK, "PATCH", base+"/mgmt-1", map[string]any{}, &got) // no labels member: unchanged
+		if got.Labels["env"] != "prod" {
+			t.Fatalf("PATCH without labels changed them: %v", got.Labels)
+		}
+		got = api.Consumer{}
+		c.expect(http.StatusOK, "PATCH", base+"/mgmt-2", map[string]any{"labels": map[string]string{}}, &got)
+		if len(got.Labels) != 0 {
+			t.Fatalf("PATCH with {} labels kept %v", got.Labels)
+		}
 
 		// List, search, order.
 		var list api.List[api.Consumer]
@@ -64,7 +74,7 @@ func TestConsumers(t *testing.T) {
 		if list.Kind != api.KindConsumerList || list.Total != 3 || list.Size != 3 || list.Page != 1 || len(list.Items) != 3 {
 			t.Fatalf("list: %+v", list)
 		}
-		c.expect(http.StatusOK, "GET", base+"?search="+url.QueryEscape("labels.env='prod' or name='mgmt-2'")+"&orderBy=name+desc", nil, &list)
+		c.expect(http.StatusOK, "GET", base+"?search="+url.QueryEscape("labels.env='prod' or name like 'mgmt-2%'")+"&orderBy=name+desc", nil, &list)
 		if list.Total != 2 || list.Items[0].Name != "mgmt-2" || list.Items[1].Name != "mgmt-1" {
 			t.Fatalf("search and order: %+v", list)
 		}
