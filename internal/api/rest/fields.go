@@ -112,7 +112,7 @@ func joinKeys(m map[string]bool) string {
 	return strings.Join(keys, ", ")
 }
 
-// jsonNames returns the JSON member names of a struct value's fields.
+// jsonNames makes a set of JSON member names.
 func jsonNames(names ...string) map[string]bool {
 	m := make(map[string]bool, len(names))
 	for _, n := range names {
