@@ -19,7 +19,7 @@ func TestBatches(t *testing.T) {
 		parts []part
 		want  map[string]int64 // nil: incomplete after the last part
 	}{
-		"single": {parts: []part{{"e", 0, 1, map[string]int64{"a": 1}}}, want: map[string]int64{"a": 1}},
+		"single":                 {parts: []part{{"e", 0, 1, map[string]int64{"a": 1}}}, want: map[string]int64{"a": 1}},
 		"zero batches means one": {parts: []part{{"e", 0, 0, nil}}, want: map[string]int64{}},
 		"two parts": {
 			parts: []part{{"e", 0, 2, map[string]int64{"a": 1}}, {"e", 1, 2, map[string]int64{"b": 2}}},

@@ -158,8 +158,8 @@ func (b *Broker) init(ctx context.Context) error {
 	if latest > b.last {
 		b.last = latest
 	}
-	b.mu.Unlock()
 	close(b.ready)
+	b.mu.Unlock()
 	return nil
 }
 
@@ -190,6 +190,7 @@ func (b *Broker) Subscribe(filter func(store.Change) bool, since int64) (<-chan 
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	cursor := b.last
+	ready := isClosed(b.ready)
 	b.mu.Unlock()
 	if since != FromNow {
 		cursor = since
@@ -201,7 +202,7 @@ func (b *Broker) Subscribe(filter func(store.Change) bool, since int64) (<-chan 
 		defer close(done)
 		defer close(out)
 		defer b.unsubscribe(s)
-		b.forward(ctx, s, since != FromNow, cursor, out)
+		b.forward(ctx, s, since != FromNow, !ready, cursor, out)
 	}()
 	return out, func() { cancel(); <-done }
 }
@@ -216,9 +217,22 @@ func (b *Broker) unsubscribe(s *sub) {
 	}
 }
 
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 // forward sends the backlog after cursor (when backfill is set), then the
-// live queue, skipping anything at or below the last sequence sent.
-func (b *Broker) forward(ctx context.Context, s *sub, backfill bool, cursor int64, out chan<- store.Change) {
+// live queue, skipping anything at or below the last sequence sent. The
+// live queue holds every change after the last one published when the
+// subscriber registered; if the poller had not started then (early), it
+// holds only those after wherever the log ended when it did, so the
+// backlog is read again up to there.
+func (b *Broker) forward(ctx context.Context, s *sub, backfill, early bool, cursor int64, out chan<- store.Change) {
 	send := func(c store.Change) bool {
 		if c.Seq <= cursor {
 			return true
@@ -258,11 +272,7 @@ func (b *Broker) forward(ctx context.Context, s *sub, backfill bool, cursor int6
 		if !readBacklog() {
 			return
 		}
-		select {
-		case <-b.ready:
-		default:
-			// The poller has not started: live changes begin wherever
-			// the log ends when it does; read up to there once it has.
+		if early {
 			select {
 			case <-b.ready:
 			case <-ctx.Done():
