@@ -83,7 +83,7 @@ func (o *doctorOptions) run(cmd *cobra.Command) error {
 	}
 	// Re-checks read every object each interval; the client default of 5 QPS
 	// would turn --fix waits into rate limiter errors.
-	cfg.QPS, cfg.Burst = 50, 100
+	cfg.QPS, cfg.Burst = 100, 200
 	getter, err := doctor.NewClusterGetter(cfg)
 	if err != nil {
 		return err

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"sort"
 
+	"golang.org/x/sync/errgroup"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	workv1 "open-cluster-management.io/api/work/v1"
@@ -80,10 +82,24 @@ func (r Result) BundleIDs() []string {
 	return ids
 }
 
+// CheckConcurrency bounds the live reads Check runs at once (after a
+// Prefetcher's lists, most reads do not reach the cluster).
+const CheckConcurrency = 8
+
 // Check compares every resourceStatus entry of every bundle with the live
-// object. Bundles without status are skipped.
+// object. Bundles without status are skipped. Objects are read with at most
+// CheckConcurrency reads in flight; the result is in bundle and entry order.
 func Check(ctx context.Context, g Getter, bundles []api.ResourceBundle) Result {
+	type slot struct {
+		mismatches []Mismatch
+		err        string
+	}
+	type job struct {
+		b  *api.ResourceBundle
+		rs *api.ResourceStatus
+	}
 	res := Result{Mismatches: []Mismatch{}}
+	var jobs []job
 	for i := range bundles {
 		b := &bundles[i]
 		if b.Status == nil {
@@ -91,15 +107,37 @@ func Check(ctx context.Context, g Getter, bundles []api.ResourceBundle) Result {
 		}
 		res.Bundles++
 		for j := range b.Status.ResourceStatus {
-			rs := &b.Status.ResourceStatus[j]
-			res.Objects++
-			live, err := g.Get(ctx, rs.ResourceMeta)
-			if err != nil {
-				res.Errors = append(res.Errors, fmt.Sprintf("bundle %s: %s: %v", DisplayName(b), ObjectName(rs.ResourceMeta), err))
-				continue
-			}
-			res.Mismatches = append(res.Mismatches, Compare(b, rs, live)...)
+			jobs = append(jobs, job{b, &b.Status.ResourceStatus[j]})
 		}
+	}
+	if p, ok := g.(Prefetcher); ok {
+		metas := make([]workv1.ManifestResourceMeta, len(jobs))
+		for i, jb := range jobs {
+			metas[i] = jb.rs.ResourceMeta
+		}
+		p.Prefetch(ctx, metas)
+	}
+	slots := make([]slot, len(jobs))
+	var eg errgroup.Group
+	eg.SetLimit(CheckConcurrency)
+	for i, jb := range jobs {
+		eg.Go(func() error {
+			live, err := g.Get(ctx, jb.rs.ResourceMeta)
+			if err != nil {
+				slots[i].err = fmt.Sprintf("bundle %s: %s: %v", DisplayName(jb.b), ObjectName(jb.rs.ResourceMeta), err)
+				return nil
+			}
+			slots[i].mismatches = Compare(jb.b, jb.rs, live)
+			return nil
+		})
+	}
+	_ = eg.Wait()
+	res.Objects = len(jobs)
+	for _, s := range slots {
+		if s.err != "" {
+			res.Errors = append(res.Errors, s.err)
+		}
+		res.Mismatches = append(res.Mismatches, s.mismatches...)
 	}
 	return res
 }

@@ -56,3 +56,45 @@ func TestClusterGetter(t *testing.T) {
 		})
 	}
 }
+
+func TestClusterGetterPrefetch(t *testing.T) {
+	if cfg == nil {
+		t.Skip("needs a kube-apiserver (not started under -short)")
+	}
+	ctx := context.Background()
+	kc := kubernetes.NewForConfigOrDie(cfg)
+	ns := "prefetch"
+	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var metas []workv1.ManifestResourceMeta
+	for i := range doctor.PrefetchMin {
+		name := "cm-" + string(rune('a'+i))
+		metas = append(metas, workv1.ManifestResourceMeta{Version: "v1", Resource: "configmaps", Namespace: ns, Name: name})
+		if i%2 == 0 {
+			if _, err := kc.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	g, err := doctor.NewClusterGetter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Prefetch(ctx, metas)
+	// Deleted after the prefetch: Gets answer from the prefetched list...
+	if err := kc.CoreV1().ConfigMaps(ns).Delete(ctx, "cm-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range metas {
+		obj, err := g.Get(ctx, m)
+		if err != nil || (obj != nil) != (i%2 == 0) {
+			t.Errorf("%s: got %v, %v; want found=%v", m.Name, obj, err, i%2 == 0)
+		}
+	}
+	// ...until the next prefetch.
+	g.Prefetch(ctx, metas)
+	if obj, err := g.Get(ctx, metas[0]); obj != nil || err != nil {
+		t.Errorf("after a new prefetch: got %v, %v; want missing", obj, err)
+	}
+}
