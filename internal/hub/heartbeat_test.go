@@ -122,3 +122,48 @@ func TestSilentAgentTimesOut(t *testing.T) {
 	a.heartbeat(x.ctx)
 	eventually(t, "connected again after a heartbeat", func() bool { return x.agentState().Connected })
 }
+
+// TestRestartSweep: agents this replica held before it restarted are marked
+// disconnected at Start; an agent held by another replica is left alone.
+func TestRestartSweep(t *testing.T) {
+	st := storetest.NewSQLite(t)
+	ctx := t.Context()
+	for _, c := range []string{"mine", "theirs"} {
+		if _, err := st.CreateConsumer(ctx, store.Consumer{Name: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := time.Now().Add(-time.Second)
+	_ = st.SetAgentState(ctx, "mine", store.AgentState{Connected: true, Epoch: "e", LastHeartbeat: before, ServerID: "s1"})
+	_ = st.SetAgentState(ctx, "theirs", store.AgentState{Connected: true, Epoch: "e", LastHeartbeat: before, ServerID: "s2"})
+	newHarness(t, st, true)
+	state := func(name string) store.AgentState {
+		c, err := st.GetConsumer(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Agent
+	}
+	eventually(t, "mine is disconnected", func() bool { return !state("mine").Connected })
+	if s := state("theirs"); !s.Connected {
+		t.Errorf("theirs: got %+v; want still connected", s)
+	}
+}
+
+// TestGoneAckOfLiveBundleResends: an agent that says it lost a live bundle
+// gets its spec again.
+func TestGoneAckOfLiveBundleResends(t *testing.T) {
+	x := newHarness(t, storetest.NewSQLite(t), false)
+	createBundle(t, x.st, consumer, "b1")
+	a := newFakeAgent(t, "e1")
+	x.connect(a)
+	next(t, a.specs, "spec")
+	eventually(t, "acked", func() bool { return len(x.pending()) == 0 })
+	a.send(x.ctx, protocol.Message{Type: protocol.TypeSpecAck, SpecAck: &protocol.SpecAck{BundleID: "b1", Generation: 1, Gone: true}})
+	if s := next(t, a.specs, "spec again"); s.BundleID != "b1" || s.Generation != 1 || s.Deleting {
+		t.Fatalf("got %+v; want b1 generation 1", s)
+	}
+	if x.gone("b1") {
+		t.Fatal("a live bundle was purged")
+	}
+}
