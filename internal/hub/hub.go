@@ -9,9 +9,24 @@
 // New outbox events are picked up at once after Notify, and by a slow poll
 // of the store (writes made by another replica or path).
 //
+// Sessions: the agent opens each session with Hello (possibly in batches);
+// the hub records the agent connected under its epoch and resynchronises:
+// bundles whose generation differs from what the agent holds are sent
+// (deletions included, and deletions for ids the store does not know), and
+// status is requested where the store has none. Only then are outbox
+// deliveries and status reports handled; a report that arrives earlier is
+// left unacknowledged, so the agent sends it again. Every stored report is
+// acknowledged, whether it was accepted, a duplicate or stale.
+//
+// Heartbeats carry a digest of the agent's status hashes. A mismatch, or a
+// bundle the agent should hold but the digest lacks, is answered with
+// StatusRequest; a bundle lacking from two digests in a row is sent again.
+//
 // Ordering: one goroutine reads a session's messages and handles them in
 // order; a second one delivers specs. A newer session for the same consumer
 // supersedes the older one, which is stopped before the new one starts.
+// When a session ends the agent is recorded disconnected, unless a newer
+// session (here or on another replica) holds it.
 package hub
 
 import (
