@@ -63,3 +63,43 @@ func BenchmarkResync(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "bundles/s")
 }
+
+// BenchmarkDigest measures checking one heartbeat digest of 500 bundles,
+// all matching (SQLite): per bundle one ConfirmStatus, plus one listing.
+func BenchmarkDigest(b *testing.B) {
+	const n = 500
+	st := storetest.NewSQLite(b)
+	ctx := context.Background()
+	if _, err := st.CreateConsumer(ctx, store.Consumer{Name: consumer}); err != nil {
+		b.Fatal(err)
+	}
+	spec := api.BundleSpec{Manifests: []json.RawMessage{manifest("x")}}
+	digest := map[string]string{}
+	rs := statusFor(1)
+	hash := protocol.HashStatus(rs)
+	for i := range n {
+		id := fmt.Sprintf("b%d", i)
+		if _, err := st.CreateBundle(ctx, store.Bundle{ID: id, ConsumerName: consumer, Spec: spec}); err != nil {
+			b.Fatal(err)
+		}
+		if err := st.AckOutbox(ctx, consumer, id, 1); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := st.ApplyStatus(ctx, store.StatusUpdate{ConsumerName: consumer, BundleID: id, AgentEpoch: "e1",
+			AgentRevision: int64(i + 1), ObservedGeneration: 1, Reported: rs, Hash: hash}); err != nil {
+			b.Fatal(err)
+		}
+		digest[id] = hash
+	}
+	h, err := New(st, WithRegisterer(prometheus.NewRegistry()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := newSession(h, consumer, protocol.NewPipe(1).Server(), func() {})
+	for b.Loop() {
+		if err := s.checkDigest(ctx, digest); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/bundle")
+}
