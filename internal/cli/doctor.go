@@ -146,7 +146,7 @@ func (o *doctorOptions) report(p *printer, stderr io.Writer, res doctor.Result, 
 	} else {
 		printMismatches(p, res)
 		for _, e := range res.Errors {
-			fmt.Fprintln(stderr, "warning: not verified:", e)
+			fmt.Fprintln(stderr, "warning: not verified:", e.String())
 		}
 	}
 	if res.OK() && failMsg == "" {

@@ -63,7 +63,19 @@ type Result struct {
 	Bundles    int        `json:"bundles"`
 	Mismatches []Mismatch `json:"mismatches"`
 	// Errors lists objects that could not be read; they are not verified.
-	Errors []string `json:"errors,omitempty"`
+	Errors []ObjectError `json:"errors,omitempty"`
+}
+
+// ObjectError is an object Check could not read.
+type ObjectError struct {
+	BundleID string `json:"bundleID"`
+	Bundle   string `json:"bundle"`
+	Object   string `json:"object"`
+	Error    string `json:"error"`
+}
+
+func (e ObjectError) String() string {
+	return fmt.Sprintf("bundle %s: %s: %s", e.Bundle, e.Object, e.Error)
 }
 
 // OK reports whether every checked object agreed and none failed to read.
@@ -82,6 +94,18 @@ func (r Result) BundleIDs() []string {
 	return ids
 }
 
+// unverified returns the ids of bundles with mismatches or unread objects.
+func (r Result) unverified() map[string]bool {
+	ids := map[string]bool{}
+	for _, m := range r.Mismatches {
+		ids[m.BundleID] = true
+	}
+	for _, e := range r.Errors {
+		ids[e.BundleID] = true
+	}
+	return ids
+}
+
 // CheckConcurrency bounds the live reads Check runs at once (after a
 // Prefetcher's lists, most reads do not reach the cluster).
 const CheckConcurrency = 8
@@ -92,7 +116,7 @@ const CheckConcurrency = 8
 func Check(ctx context.Context, g Getter, bundles []api.ResourceBundle) Result {
 	type slot struct {
 		mismatches []Mismatch
-		err        string
+		err        *ObjectError
 	}
 	type job struct {
 		b  *api.ResourceBundle
@@ -124,7 +148,7 @@ func Check(ctx context.Context, g Getter, bundles []api.ResourceBundle) Result {
 		eg.Go(func() error {
 			live, err := g.Get(ctx, jb.rs.ResourceMeta)
 			if err != nil {
-				slots[i].err = fmt.Sprintf("bundle %s: %s: %v", DisplayName(jb.b), ObjectName(jb.rs.ResourceMeta), err)
+				slots[i].err = &ObjectError{BundleID: jb.b.ID, Bundle: DisplayName(jb.b), Object: ObjectName(jb.rs.ResourceMeta), Error: err.Error()}
 				return nil
 			}
 			slots[i].mismatches = Compare(jb.b, jb.rs, live)
@@ -134,8 +158,8 @@ func Check(ctx context.Context, g Getter, bundles []api.ResourceBundle) Result {
 	_ = eg.Wait()
 	res.Objects = len(jobs)
 	for _, s := range slots {
-		if s.err != "" {
-			res.Errors = append(res.Errors, s.err)
+		if s.err != nil {
+			res.Errors = append(res.Errors, *s.err)
 		}
 		res.Mismatches = append(res.Mismatches, s.mismatches...)
 	}

@@ -82,31 +82,32 @@ func Fix(ctx context.Context, srv Server, g Getter, initial Result, o FixOptions
 	}
 }
 
-// recheck fetches and checks each pending bundle; it returns those that
-// still disagree and their combined result.
+// recheck fetches the pending bundles and checks them together (so that a
+// Prefetcher can list their objects); it returns those that still disagree
+// or could not be verified, and the result.
 func recheck(ctx context.Context, srv Server, g Getter, ids []string) ([]string, Result, error) {
-	var still []string
-	total := Result{Mismatches: []Mismatch{}}
+	bundles := make([]api.ResourceBundle, 0, len(ids))
 	for _, id := range ids {
 		b, err := srv.GetBundle(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ids, total, fmt.Errorf("bundle %s: %w", id, ctx.Err())
+				return ids, Result{}, fmt.Errorf("bundle %s: %w", id, ctx.Err())
 			}
-			return ids, total, fmt.Errorf("bundle %s: get: %w", id, err)
+			return ids, Result{}, fmt.Errorf("bundle %s: get: %w", id, err)
 		}
-		r := Check(ctx, g, []api.ResourceBundle{*b})
-		if ctx.Err() != nil {
-			// Reads cut short by the deadline prove nothing either way.
-			return ids, total, fmt.Errorf("bundle %s: %w", id, ctx.Err())
-		}
-		if !r.OK() {
+		bundles = append(bundles, *b)
+	}
+	r := Check(ctx, g, bundles)
+	if ctx.Err() != nil {
+		// Reads cut short by the deadline prove nothing either way.
+		return ids, r, ctx.Err()
+	}
+	bad := r.unverified()
+	var still []string
+	for _, id := range ids {
+		if bad[id] {
 			still = append(still, id)
 		}
-		total.Bundles += r.Bundles
-		total.Objects += r.Objects
-		total.Mismatches = append(total.Mismatches, r.Mismatches...)
-		total.Errors = append(total.Errors, r.Errors...)
 	}
-	return still, total, nil
+	return still, r, nil
 }
