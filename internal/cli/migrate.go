@@ -29,7 +29,7 @@ check what a database needs.`,
   baton migrate --db-url 'postgres://baton@db:5432/baton?sslmode=require'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel)
+			log, err := serverLogger(logLevel)
 			if err != nil {
 				return err
 			}

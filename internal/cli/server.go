@@ -42,8 +42,8 @@ type serverOptions struct {
 	shutdown time.Duration
 }
 
-// defaultDataDir is $BATON_DATA_DIR, else ./data.
-func defaultDataDir() string {
+// serverDataDir is $BATON_DATA_DIR, else ./data.
+func serverDataDir() string {
 	if d := os.Getenv("BATON_DATA_DIR"); d != "" {
 		return d
 	}
@@ -95,7 +95,7 @@ answers) and /metrics (Prometheus).`,
 }
 
 func (o *serverOptions) addStoreFlags(f *pflag.FlagSet) {
-	f.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "directory of the SQLite database, used without --db-url ($BATON_DATA_DIR)")
+	f.StringVar(&o.dataDir, "data-dir", serverDataDir(), "directory of the SQLite database, used without --db-url ($BATON_DATA_DIR)")
 	f.StringVar(&o.dbURL, "db-url", "", "PostgreSQL URL (postgres://user@host:5432/db?sslmode=...); empty uses SQLite in --data-dir")
 }
 
@@ -103,7 +103,7 @@ func (o *serverOptions) storeConfig(log *slog.Logger) sqlstore.Config {
 	return sqlstore.Config{URL: o.dbURL, DataDir: o.dataDir, Logger: log}
 }
 
-func newLogger(level string) (*slog.Logger, error) {
+func serverLogger(level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, &ExitError{Code: 2, Msg: fmt.Sprintf("--log-level: %v", err)}
@@ -112,7 +112,7 @@ func newLogger(level string) (*slog.Logger, error) {
 }
 
 func (o *serverOptions) run(ctx context.Context) error {
-	log, err := newLogger(o.logLevel)
+	log, err := serverLogger(o.logLevel)
 	if err != nil {
 		return err
 	}

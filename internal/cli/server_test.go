@@ -13,7 +13,7 @@ import (
 	"github.com/baton-dev/baton/internal/store/storetest"
 )
 
-func runCmd(t *testing.T, ctx context.Context, args ...string) (string, error) {
+func runServerCLI(t *testing.T, ctx context.Context, args ...string) (string, error) {
 	t.Helper()
 	root := NewRoot()
 	var out bytes.Buffer
@@ -31,11 +31,11 @@ func TestMigrateCommand(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := append([]string{"migrate"}, flag(t)...)
-			out, err := runCmd(t, context.Background(), args...)
+			out, err := runServerCLI(t, context.Background(), args...)
 			if err != nil || !strings.Contains(out, "applied 00001_") || !strings.Contains(out, "database is at schema version") {
 				t.Fatalf("first migrate: %v\n%s", err, out)
 			}
-			out, err = runCmd(t, context.Background(), args...)
+			out, err = runServerCLI(t, context.Background(), args...)
 			if err != nil || strings.Contains(out, "applied") || !strings.Contains(out, "up to date") {
 				t.Fatalf("second migrate: %v\n%s", err, out)
 			}
@@ -54,7 +54,7 @@ func TestServerCommand(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := runCmd(t, ctx, "server", "--data-dir", t.TempDir(), "--http-addr", addr, "--log-level", "warn")
+		_, err := runServerCLI(t, ctx, "server", "--data-dir", t.TempDir(), "--http-addr", addr, "--log-level", "warn")
 		done <- err
 	}()
 	base := "http://" + addr
@@ -93,7 +93,7 @@ func TestServerCommand(t *testing.T) {
 }
 
 func TestServerHelp(t *testing.T) {
-	out, err := runCmd(t, context.Background(), "server", "--help")
+	out, err := runServerCLI(t, context.Background(), "server", "--help")
 	if err != nil {
 		t.Fatal(err)
 	}
