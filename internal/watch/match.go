@@ -11,12 +11,16 @@ import (
 // Match evaluates a search filter against one bundle in memory, with the
 // semantics the stores give it in SQL: byte-wise string comparison, like
 // with % and _ wildcards (backslash escapes), times compared as instants,
-// and labels.<key> reading the bundle's metadata labels (every comparison
-// with a missing label is false, as with SQL NULL; a not around it is true).
+// and labels.<key> reading the bundle's metadata labels, a missing label
+// reading as the empty string.
 func Match(f store.Filter, b store.Bundle) (bool, error) {
 	switch f := f.(type) {
 	case nil:
 		return true, nil
+	case store.Cmp:
+		return evalCmp(f, b)
+	case *store.Cmp:
+		return evalCmp(*f, b)
 	case store.And:
 		for _, g := range f {
 			if ok, err := Match(g, b); err != nil || !ok {
@@ -34,76 +38,96 @@ func Match(f store.Filter, b store.Bundle) (bool, error) {
 	case store.Not:
 		ok, err := Match(f.F, b)
 		return !ok && err == nil, err
-	case store.Cmp:
-		return matchCmp(f, b)
 	default:
 		return false, fmt.Errorf("filter %T: %w", f, store.ErrInvalid)
 	}
 }
 
-func matchCmp(c store.Cmp, b store.Bundle) (bool, error) {
-	val, present, isTime, err := field(c.Field, b)
+func evalCmp(c store.Cmp, b store.Bundle) (bool, error) {
+	val, err := field(c.Field, b)
 	if err != nil {
 		return false, err
 	}
-	eq := func(v string) bool {
-		if isTime {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			return err == nil && t.Equal(val.(time.Time))
+	op := strings.ToLower(strings.Join(strings.Fields(c.Op), " "))
+	_, isTime := val.(time.Time)
+	if strings.HasSuffix(op, "like") && isTime {
+		return false, fmt.Errorf("field %s: %s on a time: %w", c.Field, c.Op, store.ErrInvalid)
+	}
+	if len(c.Values) == 0 || (op != "in" && op != "not in" && len(c.Values) != 1) {
+		return false, fmt.Errorf("field %s: %s: %d values: %w", c.Field, c.Op, len(c.Values), store.ErrInvalid)
+	}
+	cmps := make([]int, len(c.Values))
+	for i, v := range c.Values {
+		if cmps[i], err = compare(val, v); err != nil {
+			return false, fmt.Errorf("field %s: %w", c.Field, err)
 		}
-		return val.(string) == v
 	}
-	if !present {
-		// SQL NULL: no comparison holds, negated ones included.
-		return false, nil
-	}
-	switch c.Op {
+	switch op {
 	case "=", "in":
-		for _, v := range c.Values {
-			if eq(v) {
+		for _, r := range cmps {
+			if r == 0 {
 				return true, nil
 			}
 		}
 		return false, nil
-	case "!=", "not in":
-		for _, v := range c.Values {
-			if eq(v) {
+	case "!=", "<>", "not in":
+		for _, r := range cmps {
+			if r == 0 {
 				return false, nil
 			}
 		}
 		return true, nil
-	case "like", "not like":
-		if isTime || len(c.Values) != 1 {
-			return false, fmt.Errorf("field %s: %s: %w", c.Field, c.Op, store.ErrInvalid)
-		}
-		ok := like(val.(string), c.Values[0])
-		return ok == (c.Op == "like"), nil
+	case "<":
+		return cmps[0] < 0, nil
+	case "<=":
+		return cmps[0] <= 0, nil
+	case ">":
+		return cmps[0] > 0, nil
+	case ">=":
+		return cmps[0] >= 0, nil
+	case "like":
+		return like(val.(string), c.Values[0]), nil
+	case "not like":
+		return !like(val.(string), c.Values[0]), nil
 	default:
 		return false, fmt.Errorf("operator %q: %w", c.Op, store.ErrInvalid)
 	}
 }
 
+// compare orders a field value against a filter value.
+func compare(val any, v string) (int, error) {
+	switch val := val.(type) {
+	case time.Time:
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return 0, fmt.Errorf("time %q: %w", v, store.ErrInvalid)
+		}
+		return val.Compare(t), nil
+	default:
+		return strings.Compare(val.(string), v), nil
+	}
+}
+
 // field returns the value of a search field: a string or a time.Time.
-func field(name string, b store.Bundle) (v any, present, isTime bool, err error) {
+func field(name string, b store.Bundle) (any, error) {
 	switch name {
 	case "id":
-		return b.ID, true, false, nil
+		return b.ID, nil
 	case "name":
-		return b.Name, true, false, nil
+		return b.Name, nil
 	case "consumer_name":
-		return b.ConsumerName, true, false, nil
+		return b.ConsumerName, nil
 	case "source":
-		return b.Source, true, false, nil
+		return b.Source, nil
 	case "created_at":
-		return b.CreatedAt, true, true, nil
+		return b.CreatedAt, nil
 	case "updated_at":
-		return b.UpdatedAt, true, true, nil
+		return b.UpdatedAt, nil
 	}
 	if key, ok := strings.CutPrefix(name, "labels."); ok && key != "" {
-		v, ok := b.Meta.Labels[key]
-		return v, ok, false, nil
+		return b.Meta.Labels[key], nil
 	}
-	return nil, false, false, fmt.Errorf("field %q: %w", name, store.ErrInvalid)
+	return nil, fmt.Errorf("field %q: %w", name, store.ErrInvalid)
 }
 
 // like reports whether s matches an SQL LIKE pattern (% any run, _ one
