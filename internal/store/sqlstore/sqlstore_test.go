@@ -168,3 +168,50 @@ func TestManifestsInSpecColumn(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLiteTwoStoresOneFile writes to one SQLite file from two stores at
+// once (as a server and a `baton migrate` or second process would): the busy
+// timeout queues them instead of failing with SQLITE_BUSY.
+func TestSQLiteTwoStoresOneFile(t *testing.T) {
+	ctx := context.Background()
+	cfg := sqlstore.Config{DataDir: t.TempDir()}
+	var stores [2]*sqlstore.Store
+	for i := range stores {
+		s, err := sqlstore.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	if _, err := stores[0].CreateConsumer(ctx, store.Consumer{Name: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			s := stores[w%2]
+			for range 20 {
+				if _, err := s.CreateBundle(ctx, store.Bundle{ConsumerName: "c"}); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.ListBundles(ctx, store.ListOptions{Size: 5}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range stores {
+		if n, err := s.LatestChange(ctx); err != nil || n != 160 {
+			t.Fatalf("LatestChange = %d, %v; want 160 seen by both stores", n, err)
+		}
+	}
+}
