@@ -386,3 +386,23 @@ func findKey(n *yaml.Node, key string) *yaml.Node {
 	}
 	return nil
 }
+
+// ReadBundles parses a bundle file as `baton apply -f` does and returns its
+// consumers and bundles; consumer is the --consumer default. For tools and
+// tests that check bundle files without a server.
+func ReadBundles(file string, data []byte, consumer string) ([]api.Consumer, []api.ResourceBundle, error) {
+	docs, err := parseBundles(file, data, consumer)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cs []api.Consumer
+	var bs []api.ResourceBundle
+	for _, d := range docs {
+		if d.Consumer != nil {
+			cs = append(cs, *d.Consumer)
+		} else {
+			bs = append(bs, d.Bundle)
+		}
+	}
+	return cs, bs, nil
+}
