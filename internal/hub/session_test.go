@@ -190,3 +190,29 @@ func TestStaleEpochStatusIgnored(t *testing.T) {
 		t.Errorf("status: got epoch %s revision %d; want e2 1", b.Status.AgentEpoch, b.Status.Revision)
 	}
 }
+
+// TestStatusBeforeHelloNotAcked: a report that arrives before the session's
+// Hello is left unacknowledged (the store could not judge its epoch yet);
+// the agent's retry after the Hello is stored and acked.
+func TestStatusBeforeHelloNotAcked(t *testing.T) {
+	x := newHarness(t, storetest.NewSQLite(t), false)
+	createBundle(t, x.st, consumer, "b1")
+	a := newFakeAgent(t, "e1")
+	a.noStatus = true
+	p := protocol.NewPipe(100)
+	a.conn = p.Agent()
+	go func() { _ = x.h.Attach(x.ctx, consumer, p.Server()) }()
+	go a.run(x.ctx, p.Agent())
+	early := protocol.Status{BundleID: "b1", Generation: 1, Epoch: "e1", Revision: 1, Reported: statusFor(1)}
+	a.send(x.ctx, protocol.Message{Type: protocol.TypeStatus, Status: &early})
+	none(t, a.acks, 200*time.Millisecond, "ack before Hello")
+	a.hello(x.ctx)
+	next(t, a.specs, "spec")
+	a.send(x.ctx, protocol.Message{Type: protocol.TypeStatus, Status: &early})
+	if ack := next(t, a.acks, "ack after Hello"); ack.Revision != 1 {
+		t.Errorf("ack: got %+v; want revision 1", ack)
+	}
+	if b := x.bundle("b1"); b.Status.Revision != 1 || b.Status.AgentEpoch != "e1" {
+		t.Errorf("status: got %+v; want revision 1 from e1", b.Status)
+	}
+}
