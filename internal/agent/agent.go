@@ -211,6 +211,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		if err := a.loadRecords(ctx); err != nil {
 			return nil // ctx ended
 		}
+		a.waitSeeded(ctx)
 		for range a.opts.Workers {
 			g.Go(func() error { a.work(ctx); return nil })
 		}
@@ -263,6 +264,36 @@ func (a *Agent) loadRecords(ctx context.Context) error {
 		case <-a.opts.Clock.After(delay):
 		}
 		delay = min(delay*2, a.opts.RetryMax)
+	}
+}
+
+// seedWait bounds how long a restarted agent waits for the observer's
+// caches of its restored bundles before it starts working.
+const seedWait = 10 * time.Second
+
+// waitSeeded waits (at most seedWait) until the observer has synced every
+// object of the bundles restored from records, so the first pass of the
+// queue reports them all before any is re-applied (bundle order is FIFO).
+func (a *Agent) waitSeeded(ctx context.Context) {
+	a.mu.Lock()
+	var keys []observe.Key
+	for _, b := range a.bundles {
+		if b.seeded {
+			keys = append(keys, observedKeys(b.results)...)
+		}
+	}
+	a.mu.Unlock()
+	deadline := a.opts.Clock.Now().Add(seedWait)
+	for len(keys) > 0 && a.opts.Clock.Now().Before(deadline) {
+		if a.observer.Synced(keys[len(keys)-1]) {
+			keys = keys[:len(keys)-1]
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.opts.Clock.After(20 * time.Millisecond):
+		}
 	}
 }
 

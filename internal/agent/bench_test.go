@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/baton-dev/baton/internal/protocol"
@@ -27,13 +28,21 @@ import (
 
 // Benchmark shape: 2,000 ReadOnly bundles of 5 ConfigMaps each (10,000
 // observed objects in 4 namespaces), JSONPath feedback on every object.
+var benchBundles = envInt("BATON_BENCH_BUNDLES", 2000)
+
 const (
-	benchBundles    = 2000
 	benchPerBundle  = 5
 	benchNamespaces = 4
 	benchChanges    = 200
 	benchIdle       = 30 * time.Second
 )
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
 
 // benchServer acknowledges every Status and tells which bundles have been
 // fully reported and when an awaited value arrived. It keeps no history.
@@ -131,17 +140,8 @@ func BenchmarkAgentFreshness(b *testing.B) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
-	pipe := protocol.NewPipe(4096)
-	srv := &benchServer{conn: pipe.Server(), full: map[string]bool{}}
-	go srv.run(ctx)
-	a, err := New(cfg, pipe.Agent(), Options{Consumer: run, RecordsNamespace: run + "-records",
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	agentDone := make(chan struct{})
-	go func() { _ = a.Start(ctx); close(agentDone) }()
-	defer func() { cancel(); <-agentDone }()
+	a, pipe, srv, stop := startBenchAgent(b, ctx, cfg, run)
+	defer func() { stop() }()
 
 	syncStart := time.Now()
 	for i := range benchBundles {
@@ -199,6 +199,22 @@ func BenchmarkAgentFreshness(b *testing.B) {
 	time.Sleep(benchIdle)
 	idleCPU := (cpuTime() - cpu0).Seconds() / benchIdle.Seconds() * 100
 
+	// Restart: a new agent with the command's default API rate limits
+	// (50 QPS, burst 100) re-reports every bundle from its records.
+	obs := a.observer.Stats()
+	stop()
+	slow := rest.CopyConfig(cfg)
+	slow.QPS, slow.Burst = 50, 100
+	restarted := time.Now()
+	_, _, srv, stop = startBenchAgent(b, ctx, slow, run)
+	for srv.fullCount() < benchBundles {
+		if time.Since(restarted) > 5*time.Minute {
+			b.Fatalf("only %d of %d bundles re-reported 5 minutes after the restart", srv.fullCount(), benchBundles)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rereport := time.Since(restarted)
+
 	heapMB := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / (1 << 20)
 	b.ReportMetric(float64(p(0.5).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99-ms")
@@ -206,11 +222,13 @@ func BenchmarkAgentFreshness(b *testing.B) {
 	b.ReportMetric(rss/(1<<20), "process-rss-MB")
 	b.ReportMetric(idleCPU, "idle-cpu-%")
 	b.ReportMetric(initial.Seconds(), "initial-sync-s")
+	b.ReportMetric(rereport.Seconds(), "restart-rereport-s")
 	b.Logf("objects created in %v; %d bundles applied, observed and reported in %v", created.Round(time.Millisecond), benchBundles, initial.Round(time.Millisecond))
 	b.Logf("change → report over %d changes: p50 %v p90 %v p99 %v max %v", len(lat), p(0.5), p(0.9), p(0.99), lat[len(lat)-1])
 	b.Logf("agent live heap %.1f MB (HeapAlloc delta after GC), process RSS %.1f MB, Go Sys %.1f MB; idle CPU %.2f%% of one core over %v",
 		heapMB, rss/(1<<20), float64(after.Sys)/(1<<20), idleCPU, benchIdle)
-	b.Logf("observer: %+v", a.observer.Stats())
+	b.Logf("observer: %+v", obs)
+	b.Logf("after a restart at 50 QPS, all %d bundles re-reported (new epoch) in %v", benchBundles, rereport.Round(time.Millisecond))
 }
 
 // vmRSS is the process's resident set size in bytes (/proc/self/status).
@@ -235,4 +253,22 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startBenchAgent starts an agent and a bench server on a new Pipe; stop
+// ends the agent and waits for it.
+func startBenchAgent(b *testing.B, ctx context.Context, c *rest.Config, consumer string) (*Agent, *protocol.Pipe, *benchServer, func()) {
+	b.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	pipe := protocol.NewPipe(4096)
+	srv := &benchServer{conn: pipe.Server(), full: map[string]bool{}}
+	go srv.run(ctx)
+	a, err := New(c, pipe.Agent(), Options{Consumer: consumer, RecordsNamespace: consumer + "-records",
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = a.Start(ctx); close(done) }()
+	return a, pipe, srv, func() { cancel(); <-done }
 }

@@ -225,6 +225,7 @@ func (o *Observer) Synced(key Key) bool {
 type Stats struct {
 	Scopes  int // running or pending informers
 	Absent  int // scopes whose type is not served
+	Pending int // scopes not synced yet (type lookup or first list running)
 	Keys    int // distinct watched objects
 	Bundles int // bundles with at least one key
 }
@@ -237,6 +238,9 @@ func (o *Observer) Stats() Stats {
 	for _, s := range o.scopes {
 		if s.isAbsent() {
 			st.Absent++
+		}
+		if !s.isSynced() {
+			st.Pending++
 		}
 	}
 	return st
