@@ -17,6 +17,7 @@ var listTests = map[string]func(*testing.T, *F){
 	"ListPagination":      testListPagination,
 	"ListOrder":           testListOrder,
 	"ListConsumers":       testListConsumers,
+	"ListMany":            testListMany,
 }
 
 func cmp(field, op string, values ...string) store.Cmp {
@@ -250,4 +251,28 @@ func testListConsumers(t *testing.T, f *F) {
 	}
 	_, err := f.S.ListConsumers(f.Ctx, store.ListOptions{OrderBy: []store.Order{{Field: "labels"}}})
 	WantErr(t, "ListConsumers(order by labels)", err, store.ErrInvalid)
+}
+
+// testListMany lists more bundles than one decoding batch and checks every
+// one came back whole and in order.
+func testListMany(t *testing.T, f *F) {
+	const n = 300
+	Populate(t, f.S, "c", n)
+	p, err := f.S.ListBundles(f.Ctx, store.ListOptions{OrderBy: []store.Order{{Field: "name"}}})
+	NoErr(t, "ListBundles", err)
+	if p.Total != n || len(p.Items) != n {
+		t.Fatalf("listed %d of %d; want %d", len(p.Items), p.Total, n)
+	}
+	for i, b := range p.Items {
+		want := RealisticBundle("c", i)
+		if b.Name != want.Name || !JSONEqual(t, b.Spec, want.Spec) || !JSONEqual(t, b.Status.Reported, RealisticStatus(i)) ||
+			b.Meta.Labels["app"] != want.Name || b.Status.Revision != 1 {
+			t.Fatalf("item %d = %s (revision %d); want %s with its spec and status", i, b.Name, b.Status.Revision, want.Name)
+		}
+	}
+	byConsumer, err := f.S.ListBundlesByConsumer(f.Ctx, "c")
+	NoErr(t, "ListBundlesByConsumer", err)
+	if len(byConsumer) != n {
+		t.Fatalf("ListBundlesByConsumer returned %d; want %d", len(byConsumer), n)
+	}
 }
