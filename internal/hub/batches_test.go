@@ -70,9 +70,7 @@ func TestBatchedHello(t *testing.T) {
 	createBundle(t, x.st, consumer, "b2")
 	a := newFakeAgent(t, "e1")
 	p := protocol.NewPipe(100)
-	a.conn = p.Agent()
-	go func() { _ = x.h.Attach(x.ctx, consumer, p.Server()) }()
-	go a.run(x.ctx, p.Agent())
+	x.attach(a, p)
 	a.held["b1"], a.held["b2"] = 1, 1
 	a.send(x.ctx, protocol.Message{Type: protocol.TypeHello,
 		Hello: &protocol.Hello{Epoch: "e1", Held: map[string]int64{"b1": 1}, Batch: 0, Batches: 2}})

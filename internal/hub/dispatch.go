@@ -54,6 +54,13 @@ func (s *session) flush(ctx context.Context) error {
 			continue
 		}
 		handled[ev.BundleID] = true
+		if g := s.held(ev.BundleID); g >= ev.Generation {
+			// The agent has it; the outbox missed the ack.
+			if err := s.h.st.AckOutbox(ctx, s.consumer, ev.BundleID, g); err != nil {
+				return err
+			}
+			continue
+		}
 		b, err := s.h.st.GetBundle(ctx, ev.BundleID)
 		if isGone(err) || (err == nil && b.ConsumerName != s.consumer) {
 			// Purged (or not this consumer's): nothing to deliver.
@@ -130,6 +137,13 @@ func (s *session) forget(id string, gen int64) {
 	if f, ok := s.inflight[id]; ok && f.spec.Generation <= gen {
 		delete(s.inflight, id)
 	}
+}
+
+// held returns the generation of id the agent is known to hold (0: none).
+func (s *session) held(id string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked[id]
 }
 
 // ackedUpTo records that the agent holds generation gen of id and drops

@@ -81,6 +81,18 @@ func (x *harness) connect(a *fakeAgent) (p *protocol.Pipe, stop func()) {
 	return p, stop
 }
 
+// attach serves p's server end until the test ends, without a Hello.
+func (x *harness) attach(a *fakeAgent, p *protocol.Pipe) {
+	a.mu.Lock()
+	a.conn = p.Agent()
+	a.mu.Unlock()
+	ctx, cancel := context.WithCancel(x.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = x.h.Attach(ctx, consumer, p.Server()) }()
+	go a.run(ctx, p.Agent())
+	x.t.Cleanup(func() { cancel(); <-done })
+}
+
 func (x *harness) bundle(id string) store.Bundle {
 	x.t.Helper()
 	b, err := x.st.GetBundle(x.ctx, id)

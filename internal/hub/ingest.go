@@ -12,16 +12,19 @@ import (
 // of a bundle marked deleting completes its deletion; a Gone ack of a live
 // bundle at its current generation means the agent lost it, so it is sent
 // again.
+//
+// The ack is recorded in the session first, so the dispatcher neither
+// re-sends the spec meanwhile nor later: if the outbox write fails, the
+// dispatcher acknowledges the event when it next meets it.
 func (s *session) onSpecAck(ctx context.Context, a *protocol.SpecAck) {
-	if err := s.h.st.AckOutbox(ctx, s.consumer, a.BundleID, a.Generation); err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		s.h.log.Warn("hub: ack outbox", "consumer", s.consumer, "bundle", a.BundleID, "err", err)
-		return // the agent acks again when the spec is re-sent
-	}
 	s.ackedUpTo(a.BundleID, a.Generation)
 	defer s.kickDispatch()
+	if err := s.h.st.AckOutbox(ctx, s.consumer, a.BundleID, a.Generation); err != nil {
+		if ctx.Err() == nil {
+			s.h.log.Warn("hub: ack outbox", "consumer", s.consumer, "bundle", a.BundleID, "err", err)
+		}
+		return
+	}
 	if !a.Gone {
 		return
 	}

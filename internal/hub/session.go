@@ -196,13 +196,6 @@ func (s *session) resync(ctx context.Context, held map[string]int64) error {
 	for _, b := range bundles {
 		known[b.ID] = true
 		g, ok := held[b.ID]
-		if ok {
-			// The agent has taken generation g: whatever ack got lost, the
-			// outbox is done up to it.
-			if err := s.h.st.AckOutbox(ctx, s.consumer, b.ID, g); err != nil {
-				return err
-			}
-		}
 		if !ok || g != b.Generation {
 			if err := s.sendSpec(ctx, specOf(b)); err != nil {
 				return err

@@ -200,9 +200,7 @@ func TestStatusBeforeHelloNotAcked(t *testing.T) {
 	a := newFakeAgent(t, "e1")
 	a.noStatus = true
 	p := protocol.NewPipe(100)
-	a.conn = p.Agent()
-	go func() { _ = x.h.Attach(x.ctx, consumer, p.Server()) }()
-	go a.run(x.ctx, p.Agent())
+	x.attach(a, p)
 	early := protocol.Status{BundleID: "b1", Generation: 1, Epoch: "e1", Revision: 1, Reported: statusFor(1)}
 	a.send(x.ctx, protocol.Message{Type: protocol.TypeStatus, Status: &early})
 	none(t, a.acks, 200*time.Millisecond, "ack before Hello")
