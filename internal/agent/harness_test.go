@@ -126,18 +126,19 @@ type harness struct {
 	server   *fakeServer
 	agent    *Agent
 	stop     func()
+	tune     []func(*Options)
 }
 
 var seq atomic.Int64
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, tune ...func(*Options)) *harness {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a kube-apiserver")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	h := &harness{t: t, ctx: ctx, kube: kubernetes.NewForConfigOrDie(cfg)}
+	h := &harness{t: t, ctx: ctx, kube: kubernetes.NewForConfigOrDie(cfg), tune: tune}
 	n := seq.Add(1)
 	h.ns = fmt.Sprintf("agent-%d-%d", time.Now().Unix()%100000, n)
 	h.consumer = "consumer-" + h.ns
@@ -154,10 +155,14 @@ func (h *harness) startAgent() {
 	ctx, cancel := context.WithCancel(h.ctx)
 	h.pipe = protocol.NewPipe(1024)
 	h.server = startFakeServer(ctx, h.pipe.Server())
-	a, err := New(cfg, h.pipe.Agent(), Options{
+	opts := Options{
 		Consumer: h.consumer, Logger: slog.New(slog.DiscardHandler),
 		HeartbeatInterval: time.Hour, DeletePropagation: metav1.DeletePropagationBackground, RetryBase: 50 * time.Millisecond, RetryMax: time.Second,
-	})
+	}
+	for _, f := range h.tune {
+		f(&opts)
+	}
+	a, err := New(cfg, h.pipe.Agent(), opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}

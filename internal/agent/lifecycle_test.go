@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http/httptest"
@@ -8,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/baton-dev/baton/internal/protocol"
@@ -164,4 +168,45 @@ func serveGet(t *testing.T, a *Agent, path string) string {
 		t.Errorf("GET %s: status %d: %s", path, rec.Code, b)
 	}
 	return string(b)
+}
+
+// TestKindServedLater: a bundle whose custom resource's CRD does not exist
+// yet reports the failure, and is applied once the CRD appears.
+func TestKindServedLater(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Resync = 300 * time.Millisecond })
+	group := h.ns + ".later.baton.dev"
+	widget := manifest(t, map[string]any{"apiVersion": group + "/v1", "kind": "Gadget",
+		"metadata": map[string]any{"name": "g1", "namespace": h.ns}, "spec": map[string]any{"size": 3}})
+	c := config("gadgets", h.ns, "g1", workv1.UpdateStrategyTypeUpdate, workv1.JsonPath{Name: "size", Path: ".spec.size"})
+	c.ResourceIdentifier.Group = group
+	h.server.sendSpec(t, spec("later", 1, []json.RawMessage{widget}, c))
+	h.server.waitFor(t, protocol.TypeStatus, 0, 5*time.Second, "the unknown kind", func(m protocol.Message) bool {
+		st, _ := condition(status(m, "later"), 0, api.ConditionApplied)
+		return st == metav1.ConditionFalse
+	})
+	ext := apiextclient.NewForConfigOrDie(cfg)
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "gadgets." + group},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: group, Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "gadgets", Singular: "gadget", Kind: "Gadget", ListKind: "GadgetList"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object", XPreserveUnknownFields: ptr.To(true)}}}},
+		},
+	}
+	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(h.ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = ext.ApiextensionsV1().CustomResourceDefinitions().Delete(context.Background(), crd.Name, metav1.DeleteOptions{})
+	})
+	got, _ := h.server.waitFor(t, protocol.TypeStatus, 0, 15*time.Second, "the custom resource applied", func(m protocol.Message) bool {
+		s := status(m, "later")
+		st, _ := condition(s, 0, api.ConditionApplied)
+		return st == metav1.ConditionTrue && s.Reported.ResourceStatus[0].Observed.Exists
+	})
+	if v := got.m.Status.Reported.ResourceStatus[0].StatusFeedbacks.Values; len(v) != 1 || v[0].Value.Integer == nil || *v[0].Value.Integer != 3 {
+		t.Errorf("feedback = %+v; want size=3", v)
+	}
 }

@@ -49,9 +49,13 @@ func (a *Agent) session(ctx context.Context) {
 // protocol.MaxBatchBytes.
 func (a *Agent) sendHello(ctx context.Context) error {
 	a.mu.Lock()
+	// Held means durably recorded: a generation still being taken is not
+	// claimed, so the server keeps re-sending it.
 	held := make(map[string]int64, len(a.bundles))
 	for id, b := range a.bundles {
-		held[id] = b.gen
+		if b.ackedGen > 0 {
+			held[id] = b.ackedGen
+		}
 	}
 	a.mu.Unlock()
 	batches := helloBatches(held, protocol.MaxBatchBytes)
