@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -123,12 +124,12 @@ func (o *doctorOptions) run(cmd *cobra.Command) error {
 		if ctx.Err() == nil {
 			return err
 		}
-		return o.report(p, cmd.ErrOrStderr(), final, fmt.Sprintf("%d of %d bundles still disagree after %s", len(final.BundleIDs()), len(ids), o.timeout))
+		return o.report(p, cmd.ErrOrStderr(), final, fmt.Sprintf("%d of %s still disagree after %s", len(final.UnverifiedIDs()), count(len(ids), "bundle"), o.timeout))
 	}
 	if o.output == outJSON {
 		return p.encode(final)
 	}
-	fmt.Fprintf(p.w, "all %d resynced bundles now agree with the cluster\n", len(ids))
+	fmt.Fprintf(p.w, "resynced %s: all agree with the cluster now\n", count(len(ids), "bundle"))
 	return nil
 }
 
@@ -153,9 +154,9 @@ func (o *doctorOptions) report(p *printer, stderr io.Writer, res doctor.Result, 
 		return nil
 	}
 	if failMsg == "" {
-		failMsg = fmt.Sprintf("%d mismatches in %d bundles", len(res.Mismatches), len(res.BundleIDs()))
+		failMsg = fmt.Sprintf("%s in %s", count(len(res.Mismatches), "mismatch"), count(len(res.BundleIDs()), "bundle"))
 		if len(res.Errors) > 0 {
-			failMsg += fmt.Sprintf(", %d objects not verified", len(res.Errors))
+			failMsg += fmt.Sprintf(", %s not verified", count(len(res.Errors), "object"))
 		}
 	}
 	return &ExitError{Code: 1, Msg: failMsg}
@@ -163,7 +164,7 @@ func (o *doctorOptions) report(p *printer, stderr io.Writer, res doctor.Result, 
 
 func printMismatches(p *printer, res doctor.Result) {
 	if len(res.Mismatches) == 0 {
-		fmt.Fprintf(p.w, "%d objects in %d bundles agree with the cluster\n", res.Objects-len(res.Errors), res.Bundles)
+		fmt.Fprintf(p.w, "checked %s in %s: all agree with the cluster\n", count(res.Objects-len(res.Errors), "object"), count(res.Bundles, "bundle"))
 		return
 	}
 	t := p.table()
@@ -180,7 +181,7 @@ func printMismatches(p *printer, res doctor.Result) {
 func progress(w io.Writer, total int) func(agree, n int, elapsed time.Duration) {
 	tty, last := isTerminal(w), -1
 	return func(agree, n int, elapsed time.Duration) {
-		line := fmt.Sprintf("waiting for %d bundles… %d/%d agree (%.1fs)", total, agree, n, elapsed.Seconds())
+		line := fmt.Sprintf("waiting for %s… %d/%d agree (%.1fs)", count(total, "bundle"), agree, n, elapsed.Seconds())
 		switch {
 		case tty:
 			fmt.Fprintf(w, "\r%s", line)
@@ -192,4 +193,15 @@ func progress(w io.Writer, total int) func(agree, n int, elapsed time.Duration) 
 		}
 		last = agree
 	}
+}
+
+// count is "1 bundle", "2 bundles" ("mismatch" takes "es").
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "ch") {
+		return fmt.Sprintf("%d %ses", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

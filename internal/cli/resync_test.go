@@ -1,38 +1,41 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/store/storetest"
-	"github.com/baton-dev/baton/pkg/api"
 )
 
-// TestResync runs resync against the REST API, answering the resync POSTs
-// (202 Accepted, as the contract says) in front of it and recording them.
+// TestResync runs resync against a server whose agent link records the
+// requests it gets.
 func TestResync(t *testing.T) {
-	srv, err := server.New(server.Options{Store: storetest.NewSQLite(t)})
+	var mu sync.Mutex
+	var posts []string
+	resync := func(_ context.Context, consumer string, bundleIDs []string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		posts = append(posts, consumer+":"+strings.Join(bundleIDs, ","))
+		return nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var posts []string
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/resync") {
-			mu.Lock()
-			posts = append(posts, strings.TrimPrefix(r.URL.Path, api.BasePath))
-			mu.Unlock()
-			w.WriteHeader(http.StatusAccepted)
-			return
-		}
-		srv.Handler().ServeHTTP(w, r)
-	}))
-	defer hs.Close()
+	srv, err := server.New(server.Options{Store: storetest.NewSQLite(t), Listener: ln, Resync: resync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+	hs := struct{ URL string }{"http://" + ln.Addr().String()}
 	must(t, hs.URL, "apply", "-f", "../../examples/consumer-dev.yaml")
 	must(t, hs.URL, "apply", "-f", "../../examples/shared-ingress.yaml")
 	id := func(kind, name string) string {
@@ -42,7 +45,7 @@ func TestResync(t *testing.T) {
 		}
 		return obj.ID
 	}
-	consumerID, bundleID := id("consumer", "dev"), id("bundle", "shared-ingress")
+	bundleID := id("bundle", "shared-ingress")
 
 	if out := must(t, hs.URL, "resync", "dev"); out != "consumer/dev resync requested\n" {
 		t.Errorf("got %q", out)
@@ -53,7 +56,9 @@ func TestResync(t *testing.T) {
 	if out := must(t, hs.URL, "resync", "consumer/dev"); out != "consumer/dev resync requested\n" {
 		t.Errorf("got %q", out)
 	}
-	want := []string{"/consumers/" + consumerID + "/resync", "/resource-bundles/" + bundleID + "/resync", "/consumers/" + consumerID + "/resync"}
+	want := []string{"dev:", "dev:" + bundleID, "dev:"}
+	mu.Lock()
+	defer mu.Unlock()
 	if strings.Join(posts, " ") != strings.Join(want, " ") {
 		t.Errorf("posts %v; want %v", posts, want)
 	}

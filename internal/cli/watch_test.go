@@ -3,8 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -14,41 +14,39 @@ import (
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/storetest"
 	"github.com/baton-dev/baton/internal/watch"
-	"github.com/baton-dev/baton/pkg/api"
 )
 
-// startWatchServer serves the REST API plus the watch stream (what `baton
-// server` mounts) over one SQLite store.
+// startWatchServer runs a server with the watch stream mounted as `baton
+// server` mounts it, over one SQLite store.
 func startWatchServer(t *testing.T) (string, *watch.Broker) {
 	t.Helper()
 	st := storetest.NewSQLite(t)
-	srv, err := server.New(server.Options{Store: st})
+	broker := watch.New(st, watch.WithPollInterval(20*time.Millisecond))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	broker := watch.New(st, watch.WithPollInterval(20*time.Millisecond))
-	render := func(b store.Bundle) any {
-		return api.ResourceBundle{ID: b.ID, Kind: api.KindResourceBundle, Name: b.Name, ConsumerName: b.ConsumerName,
-			Version: b.Generation, CreatedAt: b.CreatedAt, Metadata: b.Meta}
+	srv, err := server.New(server.Options{Store: st, Listener: ln,
+		OnSpecWrite: func(string) { broker.Kick() },
+		Watch: func(render func(store.Bundle) any) http.Handler {
+			return watch.NewHandler(broker, st, render)
+		},
+		Runnables: []server.Runnable{broker}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	wh := watch.NewHandler(broker, st, render)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- broker.Start(ctx) }()
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("watch") == "true" {
-			wh.ServeHTTP(w, r)
-			return
-		}
-		srv.Handler().ServeHTTP(w, r)
-	}))
+	go func() { done <- srv.Start(ctx) }()
 	t.Cleanup(func() {
-		hs.CloseClientConnections()
-		hs.Close()
 		cancel()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("server did not stop")
+		}
 	})
-	return hs.URL, broker
+	return "http://" + ln.Addr().String(), broker
 }
 
 // caughtUp waits until the broker has published change seq, so that a

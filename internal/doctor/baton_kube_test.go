@@ -115,7 +115,7 @@ func TestDoctorAgainstBaton(t *testing.T) {
 	report()
 	kubeconfig := writeKubeconfig(t, cfg)
 	args := []string{"doctor", "--kubeconfig", kubeconfig, "--server", url, "--consumer", "mgmt-1"}
-	if out, _, err := run(args...); err != nil || !strings.Contains(out, "1 objects in 1 bundles agree with the cluster") {
+	if out, _, err := run(args...); err != nil || !strings.Contains(out, "checked 1 object in 1 bundle: all agree with the cluster") {
 		t.Fatalf("fresh report: %v\n%s", err, out)
 	}
 

@@ -94,6 +94,16 @@ func (r Result) BundleIDs() []string {
 	return ids
 }
 
+// UnverifiedIDs returns the ids of bundles with mismatches or unread objects.
+func (r Result) UnverifiedIDs() []string {
+	ids := make([]string, 0, len(r.unverified()))
+	for id := range r.unverified() {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // unverified returns the ids of bundles with mismatches or unread objects.
 func (r Result) unverified() map[string]bool {
 	ids := map[string]bool{}

@@ -186,7 +186,7 @@ func TestDoctorAgainstMaestro(t *testing.T) {
 		if strings.Contains(out, "dns-config") {
 			t.Errorf("the agreeing bundle is listed:\n%s", out)
 		}
-		if err.Error() != "1 mismatches in 1 bundles" {
+		if err.Error() != "1 mismatch in 1 bundle" {
 			t.Errorf("error %q", err)
 		}
 	})
@@ -225,7 +225,7 @@ func TestDoctorAgainstMaestro(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exit code %d (%v)\n%s", exitCode(err), err, out)
 		}
-		if !strings.Contains(out, "2 objects in 2 bundles agree with the cluster") {
+		if !strings.Contains(out, "checked 2 objects in 2 bundles: all agree with the cluster") {
 			t.Errorf("output:\n%s", out)
 		}
 	})
@@ -238,7 +238,7 @@ func TestDoctorAgainstMaestro(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exit code %d (%v)\n%s\n%s", exitCode(err), err, out, errOut)
 		}
-		if !strings.Contains(errOut, "waiting for 1 bundles… 1/1 agree") || !strings.Contains(out, "all 1 resynced bundles now agree") {
+		if !strings.Contains(errOut, "waiting for 1 bundle… 1/1 agree") || !strings.Contains(out, "resynced 1 bundle: all agree with the cluster now") {
 			t.Errorf("stdout:\n%s\nstderr:\n%s", out, errOut)
 		}
 	})
@@ -248,7 +248,7 @@ func TestDoctorAgainstMaestro(t *testing.T) {
 		m.reportIP, m.fixedIP, m.resynced = oldIP, oldIP, false
 		m.mu.Unlock()
 		out, errOut, err := run(append(args, "--fix", "--interval", "10ms", "--timeout", "1s")...)
-		if exitCode(err) != 1 || !strings.Contains(err.Error(), "1 of 1 bundles still disagree after 1s") {
+		if exitCode(err) != 1 || !strings.Contains(err.Error(), "1 of 1 bundle still disagree after 1s") {
 			t.Errorf("got %v\n%s\n%s", err, out, errOut)
 		}
 	})
