@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/baton-dev/baton/internal/client"
 )
 
 func init() { register(newResyncCmd) }
@@ -42,7 +44,7 @@ to see the new report.`,
 						return err
 					}
 					if err := c.ResyncBundle(ctx, b.ID); err != nil {
-						return fmt.Errorf("bundle %s: resync: %w", name, err)
+						return fmt.Errorf("bundle %s: resync: %w%s", name, err, noResyncHint(err))
 					}
 					fmt.Fprintf(cmd.OutOrStdout(), "bundle/%s resync requested\n", name)
 					return nil
@@ -54,7 +56,7 @@ to see the new report.`,
 				return err
 			}
 			if err := c.ResyncConsumer(ctx, con.ID); err != nil {
-				return fmt.Errorf("consumer %s: resync: %w", con.Name, err)
+				return fmt.Errorf("consumer %s: resync: %w%s", con.Name, err, noResyncHint(err))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "consumer/%s resync requested\n", con.Name)
 			return nil
@@ -63,4 +65,13 @@ to see the new report.`,
 	flags = addClientFlags(cmd)
 	cmd.Flags().StringVarP(&consumer, "consumer", "c", "", "consumer of the bundle (needed when the name is in several)")
 	return cmd
+}
+
+// noResyncHint explains a 404 on a resync of something just found: the
+// server has no resync endpoint.
+func noResyncHint(err error) string {
+	if client.IsNotFound(err) {
+		return "; a Maestro server has no resync endpoint: restart its agent instead"
+	}
+	return ""
 }
