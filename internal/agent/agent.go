@@ -181,8 +181,9 @@ func New(cfg *rest.Config, conn protocol.Conn, opts Options) (*Agent, error) {
 // Epoch is this run's epoch.
 func (a *Agent) Epoch() string { return a.opts.Epoch }
 
-// Start runs the agent until ctx ends. It returns an error only when it
-// cannot start (the health endpoint's address is taken).
+// Start runs the agent until ctx ends. It returns an error when it cannot
+// start (the health endpoint's address is taken) or when the Conn's Recv
+// channel closes for good.
 func (a *Agent) Start(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if a.opts.MetricsAddr != "" {
@@ -219,8 +220,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		a.log.Info("agent: started", "epoch", a.opts.Epoch, "bundles", a.bundleCount())
 		g.Go(func() error { a.session(ctx); return nil })
 		g.Go(func() error { a.resync(ctx); return nil })
-		a.receive(ctx)
-		return nil
+		return a.receive(ctx)
 	})
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {

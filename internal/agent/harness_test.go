@@ -275,3 +275,5 @@ func within(t *testing.T, what string, since, got time.Time, d time.Duration) {
 		t.Logf("%s: %v", what, lat.Round(time.Millisecond))
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -208,5 +209,29 @@ func TestKindServedLater(t *testing.T) {
 	})
 	if v := got.m.Status.Reported.ResourceStatus[0].StatusFeedbacks.Values; len(v) != 1 || v[0].Value.Integer == nil || *v[0].Value.Integer != 3 {
 		t.Errorf("feedback = %+v; want size=3", v)
+	}
+}
+
+// closedConn is a link whose receive side has closed for good.
+type closedConn struct{ recv chan protocol.Message }
+
+func (c closedConn) Send(context.Context, protocol.Message) error { return nil }
+func (c closedConn) Recv() <-chan protocol.Message                { return c.recv }
+func (c closedConn) Up() <-chan struct{}                          { return nil }
+
+func TestLinkClosedEndsStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a kube-apiserver")
+	}
+	c := closedConn{recv: make(chan protocol.Message)}
+	close(c.recv)
+	a, err := New(cfg, c, Options{Consumer: "closed-link", Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Start(ctx); !errors.Is(err, errLinkClosed) {
+		t.Fatalf("Start = %v; want %v", err, errLinkClosed)
 	}
 }

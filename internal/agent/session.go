@@ -87,15 +87,19 @@ func helloBatches(held map[string]int64, limit int) []map[string]int64 {
 	return out
 }
 
-// receive dispatches server messages until the Conn closes or ctx ends.
-func (a *Agent) receive(ctx context.Context) {
+// errLinkClosed: the Conn closed for good; the agent cannot take specs.
+var errLinkClosed = errors.New("agent: server link closed")
+
+// receive dispatches server messages until ctx ends (nil) or the Conn
+// closes for good (errLinkClosed).
+func (a *Agent) receive(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case m, ok := <-a.conn.Recv():
 			if !ok {
-				return
+				return errLinkClosed
 			}
 			a.dispatch(ctx, m)
 		}
