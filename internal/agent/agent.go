@@ -16,9 +16,16 @@
 // Retryable failures are retried with per-bundle exponential backoff.
 //
 // On every new session (Conn.Up) the agent sends Hello with its epoch and
-// the generation of every bundle it holds; at start it rebuilds that list
-// from the applier's records, re-applies and re-observes those bundles, so
-// status is re-reported under a new epoch after a restart.
+// the generation of every bundle it holds (durably recorded); at start it
+// rebuilds that list from the applier's records and observes those bundles
+// at once, reports them from the live objects (a new epoch), and then
+// re-applies them, so a restart re-reports everything within seconds even
+// when API calls are rate-limited.
+//
+// Known limits: a scope whose informer cannot list (RBAC forbids it) never
+// syncs, and the bundles observing it are not reported until it does; an
+// informer caches its whole namespace of that resource type, not only the
+// watched objects.
 package agent
 
 import (
