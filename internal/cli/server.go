@@ -131,6 +131,7 @@ func (o *serverOptions) run(ctx context.Context) error {
 		Logger:          log,
 		Source:          o.source,
 		ShutdownTimeout: o.shutdown,
+		Registry:        server.NewRegistry(),
 	}
 	for _, e := range serverExtensions {
 		if e.Apply == nil {

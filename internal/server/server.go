@@ -60,6 +60,11 @@ type Options struct {
 	Clock clock.PassiveClock
 	// Freshness adds status.freshness to bundles; nil omits it.
 	Freshness rest.FreshnessSource
+	// OnSpecWrite, Watch and Resync connect the REST API to the agent link
+	// (see rest.Options); nil leaves the feature out.
+	OnSpecWrite func(consumer string)
+	Watch       func(render func(store.Bundle) any) http.Handler
+	Resync      func(ctx context.Context, consumer string, bundleIDs []string) error
 	// Source is the source of bundles created over REST without one;
 	// empty is rest.DefaultSource.
 	Source string
@@ -74,6 +79,13 @@ type Options struct {
 	Runnables []Runnable
 	// ShutdownTimeout bounds the wait for requests in flight; default 10s.
 	ShutdownTimeout time.Duration
+}
+
+// NewRegistry returns a metrics registry with the Go and process collectors.
+func NewRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
 }
 
 // Server is the assembled server.
@@ -105,8 +117,7 @@ func New(opts Options) (*Server, error) {
 		opts.ShutdownTimeout = 10 * time.Second
 	}
 	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
-		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		opts.Registry = NewRegistry()
 	}
 	st, err := InstrumentStore(opts.Store, opts.Registry)
 	if err != nil {
@@ -116,6 +127,7 @@ func New(opts Options) (*Server, error) {
 	s.rest = rest.New(rest.Options{
 		Store: st, Logger: opts.Logger, Clock: opts.Clock,
 		Freshness: opts.Freshness, Source: opts.Source,
+		OnSpecWrite: opts.OnSpecWrite, Watch: opts.Watch, Resync: opts.Resync,
 	})
 	mux := http.NewServeMux()
 	s.handle(mux, "GET /healthz", http.HandlerFunc(s.healthz))

@@ -10,6 +10,10 @@ import (
 )
 
 func (h *Handler) listBundles(w http.ResponseWriter, r *http.Request) {
+	if h.watch != nil && r.URL.Query().Get("watch") == "true" {
+		h.watch.ServeHTTP(w, r)
+		return
+	}
 	lp, err := parseList(r, search.BundleFields, bundleMembers)
 	if err != nil {
 		h.fail(w, r, err)
@@ -50,10 +54,12 @@ func (h *Handler) getBundle(w http.ResponseWriter, r *http.Request) {
 // deleteBundle marks the bundle deleting; it disappears once its agent
 // confirms removal. Deleting a bundle already marked is a no-op.
 func (h *Handler) deleteBundle(w http.ResponseWriter, r *http.Request) {
-	if _, err := h.store.DeleteBundle(r.Context(), r.PathValue("id")); err != nil {
+	b, err := h.store.DeleteBundle(r.Context(), r.PathValue("id"))
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	h.specWritten(b.ConsumerName)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -79,6 +85,7 @@ func (h *Handler) createBundle(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	h.specWritten(out.ConsumerName)
 	h.writeBundle(w, r, http.StatusCreated, &out)
 }
 
@@ -174,6 +181,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, cur *store.Bund
 		h.fail(w, r, err)
 		return true
 	}
+	h.specWritten(out.ConsumerName)
 	h.writeBundle(w, r, http.StatusOK, &out)
 	return true
 }

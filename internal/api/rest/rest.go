@@ -20,6 +20,7 @@
 package rest
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -58,6 +59,18 @@ type Options struct {
 	Freshness FreshnessSource
 	// Source is the source of bundles created without one; empty is DefaultSource.
 	Source string
+	// OnSpecWrite, when set, is called with the consumer after every
+	// accepted spec change (create, update, delete), so delivery starts at
+	// once instead of at the next outbox poll.
+	OnSpecWrite func(consumer string)
+	// Watch, when set, builds the handler of GET /resource-bundles?watch=true
+	// from the function that renders a stored bundle as REST JSON.
+	Watch func(render func(store.Bundle) any) http.Handler
+	// Resync, when set, asks the agent of consumer to re-report the given
+	// bundles now (all of them for none); an error wrapping
+	// protocol.ErrDisconnected means no agent session is open. It serves POST
+	// /consumers/{id}/resync and /resource-bundles/{id}/resync.
+	Resync func(ctx context.Context, consumer string, bundleIDs []string) error
 }
 
 // Handler serves the REST API.
@@ -67,6 +80,9 @@ type Handler struct {
 	clock     clock.PassiveClock
 	freshness FreshnessSource
 	source    string
+	onWrite   func(consumer string)
+	watch     http.Handler
+	resync    func(ctx context.Context, consumer string, bundleIDs []string) error
 	mux       *http.ServeMux
 }
 
@@ -85,6 +101,8 @@ func New(opts Options) *Handler {
 		clock:     opts.Clock,
 		freshness: opts.Freshness,
 		source:    opts.Source,
+		onWrite:   opts.OnSpecWrite,
+		resync:    opts.Resync,
 		mux:       http.NewServeMux(),
 	}
 	if h.log == nil {
@@ -95,6 +113,9 @@ func New(opts Options) *Handler {
 	}
 	if h.source == "" {
 		h.source = DefaultSource
+	}
+	if opts.Watch != nil {
+		h.watch = opts.Watch(h.Render)
 	}
 	for _, r := range h.routes() {
 		h.mux.HandleFunc(r.Method+" "+r.Pattern, r.handler)
@@ -119,6 +140,8 @@ func (h *Handler) routes() []Route {
 		{"PUT", v1 + "/resource-bundles/{id}", h.putBundle},
 		{"PATCH", v1 + "/resource-bundles/{id}", h.patchBundle},
 		{"DELETE", v1 + "/resource-bundles/{id}", h.deleteBundle},
+		{"POST", v1 + "/consumers/{id}/resync", h.resyncConsumer},
+		{"POST", v1 + "/resource-bundles/{id}/resync", h.resyncBundle},
 	}
 }
 

@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	freshnesstracker "github.com/baton-dev/baton/internal/freshness"
+	"github.com/baton-dev/baton/internal/hub"
+	"github.com/baton-dev/baton/internal/server"
+	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/internal/transport/grpc"
+	"github.com/baton-dev/baton/internal/validate"
+	"github.com/baton-dev/baton/internal/watch"
+)
+
+// linkOptions configure the agent link of `baton server`: the gRPC
+// endpoints, spec delivery, status ingest, freshness and watch.
+type linkOptions struct {
+	grpc             grpc.Config
+	heartbeatTimeout time.Duration
+	resendAfter      time.Duration
+	serverID         string
+}
+
+func init() {
+	o := &linkOptions{}
+	registerServerExtension(ServerExtension{
+		Name:  "agent link",
+		Flags: o.flags,
+		Apply: o.apply,
+	})
+}
+
+func (o *linkOptions) flags(fs *pflag.FlagSet) {
+	o.grpc.BindFlags(fs)
+	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", hub.DefaultHeartbeatTimeout,
+		"how long an agent may stay silent before its bundles turn Stale/AgentDisconnected")
+	fs.DurationVar(&o.resendAfter, "resend-after", hub.DefaultResendTimeout,
+		"how long a spec waits for the agent's acknowledgement before it is sent again")
+	fs.StringVar(&o.serverID, "server-id", "", "name of this replica in agent state (default: the host name)")
+}
+
+func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logger, opts *server.Options) error {
+	broker := watch.New(st, watch.WithLogger(log))
+	hopts := []hub.Option{
+		hub.WithLogger(log), hub.WithRegisterer(opts.Registry),
+		hub.WithHeartbeatTimeout(o.heartbeatTimeout), hub.WithResendTimeout(o.resendAfter),
+		hub.WithChangeNotifier(broker.Kick),
+	}
+	if o.serverID != "" {
+		hopts = append(hopts, hub.WithServerID(o.serverID))
+	}
+	h, err := hub.New(st, hopts...)
+	if err != nil {
+		return err
+	}
+	tracker, err := freshnesstracker.NewTracker(st, opts.Registry,
+		freshnesstracker.WithLogger(log), freshnesstracker.WithHeartbeatTimeout(o.heartbeatTimeout))
+	if err != nil {
+		return err
+	}
+	cfg := o.grpc
+	cfg.Agents, cfg.Bundles, cfg.Changes = h, st, broker
+	cfg.Validate, cfg.Notify, cfg.SequenceID = validate.Bundle, h.Notify, h.NextSequenceID
+	cfg.Logger = log
+	gs, err := grpc.New(cfg)
+	if err != nil {
+		return err
+	}
+	opts.Freshness = tracker.Source()
+	opts.OnSpecWrite = func(consumer string) { h.Notify(consumer); broker.Kick() }
+	opts.Resync = h.RequestStatus
+	opts.Watch = func(render func(store.Bundle) any) http.Handler {
+		return watch.NewHandler(broker, st, render, watch.WithHandlerLogger(log))
+	}
+	opts.Runnables = append(opts.Runnables, broker, h, tracker, gs)
+	return nil
+}

@@ -1,0 +1,309 @@
+// Package e2e runs the built baton binary — server and agent as separate
+// processes — against a real kube-apiserver and etcd, on SQLite and on
+// PostgreSQL, and checks the freshness promise end to end.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/baton-dev/baton/internal/store/storetest"
+	"github.com/baton-dev/baton/internal/testenv"
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+var (
+	kubeCfg    *rest.Config
+	kubeconfig string // path, for agent processes
+	batonBin   string
+)
+
+func TestMain(m *testing.M) {
+	if testing.Short() {
+		os.Exit(0)
+	}
+	code := func() int {
+		tmp, err := os.MkdirTemp("", "baton-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(tmp)
+		batonBin = os.Getenv("BATON_BIN")
+		if batonBin == "" {
+			batonBin = filepath.Join(tmp, "baton")
+			build := exec.Command("go", "build", "-o", batonBin, "github.com/baton-dev/baton/cmd/baton")
+			build.Stdout, build.Stderr = os.Stderr, os.Stderr
+			if err := build.Run(); err != nil {
+				fmt.Fprintln(os.Stderr, "e2e: building baton:", err)
+				return 1
+			}
+		}
+		env, err := testenv.Start()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		defer env.Stop()
+		kubeCfg = env.Config
+		if kubeconfig, err = env.KubeconfigFile(tmp); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: kubeconfig:", err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// freePort returns a loopback address with a port nobody listens on.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is one baton process.
+type proc struct {
+	t    *testing.T
+	name string
+	args []string
+	env  []string
+	log  *os.File
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProc(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, name: name, args: args, env: env, log: f}
+	p.start()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			data, _ := os.ReadFile(f.Name())
+			t.Logf("---- %s log (last 6 KiB) ----\n%s", name, tail(data, 6<<10))
+		}
+	})
+	return p
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func (p *proc) start() {
+	p.t.Helper()
+	cmd := exec.Command(batonBin, p.args...)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("starting %s: %v", p.name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+	fmt.Fprintf(p.log, "==== started %s %s\n", p.name, strings.Join(p.args, " "))
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) Kill() { p.signal(syscall.SIGKILL) }
+
+// Stop sends SIGTERM and waits.
+func (p *proc) Stop() { p.signal(syscall.SIGTERM) }
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Restart starts the process again with the same arguments.
+func (p *proc) Restart() { p.start() }
+
+// cluster is one baton deployment under test: a server and one agent.
+type cluster struct {
+	t        *testing.T
+	rest     string // base URL
+	agentRPC string
+	server   *proc
+	agents   map[string]*proc
+	kube     kubernetes.Interface
+	store    string
+}
+
+type storeKind string
+
+const (
+	sqliteStore   storeKind = "sqlite"
+	postgresStore storeKind = "postgres"
+)
+
+// eachStore runs fn as a subtest on SQLite and on PostgreSQL.
+func eachStore(t *testing.T, fn func(t *testing.T, kind storeKind)) {
+	for _, k := range []storeKind{sqliteStore, postgresStore} {
+		t.Run(string(k), func(t *testing.T) { fn(t, k) })
+	}
+}
+
+// Timing used by every e2e server and agent: short, so that heartbeat and
+// timeout behaviour is observable in seconds.
+var (
+	serverTimingFlags = []string{"--heartbeat-timeout", "3s", "--resend-after", "1s"}
+	agentTimingFlags  = []string{"--heartbeat", "1s"}
+)
+
+func newCluster(t *testing.T, kind storeKind) *cluster {
+	t.Helper()
+	httpAddr, grpcAddr, agentAddr := freePort(t), freePort(t), freePort(t)
+	args := []string{"server", "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--agent-addr", agentAddr}
+	switch kind {
+	case sqliteStore:
+		args = append(args, "--data-dir", t.TempDir())
+	case postgresStore:
+		args = append(args, "--db-url", storetest.PostgresURL(t))
+	}
+	args = append(args, serverTimingFlags...)
+	c := &cluster{t: t, rest: "http://" + httpAddr, agentRPC: agentAddr, agents: map[string]*proc{}, store: string(kind)}
+	c.server = startProc(t, "server", nil, args...)
+	c.waitReady(c.rest + "/readyz")
+	kc, err := kubernetes.NewForConfig(kubeCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.kube = kc
+	return c
+}
+
+func (c *cluster) waitReady(url string) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("%s not ready after 30s", url)
+}
+
+// startAgent starts an agent process for consumer with extra environment.
+func (c *cluster) startAgent(consumer string, env ...string) *proc {
+	c.t.Helper()
+	metrics := freePort(c.t)
+	args := append([]string{"agent", "--consumer", consumer, "--server", c.agentRPC,
+		"--kubeconfig", kubeconfig, "--metrics-addr", metrics}, agentTimingFlags...)
+	p := startProc(c.t, "agent-"+consumer, env, args...)
+	c.agents[consumer] = p
+	c.waitReady("http://" + metrics + "/readyz")
+	return p
+}
+
+// do sends a JSON request and decodes the JSON answer into out (if non-nil).
+func (c *cluster) do(method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, c.rest+api.BasePath+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	}
+	if out != nil {
+		return resp.StatusCode, json.Unmarshal(data, out)
+	}
+	return resp.StatusCode, nil
+}
+
+func (c *cluster) mustDo(method, path string, body, out any) {
+	c.t.Helper()
+	if _, err := c.do(method, path, body, out); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *cluster) createConsumer(name string) {
+	c.t.Helper()
+	c.mustDo(http.MethodPost, "/consumers", map[string]any{"name": name}, nil)
+}
+
+func (c *cluster) getBundle(id string) (api.ResourceBundle, int, error) {
+	var b api.ResourceBundle
+	code, err := c.do(http.MethodGet, "/resource-bundles/"+id, nil, &b)
+	return b, code, err
+}
+
+// eventually polls cond every 20 ms until it returns true or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		if cond() {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
