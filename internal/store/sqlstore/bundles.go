@@ -38,45 +38,64 @@ func (s *Store) CreateBundle(ctx context.Context, b store.Bundle) (store.Bundle,
 	}
 	b.Status = store.Status{}
 	b.DeletedAt = nil
-	err = s.write(ctx, func(db conn) error {
-		var one int
-		err := db.row(ctx, `SELECT 1 FROM consumers WHERE name = ?`, b.ConsumerName).Scan(&one)
-		if err != nil {
-			return notFound(err, "bundle %s: consumer %q", b.ID, b.ConsumerName)
-		}
-		if err := db.row(ctx, `SELECT 1 FROM bundles WHERE id = ?`, b.ID).Scan(&one); err == nil {
-			return fmt.Errorf("bundle %s: create: %w", b.ID, store.ErrConflict)
-		} else if !isNoRows(err) {
-			return fmt.Errorf("bundle %s: create: %w", b.ID, err)
-		}
-		now := s.now()
-		b.CreatedAt, b.UpdatedAt = now, now
-		if b.Generation, err = nextGeneration(ctx, db, b.ID); err != nil {
-			return err
-		}
-		if b.ChangeSeq, err = addChange(ctx, db, &b, store.ChangeCreated, now); err != nil {
-			return err
-		}
-		_, err = db.exec(ctx, `INSERT INTO bundles (id, name, consumer_name, source, labels, meta, spec, manifests,
-				generation, created_at, updated_at, change_seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			b.ID, b.Name, b.ConsumerName, b.Source, enc.labels, enc.meta, enc.spec, enc.manifests,
-			b.Generation, now, now, b.ChangeSeq)
-		if err != nil {
-			if isUnique(err) {
-				return fmt.Errorf("bundle %s: create: %w", b.ID, store.ErrConflict)
-			}
-			if isForeignKey(err) {
-				return fmt.Errorf("bundle %s: consumer %q: %w", b.ID, b.ConsumerName, store.ErrNotFound)
-			}
-			return fmt.Errorf("bundle %s: create: %w", b.ID, err)
-		}
-		return addOutbox(ctx, db, &b, store.OpUpsert, now)
-	})
+	now := s.now()
+	b.CreatedAt, b.UpdatedAt = now, now
+	create := createBundle
+	if s.d == postgresDialect {
+		create = createBundlePG
+	}
+	err = s.write(ctx, func(db conn) error { return create(ctx, db, &b, enc, now) })
 	if err != nil {
 		return store.Bundle{}, err
 	}
 	return b, nil
+}
+
+// createBundle writes a new bundle in the transaction of db. There is no
+// existence check: the primary key refuses a taken id (ErrConflict) and the
+// foreign key an unknown consumer (ErrNotFound), and the transaction then
+// rolls back whatever it wrote before.
+func createBundle(ctx context.Context, db conn, b *store.Bundle, enc encodedBundle, now time.Time) error {
+	var err error
+	if b.Generation, err = nextGeneration(ctx, db, b.ID); err != nil {
+		return err
+	}
+	if b.ChangeSeq, err = addChange(ctx, db, b, store.ChangeCreated, now); err != nil {
+		return err
+	}
+	_, err = db.exec(ctx, qInsertBundle, b.ID, b.Name, b.ConsumerName, b.Source, enc.labels, enc.meta, enc.spec,
+		enc.manifests, b.Generation, now, now, b.ChangeSeq)
+	if err != nil {
+		return createError(b, err)
+	}
+	return addOutbox(ctx, db, b, store.OpUpsert, now)
+}
+
+// Fixed queries of bundles.
+var (
+	qInsertBundle = prepared(`INSERT INTO bundles (id, name, consumer_name, source, labels, meta, spec, manifests,
+		generation, created_at, updated_at, change_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	qGetBundle         = prepared(`SELECT ` + bundleCols + ` FROM bundles b WHERE b.id = ?`)
+	qBundlesByConsumer = prepared(`SELECT ` + bundleCols + ` FROM bundles b
+		WHERE b.consumer_name = ? ORDER BY b.created_at, b.id`)
+	qUpdateBundle = prepared(`UPDATE bundles SET labels = ?, meta = ?, spec = ?, manifests = ?, generation = ?,
+		updated_at = ?, change_seq = ? WHERE id = ?`)
+	qMarkDeleting = prepared(`UPDATE bundles SET deleted_at = ?, updated_at = ?, generation = ?, change_seq = ?
+		WHERE id = ?`)
+	qPurgeOutbox = prepared(`DELETE FROM outbox WHERE bundle_id = ?`)
+	qPurgeBundle = prepared(`DELETE FROM bundles WHERE id = ?`)
+)
+
+// createError maps the failure of a bundle insert.
+func createError(b *store.Bundle, err error) error {
+	if isUnique(err) {
+		return fmt.Errorf("bundle %s: create: %w", b.ID, store.ErrConflict)
+	}
+	if isForeignKey(err) {
+		return fmt.Errorf("bundle %s: consumer %q: %w", b.ID, b.ConsumerName, store.ErrNotFound)
+	}
+	return fmt.Errorf("bundle %s: create: %w", b.ID, err)
 }
 
 // UpdateBundle replaces meta and spec (name, consumer and source stay),
@@ -110,9 +129,7 @@ func (s *Store) UpdateBundle(ctx context.Context, b store.Bundle, expectedGenera
 		if out.ChangeSeq, err = addChange(ctx, db, &out, store.ChangeUpdated, now); err != nil {
 			return err
 		}
-		_, err = db.exec(ctx, `UPDATE bundles SET labels = ?, meta = ?, spec = ?, manifests = ?, generation = ?,
-				updated_at = ?, change_seq = ? WHERE id = ?`,
-			enc.labels, enc.meta, enc.spec, enc.manifests, out.Generation, now, out.ChangeSeq, out.ID)
+		_, err = db.exec(ctx, qUpdateBundle, enc.labels, enc.meta, enc.spec, enc.manifests, out.Generation, now, out.ChangeSeq, out.ID)
 		if err != nil {
 			return fmt.Errorf("bundle %s: update: %w", b.ID, err)
 		}
@@ -131,7 +148,7 @@ func (s *Store) GetBundle(ctx context.Context, id string) (store.Bundle, error) 
 
 // getBundle reads one bundle; lock takes a row lock until commit (PostgreSQL).
 func getBundle(ctx context.Context, db conn, id string, lock bool) (store.Bundle, error) {
-	q := `SELECT ` + bundleCols + ` FROM bundles b WHERE b.id = ?`
+	q := qGetBundle
 	if lock {
 		q += db.d.forUpdate
 	}
@@ -172,8 +189,7 @@ func (s *Store) ListBundles(ctx context.Context, opts store.ListOptions) (store.
 // ListBundlesByConsumer returns every bundle of a consumer, deleting ones
 // included, oldest first.
 func (s *Store) ListBundlesByConsumer(ctx context.Context, consumer string) ([]store.Bundle, error) {
-	bs, err := queryBundles(ctx, s.reader(), `SELECT `+bundleCols+` FROM bundles b
-		WHERE b.consumer_name = ? ORDER BY b.created_at, b.id`, consumer)
+	bs, err := queryBundles(ctx, s.reader(), qBundlesByConsumer, consumer)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %q: list bundles: %w", consumer, err)
 	}
@@ -201,8 +217,7 @@ func (s *Store) DeleteBundle(ctx context.Context, id string) (store.Bundle, erro
 		if out.ChangeSeq, err = addChange(ctx, db, &out, store.ChangeUpdated, now); err != nil {
 			return err
 		}
-		_, err = db.exec(ctx, `UPDATE bundles SET deleted_at = ?, updated_at = ?, generation = ?, change_seq = ?
-			WHERE id = ?`, now, now, out.Generation, out.ChangeSeq, id)
+		_, err = db.exec(ctx, qMarkDeleting, now, now, out.Generation, out.ChangeSeq, id)
 		if err != nil {
 			return fmt.Errorf("bundle %s: delete: %w", id, err)
 		}
@@ -240,10 +255,10 @@ func purge(ctx context.Context, db conn, b store.Bundle, now time.Time) (int64, 
 	if err != nil {
 		return 0, err
 	}
-	if _, err := db.exec(ctx, `DELETE FROM outbox WHERE bundle_id = ?`, b.ID); err != nil {
+	if _, err := db.exec(ctx, qPurgeOutbox, b.ID); err != nil {
 		return 0, fmt.Errorf("bundle %s: purge: %w", b.ID, err)
 	}
-	if _, err := db.exec(ctx, `DELETE FROM bundles WHERE id = ?`, b.ID); err != nil {
+	if _, err := db.exec(ctx, qPurgeBundle, b.ID); err != nil {
 		return 0, fmt.Errorf("bundle %s: purge: %w", b.ID, err)
 	}
 	return seq, nil

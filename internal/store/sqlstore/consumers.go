@@ -15,6 +15,17 @@ import (
 const consumerCols = `c.id, c.name, c.labels, c.created_at, c.updated_at,
 	c.agent_connected, c.agent_epoch, c.agent_heartbeat, c.agent_server_id`
 
+// Fixed queries of consumers.
+var (
+	qGetConsumer = prepared(`SELECT ` + consumerCols + ` FROM consumers c WHERE c.id = ?
+		UNION ALL SELECT ` + consumerCols + ` FROM consumers c WHERE c.name = ? AND c.id <> ?`)
+	qSetAgentState = prepared(`UPDATE consumers SET agent_connected = ?,
+			agent_epoch = CASE WHEN ? = '' THEN agent_epoch ELSE ? END,
+			agent_heartbeat = COALESCE(?, agent_heartbeat),
+			agent_server_id = ?
+		WHERE name = ?`)
+)
+
 // CreateConsumer stores c; an empty ID is generated and an empty Name
 // defaults to the ID. A taken id or name is ErrConflict.
 func (s *Store) CreateConsumer(ctx context.Context, c store.Consumer) (store.Consumer, error) {
@@ -54,9 +65,7 @@ func (s *Store) GetConsumer(ctx context.Context, idOrName string) (store.Consume
 }
 
 func getConsumer(ctx context.Context, db conn, idOrName string) (store.Consumer, error) {
-	rows, err := db.query(ctx, `SELECT `+consumerCols+` FROM consumers c WHERE c.id = ?
-		UNION ALL SELECT `+consumerCols+` FROM consumers c WHERE c.name = ? AND c.id <> ?`,
-		idOrName, idOrName, idOrName)
+	rows, err := db.query(ctx, qGetConsumer, idOrName, idOrName, idOrName)
 	if err != nil {
 		return store.Consumer{}, fmt.Errorf("consumer %q: get: %w", idOrName, err)
 	}
@@ -164,12 +173,7 @@ func (s *Store) DeleteConsumer(ctx context.Context, id string) error {
 // disconnect does not forget the epoch that orders status reports.
 func (s *Store) SetAgentState(ctx context.Context, consumer string, a store.AgentState) error {
 	return s.write(ctx, func(db conn) error {
-		res, err := db.exec(ctx, `UPDATE consumers SET agent_connected = ?,
-				agent_epoch = CASE WHEN ? = '' THEN agent_epoch ELSE ? END,
-				agent_heartbeat = COALESCE(?, agent_heartbeat),
-				agent_server_id = ?
-			WHERE name = ?`,
-			a.Connected, a.Epoch, a.Epoch, nullTime(a.LastHeartbeat), a.ServerID, consumer)
+		res, err := db.exec(ctx, qSetAgentState, a.Connected, a.Epoch, a.Epoch, nullTime(a.LastHeartbeat), a.ServerID, consumer)
 		if err != nil {
 			return fmt.Errorf("consumer %q: set agent state: %w", consumer, err)
 		}

@@ -10,13 +10,32 @@ import (
 	"github.com/baton-dev/baton/internal/store"
 )
 
+// Fixed queries of the outbox, counters and change log.
+var (
+	qNextGeneration = prepared(`INSERT INTO bundle_generations (id, generation) VALUES (?, 1)
+		ON CONFLICT (id) DO UPDATE SET generation = bundle_generations.generation + 1
+		RETURNING generation`)
+	qNextCounter  = prepared(`UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value`)
+	qInsertChange = prepared(`INSERT INTO changes (seq, bundle_id, consumer_name, source, type, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`)
+	qSupersedeOutbox = prepared(`DELETE FROM outbox WHERE bundle_id = ? AND generation < ?`)
+	qInsertOutbox    = prepared(`INSERT INTO outbox (seq, consumer_name, bundle_id, generation, op, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`)
+	qPendingOutbox = prepared(`SELECT seq, consumer_name, bundle_id, generation, op, created_at, attempts, last_sent_at
+		FROM outbox WHERE consumer_name = ? ORDER BY seq`)
+	qPendingOutboxLimit   = prepared(qPendingOutbox + ` LIMIT ?`)
+	qAckOutbox            = prepared(`DELETE FROM outbox WHERE consumer_name = ? AND bundle_id = ? AND generation <= ?`)
+	qConsumersWithPending = prepared(`SELECT DISTINCT consumer_name FROM outbox ORDER BY consumer_name`)
+	qChangesSince         = prepared(`SELECT seq, bundle_id, consumer_name, source, type FROM changes WHERE seq > ? ORDER BY seq`)
+	qChangesSinceLimit    = prepared(qChangesSince + ` LIMIT ?`)
+	qLatestChange         = prepared(`SELECT value FROM counters WHERE name = 'change'`)
+)
+
 // nextGeneration raises the high-water mark of id and returns it: 1 for a
 // new id, one above the last generation ever given to id otherwise.
 func nextGeneration(ctx context.Context, db conn, id string) (int64, error) {
 	var g int64
-	err := db.row(ctx, `INSERT INTO bundle_generations (id, generation) VALUES (?, 1)
-		ON CONFLICT (id) DO UPDATE SET generation = bundle_generations.generation + 1
-		RETURNING generation`, id).Scan(&g)
+	err := db.row(ctx, qNextGeneration, id).Scan(&g)
 	if err != nil {
 		return 0, fmt.Errorf("bundle %s: next generation: %w", id, err)
 	}
@@ -27,7 +46,7 @@ func nextGeneration(ctx context.Context, db conn, id string) (int64, error) {
 // value. On PostgreSQL the row stays locked until commit.
 func nextCounter(ctx context.Context, db conn, name string) (int64, error) {
 	var v int64
-	err := db.row(ctx, `UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value`, name).Scan(&v)
+	err := db.row(ctx, qNextCounter, name).Scan(&v)
 	if err != nil {
 		return 0, fmt.Errorf("counter %s: next: %w", name, err)
 	}
@@ -40,8 +59,7 @@ func addChange(ctx context.Context, db conn, b *store.Bundle, t store.ChangeType
 	if err != nil {
 		return 0, err
 	}
-	_, err = db.exec(ctx, `INSERT INTO changes (seq, bundle_id, consumer_name, source, type, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, seq, b.ID, b.ConsumerName, b.Source, string(t), now)
+	_, err = db.exec(ctx, qInsertChange, seq, b.ID, b.ConsumerName, b.Source, string(t), now)
 	if err != nil {
 		return 0, fmt.Errorf("bundle %s: log change: %w", b.ID, err)
 	}
@@ -51,15 +69,14 @@ func addChange(ctx context.Context, db conn, b *store.Bundle, t store.ChangeType
 // addOutbox queues a spec event for b at its current generation and drops
 // the bundle's older pending events, which the new one supersedes.
 func addOutbox(ctx context.Context, db conn, b *store.Bundle, op store.OutboxOp, now time.Time) error {
-	if _, err := db.exec(ctx, `DELETE FROM outbox WHERE bundle_id = ? AND generation < ?`, b.ID, b.Generation); err != nil {
+	if _, err := db.exec(ctx, qSupersedeOutbox, b.ID, b.Generation); err != nil {
 		return fmt.Errorf("bundle %s: outbox: %w", b.ID, err)
 	}
 	seq, err := nextCounter(ctx, db, "outbox")
 	if err != nil {
 		return err
 	}
-	_, err = db.exec(ctx, `INSERT INTO outbox (seq, consumer_name, bundle_id, generation, op, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, seq, b.ConsumerName, b.ID, b.Generation, string(op), now)
+	_, err = db.exec(ctx, qInsertOutbox, seq, b.ConsumerName, b.ID, b.Generation, string(op), now)
 	if err != nil {
 		return fmt.Errorf("bundle %s: outbox: %w", b.ID, err)
 	}
@@ -69,12 +86,9 @@ func addOutbox(ctx context.Context, db conn, b *store.Bundle, op store.OutboxOp,
 // PendingOutbox returns up to limit unacknowledged events of a consumer in
 // sequence order; limit <= 0 means all.
 func (s *Store) PendingOutbox(ctx context.Context, consumer string, limit int) ([]store.OutboxEvent, error) {
-	q := `SELECT seq, consumer_name, bundle_id, generation, op, created_at, attempts, last_sent_at
-		FROM outbox WHERE consumer_name = ? ORDER BY seq`
-	args := []any{consumer}
+	q, args := qPendingOutbox, []any{consumer}
 	if limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, limit)
+		q, args = qPendingOutboxLimit, append(args, limit)
 	}
 	rows, err := s.reader().query(ctx, q, args...)
 	if err != nil {
@@ -129,8 +143,7 @@ func (s *Store) MarkSent(ctx context.Context, seqs []int64, at time.Time) error 
 // AckOutbox deletes every event of the bundle with generation <= generation.
 func (s *Store) AckOutbox(ctx context.Context, consumer, bundleID string, generation int64) error {
 	err := s.write(ctx, func(db conn) error {
-		_, err := db.exec(ctx, `DELETE FROM outbox WHERE consumer_name = ? AND bundle_id = ? AND generation <= ?`,
-			consumer, bundleID, generation)
+		_, err := db.exec(ctx, qAckOutbox, consumer, bundleID, generation)
 		return err
 	})
 	if err != nil {
@@ -141,7 +154,7 @@ func (s *Store) AckOutbox(ctx context.Context, consumer, bundleID string, genera
 
 // ConsumersWithPending lists, by name, the consumers with pending events.
 func (s *Store) ConsumersWithPending(ctx context.Context) ([]string, error) {
-	rows, err := s.reader().query(ctx, `SELECT DISTINCT consumer_name FROM outbox ORDER BY consumer_name`)
+	rows, err := s.reader().query(ctx, qConsumersWithPending)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: consumers with pending: %w", err)
 	}
@@ -160,11 +173,9 @@ func (s *Store) ConsumersWithPending(ctx context.Context) ([]string, error) {
 // ChangesSince returns up to limit changes with Seq > seq in order; limit
 // <= 0 means all.
 func (s *Store) ChangesSince(ctx context.Context, seq int64, limit int) ([]store.Change, error) {
-	q := `SELECT seq, bundle_id, consumer_name, source, type FROM changes WHERE seq > ? ORDER BY seq`
-	args := []any{seq}
+	q, args := qChangesSince, []any{seq}
 	if limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, limit)
+		q, args = qChangesSinceLimit, append(args, limit)
 	}
 	rows, err := s.reader().query(ctx, q, args...)
 	if err != nil {
@@ -189,7 +200,7 @@ func (s *Store) ChangesSince(ctx context.Context, seq int64, limit int) ([]store
 // LatestChange returns the highest change sequence value (0 before any change).
 func (s *Store) LatestChange(ctx context.Context) (int64, error) {
 	var v int64
-	if err := s.reader().row(ctx, `SELECT value FROM counters WHERE name = 'change'`).Scan(&v); err != nil {
+	if err := s.reader().row(ctx, qLatestChange).Scan(&v); err != nil {
 		return 0, fmt.Errorf("latest change: %w", err)
 	}
 	return v, nil

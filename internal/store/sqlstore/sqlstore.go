@@ -89,6 +89,10 @@ type Store struct {
 	clock clock.PassiveClock
 	log   *slog.Logger
 	cache *decoders
+	// wst and rst are the prepared statements of the writer and reader
+	// pools (SQLite only; nil for PostgreSQL).
+	wst, rst *stmtCache
+	batch    batcher
 }
 
 var _ store.Store = (*Store)(nil)
@@ -116,6 +120,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		s.r.SetMaxOpenConns(4)
 		s.r.SetMaxIdleConns(4)
+		s.wst, s.rst = prepareAll(ctx, s.w), prepareAll(ctx, s.r)
 	} else {
 		s.w.SetMaxOpenConns(16)
 		s.w.SetMaxIdleConns(8)
@@ -158,7 +163,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
-	err := s.w.Close()
+	err := errors.Join(s.wst.close(), s.rst.close(), s.w.Close())
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}
@@ -187,42 +192,49 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// conn runs queries written with "?" placeholders in the dialect.
+// conn runs queries written with "?" placeholders in the dialect, through
+// the pool's prepared statement when the query has one.
 type conn struct {
 	q     querier
 	d     *dialect
 	cache *decoders
+	stmts *stmtCache
+	tx    *sql.Tx // q as a transaction, nil outside one
+	// detached runs statements without the caller's cancellation (in a
+	// transaction shared by several writers).
+	detached bool
+}
+
+// ctx returns the context a statement runs with.
+func (c conn) ctx(ctx context.Context) context.Context {
+	if c.detached {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = c.ctx(ctx)
+	if st := c.stmtFor(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return c.q.ExecContext(ctx, c.d.q(query), args...)
 }
 
 func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = c.ctx(ctx)
+	if st := c.stmtFor(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return c.q.QueryContext(ctx, c.d.q(query), args...)
 }
 
 func (c conn) row(ctx context.Context, query string, args ...any) *sql.Row {
-	return c.q.QueryRowContext(ctx, c.d.q(query), args...)
-}
-
-// write runs fn in a write transaction and commits it when fn returns nil.
-// A transaction PostgreSQL aborts for a deadlock or serialization failure is
-// run again (fn must only assign, never accumulate, outside the database).
-func (s *Store) write(ctx context.Context, fn func(c conn) error) error {
-	var err error
-	for attempt := range maxAttempts {
-		if err = s.writeOnce(ctx, fn); err == nil || !isRetryable(err) || attempt == maxAttempts-1 {
-			break
-		}
-		s.log.Debug("retrying transaction", "error", err, "attempt", attempt+1)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
-		}
+	ctx = c.ctx(ctx)
+	if st := c.stmtFor(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
-	return err
+	return c.q.QueryRowContext(ctx, c.d.q(query), args...)
 }
 
 // maxAttempts bounds the runs of a write transaction.
@@ -233,7 +245,7 @@ func (s *Store) writeOnce(ctx context.Context, fn func(c conn) error) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w", err)
 	}
-	if err := fn(conn{q: tx, d: s.d, cache: s.cache}); err != nil {
+	if err := fn(conn{q: tx, d: s.d, cache: s.cache, stmts: s.wst, tx: tx}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -253,11 +265,11 @@ func (s *Store) read(ctx context.Context, fn func(c conn) error) error {
 		return fmt.Errorf("sqlstore: begin read: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	return fn(conn{q: tx, d: s.d, cache: s.cache})
+	return fn(conn{q: tx, d: s.d, cache: s.cache, stmts: s.rst, tx: tx})
 }
 
 // reader runs single queries outside a transaction.
-func (s *Store) reader() conn { return conn{q: s.r, d: s.d, cache: s.cache} }
+func (s *Store) reader() conn { return conn{q: s.r, d: s.d, cache: s.cache, stmts: s.rst} }
 
 // nullTime converts an optional time for a nullable column.
 func nullTime(t time.Time) any {

@@ -84,11 +84,23 @@ func (s *Store) applyStatus(ctx context.Context, db conn, u store.StatusUpdate, 
 	return accept(ctx, db, b, u, at)
 }
 
+// Fixed queries of status writes.
+var (
+	qAgentEpoch    = prepared(`SELECT agent_epoch FROM consumers WHERE name = ?`)
+	qAdoptEpoch    = prepared(`UPDATE consumers SET agent_epoch = ? WHERE name = ?`)
+	qConfirmReport = prepared(`UPDATE bundles SET agent_epoch = ?, agent_revision = ?, observed_generation = ?,
+		confirmed_at = ?, digest_mismatch = ?, change_seq = ? WHERE id = ?`)
+	qAcceptReport = prepared(`UPDATE bundles SET status = ?, observed_generation = ?, revision = ?, sequence_id = ?,
+		agent_epoch = ?, agent_revision = ?, status_hash = ?, reported_at = ?, confirmed_at = ?,
+		digest_mismatch = ?, change_seq = ? WHERE id = ?`)
+	qConfirmDigest = prepared(`UPDATE bundles SET confirmed_at = ?, digest_mismatch = ?, change_seq = ? WHERE id = ?`)
+)
+
 // checkEpoch reports whether epoch is the consumer's current agent epoch,
 // adopting it when the consumer has none.
 func checkEpoch(ctx context.Context, db conn, consumer, epoch string) (bool, error) {
 	var cur string
-	err := db.row(ctx, `SELECT agent_epoch FROM consumers WHERE name = ?`+db.d.forNoKeyUpdate, consumer).Scan(&cur)
+	err := db.row(ctx, qAgentEpoch+db.d.forNoKeyUpdate, consumer).Scan(&cur)
 	if err != nil {
 		return false, notFound(err, "consumer %q", consumer)
 	}
@@ -98,7 +110,7 @@ func checkEpoch(ctx context.Context, db conn, consumer, epoch string) (bool, err
 	if cur != "" {
 		return false, nil
 	}
-	if _, err := db.exec(ctx, `UPDATE consumers SET agent_epoch = ? WHERE name = ?`, epoch, consumer); err != nil {
+	if _, err := db.exec(ctx, qAdoptEpoch, epoch, consumer); err != nil {
 		return false, fmt.Errorf("consumer %q: adopt epoch: %w", consumer, err)
 	}
 	return true, nil
@@ -120,9 +132,7 @@ func confirm(ctx context.Context, db conn, b store.Bundle, u store.StatusUpdate,
 		}
 		b.ChangeSeq = seq
 	}
-	_, err := db.exec(ctx, `UPDATE bundles SET agent_epoch = ?, agent_revision = ?, observed_generation = ?,
-			confirmed_at = ?, digest_mismatch = ?, change_seq = ? WHERE id = ?`,
-		st.AgentEpoch, st.AgentRevision, st.ObservedGeneration, st.ConfirmedAt, false, b.ChangeSeq, b.ID)
+	_, err := db.exec(ctx, qConfirmReport, st.AgentEpoch, st.AgentRevision, st.ObservedGeneration, st.ConfirmedAt, false, b.ChangeSeq, b.ID)
 	if err != nil {
 		return 0, store.Bundle{}, fmt.Errorf("bundle %s: confirm status: %w", b.ID, err)
 	}
@@ -150,10 +160,7 @@ func accept(ctx context.Context, db conn, b store.Bundle, u store.StatusUpdate, 
 		return 0, store.Bundle{}, err
 	}
 	st := &b.Status
-	_, err = db.exec(ctx, `UPDATE bundles SET status = ?, observed_generation = ?, revision = ?, sequence_id = ?,
-			agent_epoch = ?, agent_revision = ?, status_hash = ?, reported_at = ?, confirmed_at = ?,
-			digest_mismatch = ?, change_seq = ? WHERE id = ?`,
-		string(reported), st.ObservedGeneration, st.Revision, st.SequenceID, st.AgentEpoch, st.AgentRevision,
+	_, err = db.exec(ctx, qAcceptReport, string(reported), st.ObservedGeneration, st.Revision, st.SequenceID, st.AgentEpoch, st.AgentRevision,
 		st.Hash, at, at, false, b.ChangeSeq, b.ID)
 	if err != nil {
 		return 0, store.Bundle{}, fmt.Errorf("bundle %s: accept status: %w", b.ID, err)
@@ -194,8 +201,7 @@ func (s *Store) ConfirmStatus(ctx context.Context, consumer, bundleID, hash stri
 		if match && at.After(confirmed) {
 			confirmed = at
 		}
-		_, err = db.exec(ctx, `UPDATE bundles SET confirmed_at = ?, digest_mismatch = ?, change_seq = ? WHERE id = ?`,
-			nullTime(confirmed), !match, b.ChangeSeq, b.ID)
+		_, err = db.exec(ctx, qConfirmDigest, nullTime(confirmed), !match, b.ChangeSeq, b.ID)
 		if err != nil {
 			return fmt.Errorf("bundle %s: confirm status: %w", bundleID, err)
 		}
