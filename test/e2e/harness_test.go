@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -35,6 +36,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	if testing.Short() {
 		os.Exit(0)
 	}
@@ -169,6 +171,9 @@ type cluster struct {
 	agents   map[string]*proc
 	kube     kubernetes.Interface
 	store    string
+	// records is the agents' records namespace: one per cluster, since all
+	// tests share one kube-apiserver.
+	records string
 }
 
 type storeKind string
@@ -211,6 +216,7 @@ func newCluster(t *testing.T, kind storeKind) *cluster {
 		t.Fatal(err)
 	}
 	c.kube = kc
+	c.records = c.namespace("records")
 	return c
 }
 
@@ -235,7 +241,7 @@ func (c *cluster) startAgent(consumer string, env ...string) *proc {
 	c.t.Helper()
 	metrics := freePort(c.t)
 	args := append([]string{"agent", "--consumer", consumer, "--server", c.agentRPC,
-		"--kubeconfig", kubeconfig, "--metrics-addr", metrics}, agentTimingFlags...)
+		"--kubeconfig", kubeconfig, "--metrics-addr", metrics, "--records-namespace", c.records}, agentTimingFlags...)
 	p := startProc(c.t, "agent-"+consumer, env, args...)
 	c.agents[consumer] = p
 	c.waitReady("http://" + metrics + "/readyz")

@@ -82,8 +82,10 @@ type Options struct {
 	// Established before its custom resources are applied. Default 30s.
 	EstablishTimeout time.Duration
 	// Propagation is the propagationPolicy of the applier's delete calls.
-	// Default Foreground: an object counts as gone only once its dependents
-	// are (the garbage collector removes the foregroundDeletion finalizer).
+	// Default Background: the object itself goes at once and the cluster's
+	// garbage collector removes its dependents later, so a bundle's removal
+	// never waits on a controller. Foreground makes an object count as gone
+	// only once its dependents are, which needs a running garbage collector.
 	Propagation metav1.DeletionPropagation
 }
 
@@ -97,7 +99,7 @@ func DefaultOptions() Options {
 		Clock:            clock.RealClock{},
 		Concurrency:      4,
 		EstablishTimeout: 30 * time.Second,
-		Propagation:      metav1.DeletePropagationForeground,
+		Propagation:      metav1.DeletePropagationBackground,
 	}
 }
 
