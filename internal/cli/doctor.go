@@ -113,6 +113,14 @@ func (o *doctorOptions) run(cmd *cobra.Command) error {
 	fo := doctor.DefaultFixOptions()
 	fo.Interval = o.interval
 	fo.Progress = progress(cmd.ErrOrStderr(), len(ids))
+	fo.Retryable = client.IsConflict // the agent is not connected (yet)
+	warned := map[string]bool{}
+	fo.Warn = func(id string, err error) {
+		if !warned[id] {
+			warned[id] = true
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: bundle %s: resync: %v; waiting for the agent to reconnect\n", id, err)
+		}
+	}
 	final, err := doctor.Fix(ctx, c, getter, res, fo)
 	if err != nil && isTerminal(cmd.ErrOrStderr()) {
 		fmt.Fprintln(cmd.ErrOrStderr())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,8 +28,8 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// runInBackground runs a baton command until the test ends.
-func runInBackground(t *testing.T, args ...string) {
+// runInBackground runs a baton command until the test ends or stop is called.
+func runInBackground(t *testing.T, args ...string) (stop func()) {
 	t.Helper()
 	root := cli.NewRoot()
 	root.SetArgs(args)
@@ -38,14 +39,19 @@ func runInBackground(t *testing.T, args ...string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Errorf("baton %s did not stop", args[0])
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Errorf("baton %s did not stop", args[0])
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 type syncWriter struct{}
@@ -122,8 +128,9 @@ func TestSeedScenarioEndToEnd(t *testing.T) {
 	kubeconfig := writeKubeconfig(t, cfg)
 	runInBackground(t, "server", "--data-dir", t.TempDir(), "--http-addr", httpAddr, "--agent-addr", agentAddr,
 		"--grpc-addr", freePort(t), "--log-level", "error")
-	runInBackground(t, "agent", "--consumer", "e2e", "--kubeconfig", kubeconfig, "--server", agentAddr,
-		"--metrics-addr", "", "--records-namespace", "default", "--log-level", "error")
+	agentArgs := []string{"agent", "--consumer", "e2e", "--kubeconfig", kubeconfig, "--server", agentAddr,
+		"--metrics-addr", "", "--records-namespace", "default", "--log-level", "error"}
+	stopAgent := runInBackground(t, agentArgs...)
 
 	bundle := fmt.Sprintf(`kind: Consumer
 name: e2e
@@ -172,4 +179,30 @@ delete_option: {propagationPolicy: Orphan}
 	if out, _, err := run(append(doctorArgs, "--fix", "--timeout", "10s")...); err != nil || !strings.Contains(out, "all agree") {
 		t.Fatalf("doctor --fix: %v\n%s", err, out)
 	}
+
+	// While the agent is down the Service changes again: the report is
+	// stale, doctor says so, and --fix waits until the agent is back.
+	stopAgent()
+	if err := kc.CoreV1().Services(ns).Delete(ctx, "router", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const thirdIP = "20.7.7.7"
+	createService(thirdIP)
+	out, _, err := run(doctorArgs...)
+	if exitCode(err) != 1 || !strings.Contains(out, "uid") || !strings.Contains(out, newIP) || !strings.Contains(out, thirdIP) {
+		t.Fatalf("doctor with the agent down: %v\n%s", err, out)
+	}
+	go func() {
+		time.Sleep(time.Second)
+		runInBackground(t, agentArgs...)
+	}()
+	start := time.Now()
+	out, errOut, err := run(append(doctorArgs, "--fix", "--timeout", "60s")...)
+	if err != nil || !strings.Contains(out, "resynced 1 bundle: all agree") {
+		t.Fatalf("doctor --fix: %v\n%s\n%s", err, out, errOut)
+	}
+	if !strings.Contains(errOut, "not connected") {
+		t.Errorf("no warning about the disconnected agent:\n%s", errOut)
+	}
+	t.Logf("doctor --fix agreed after %s (agent restarted after 1s)", time.Since(start))
 }

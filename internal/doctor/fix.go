@@ -25,6 +25,12 @@ type FixOptions struct {
 	// Progress, if set, is called after every re-check with the number of
 	// bundles that agree so far out of total.
 	Progress func(agree, total int, elapsed time.Duration)
+	// Retryable, if set, tells resync errors worth retrying (the agent is
+	// not connected right now) from fatal ones; a retryable failure is
+	// reported to Warn and the request repeated before every re-check.
+	Retryable func(error) bool
+	// Warn receives retryable resync failures.
+	Warn func(bundleID string, err error)
 }
 
 // DefaultFixOptions returns options with a 500ms interval and the real clock.
@@ -47,14 +53,14 @@ func Fix(ctx context.Context, srv Server, g Getter, initial Result, o FixOptions
 		o.Interval = DefaultFixOptions().Interval
 	}
 	start := o.Clock.Now()
-	for _, id := range ids {
-		if err := srv.ResyncBundle(ctx, id); err != nil {
-			return Result{}, fmt.Errorf("bundle %s: resync: %w", id, err)
-		}
-	}
+	unsent := append([]string(nil), ids...)
 	pending := append([]string(nil), ids...)
 	last := initial
 	for {
+		var err error
+		if unsent, err = resync(ctx, srv, unsent, pending, o); err != nil {
+			return last, err
+		}
 		still, cur, err := recheck(ctx, srv, g, pending)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -80,6 +86,33 @@ func Fix(ctx context.Context, srv Server, g Getter, initial Result, o FixOptions
 		case <-t.C():
 		}
 	}
+}
+
+// resync requests a resync of each bundle of unsent that is still pending
+// and returns those whose request failed retryably.
+func resync(ctx context.Context, srv Server, unsent, pending []string, o FixOptions) ([]string, error) {
+	isPending := map[string]bool{}
+	for _, id := range pending {
+		isPending[id] = true
+	}
+	var failed []string
+	for _, id := range unsent {
+		if !isPending[id] {
+			continue
+		}
+		err := srv.ResyncBundle(ctx, id)
+		switch {
+		case err == nil:
+		case ctx.Err() == nil && o.Retryable != nil && o.Retryable(err):
+			if o.Warn != nil {
+				o.Warn(id, err)
+			}
+			failed = append(failed, id)
+		default:
+			return nil, fmt.Errorf("bundle %s: resync: %w", id, err)
+		}
+	}
+	return failed, nil
 }
 
 // recheck fetches the pending bundles and checks them together (so that a

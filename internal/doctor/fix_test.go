@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -15,15 +16,23 @@ import (
 // fakeServer reports the stale IP until it was asked to resync and then
 // read staleReads more times.
 type fakeServer struct {
-	mu         sync.Mutex
-	resynced   []string
-	staleReads int
-	neverFixed bool
+	mu          sync.Mutex
+	resynced    []string
+	staleReads  int
+	neverFixed  bool
+	offlineFor  int // resync requests refused with errOffline
+	waitsResync bool
 }
+
+var errOffline = errors.New("agent not connected")
 
 func (s *fakeServer) ResyncBundle(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.offlineFor > 0 {
+		s.offlineFor--
+		return errOffline
+	}
 	s.resynced = append(s.resynced, id)
 	return nil
 }
@@ -32,7 +41,7 @@ func (s *fakeServer) GetBundle(_ context.Context, id string) (*api.ResourceBundl
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ip := "20.9.9.9"
-	if s.neverFixed || s.staleReads > 0 {
+	if s.neverFixed || s.staleReads > 0 || (s.waitsResync && len(s.resynced) == 0) {
 		s.staleReads--
 		ip = "20.1.2.3"
 	}
@@ -74,6 +83,28 @@ func TestFixTimesOut(t *testing.T) {
 	}
 	if len(res.Mismatches) != 1 || res.Mismatches[0].Reported != "20.1.2.3" {
 		t.Errorf("last result %+v; want the stale ip mismatch", res)
+	}
+}
+
+func TestFixRetriesWhileAgentOffline(t *testing.T) {
+	srv := &fakeServer{offlineFor: 2, waitsResync: true}
+	g := mapGetter{"router": service(t, "u", "1", "20.9.9.9")}
+	var warnings int
+	o := DefaultFixOptions()
+	o.Interval = time.Millisecond
+	o.Retryable = func(err error) bool { return errors.Is(err, errOffline) }
+	o.Warn = func(id string, err error) { warnings++ }
+	res, err := Fix(context.Background(), srv, g, initial(), o)
+	if err != nil || !res.OK() {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	if warnings != 2 || len(srv.resynced) != 1 {
+		t.Errorf("warnings %d, resyncs %v; want 2 warnings then one resync", warnings, srv.resynced)
+	}
+	srv = &fakeServer{offlineFor: 1}
+	o.Retryable = nil
+	if _, err := Fix(context.Background(), srv, g, initial(), o); !errors.Is(err, errOffline) {
+		t.Errorf("without Retryable: got %v; want the resync error", err)
 	}
 }
 
