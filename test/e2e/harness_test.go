@@ -167,6 +167,7 @@ type cluster struct {
 	t        *testing.T
 	rest     string // base URL
 	agentRPC string
+	grpcAddr string // source clients' gRPC endpoint
 	server   *proc
 	agents   map[string]*proc
 	kube     kubernetes.Interface
@@ -208,7 +209,7 @@ func newCluster(t *testing.T, kind storeKind) *cluster {
 		args = append(args, "--db-url", storetest.PostgresURL(t))
 	}
 	args = append(args, serverTimingFlags...)
-	c := &cluster{t: t, rest: "http://" + httpAddr, agentRPC: agentAddr, agents: map[string]*proc{}, store: string(kind)}
+	c := &cluster{t: t, rest: "http://" + httpAddr, agentRPC: agentAddr, grpcAddr: grpcAddr, agents: map[string]*proc{}, store: string(kind)}
 	c.server = startProc(t, "server", nil, args...)
 	c.waitReady(c.rest + "/readyz")
 	kc, err := kubernetes.NewForConfig(kubeCfg)

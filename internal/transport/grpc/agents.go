@@ -113,7 +113,7 @@ func (a *agentService) unregister(sess *session) {
 }
 
 func (a *agentService) Publish(ctx context.Context, req *pb.PublishRequest) (*emptypb.Empty, error) {
-	e, err := fromPB(req.GetEvent())
+	e, err := FromPB(req.GetEvent())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -183,7 +183,7 @@ func (c *session) Send(ctx context.Context, m protocol.Message) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.consumer, err)
 	}
-	ev, err := toPB(e)
+	ev, err := ToPB(e)
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.consumer, err)
 	}

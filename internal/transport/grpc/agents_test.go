@@ -213,14 +213,14 @@ func TestAgentPublishWithoutSession(t *testing.T) {
 	rpc := rawClient(t, srv.AgentAddr())
 	e, _ := ce.Encode(protocol.Message{Type: protocol.TypeSpecAck, Consumer: "nobody",
 		SpecAck: &protocol.SpecAck{BundleID: "b", Generation: 1}}, "a", time.Now())
-	ev, _ := toPB(e)
+	ev, _ := ToPB(e)
 	_, err := rpc.Publish(context.Background(), &pb.PublishRequest{Event: ev})
 	if status.Code(err) != codes.Unavailable {
 		t.Errorf("Publish without a session = %v; want Unavailable", err)
 	}
 	e, _ = ce.Encode(protocol.Message{Type: protocol.TypeStatusRequest, Consumer: "c1",
 		StatusRequest: &protocol.StatusRequest{}}, "a", time.Now())
-	ev, _ = toPB(e)
+	ev, _ = ToPB(e)
 	_, err = rpc.Publish(context.Background(), &pb.PublishRequest{Event: ev})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("Publish of a server-only message = %v; want InvalidArgument", err)
@@ -296,7 +296,7 @@ func TestAgentPublishRightAfterHeader(t *testing.T) {
 		}
 		e, _ := ce.Encode(hello("e1"), "a", time.Now())
 		e.Ext[ce.ExtClusterName] = "c1"
-		ev, _ := toPB(e)
+		ev, _ := ToPB(e)
 		if _, err := rpc.Publish(ctx, &pb.PublishRequest{Event: ev}); err != nil {
 			t.Fatalf("attempt %d: Publish right after the header: %v", i, err)
 		}

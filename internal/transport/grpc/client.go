@@ -209,7 +209,7 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 }
 
 func (c *Client) deliver(ctx context.Context, ev *pb.CloudEvent) error {
-	e, err := fromPB(ev)
+	e, err := FromPB(ev)
 	if err == nil && ce.IsKeepalive(e) {
 		return nil
 	}
@@ -248,7 +248,7 @@ func (c *Client) Send(ctx context.Context, m protocol.Message) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.consumer, err)
 	}
-	ev, err := toPB(e)
+	ev, err := ToPB(e)
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.consumer, err)
 	}

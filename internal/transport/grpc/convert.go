@@ -22,9 +22,9 @@ const (
 	jsonContentType = "application/json"
 )
 
-// toPB converts an event to the protobuf format in binary content mode.
+// ToPB converts an event to the protobuf format in binary content mode.
 // An empty ID gets a fresh UUID.
-func toPB(e ce.Event) (*pb.CloudEvent, error) {
+func ToPB(e ce.Event) (*pb.CloudEvent, error) {
 	id := e.ID
 	if id == "" {
 		id = uuid.NewString()
@@ -64,10 +64,10 @@ func attrValue(v any) (*pb.CloudEventAttributeValue, error) {
 	return nil, fmt.Errorf("unsupported value type %T", v)
 }
 
-// fromPB converts a protobuf event. Attribute names are accepted with and
+// FromPB converts a protobuf event. Attribute names are accepted with and
 // without the "ce-" prefix (sdk-go writes it, the CloudEvents protobuf
 // format does not).
-func fromPB(in *pb.CloudEvent) (ce.Event, error) {
+func FromPB(in *pb.CloudEvent) (ce.Event, error) {
 	if in == nil {
 		return ce.Event{}, fmt.Errorf("event: missing: %w", ce.ErrMalformed)
 	}

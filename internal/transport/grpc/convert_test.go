@@ -21,21 +21,21 @@ func TestConvertRoundTrip(t *testing.T) {
 	at := time.Date(2026, 11, 25, 17, 0, 0, 5, time.UTC)
 	e := ce.Event{ID: "id-1", Source: "baton", Type: ce.TypeStatusUpdate, Time: at,
 		Ext: map[string]any{"s": "x", "i": int32(-7), "b": true, "t": at}, Data: []byte(`{"a":1}`)}
-	p, err := toPB(e)
+	p, err := ToPB(e)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.SpecVersion != "1.0" || p.Attributes["ce-s"].GetCeString() != "x" || p.Attributes["contenttype"].GetCeString() != "application/json" {
 		t.Errorf("protobuf form = %v", p)
 	}
-	got, err := fromPB(p)
+	got, err := FromPB(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, e) {
 		t.Errorf("round trip:\n got %#v\nwant %#v", got, e)
 	}
-	if _, err := toPB(ce.Event{Ext: map[string]any{"f": 1.5}}); err == nil {
+	if _, err := ToPB(ce.Event{Ext: map[string]any{"f": 1.5}}); err == nil {
 		t.Error("a float extension was accepted")
 	}
 }
@@ -60,7 +60,7 @@ func TestFromPBWireForms(t *testing.T) {
 		Data: &pb.CloudEvent_TextData{TextData: `{"manifests":[{"kind":"ConfigMap"}]}`}}
 	for name, p := range map[string]*pb.CloudEvent{"sdk-go": sdk, "protobuf format": bare} {
 		t.Run(name, func(t *testing.T) {
-			e, err := fromPB(p)
+			e, err := FromPB(p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,15 +76,15 @@ func TestFromPBWireForms(t *testing.T) {
 }
 
 func TestFromPBRejects(t *testing.T) {
-	if _, err := fromPB(nil); !errors.Is(err, ce.ErrMalformed) {
+	if _, err := FromPB(nil); !errors.Is(err, ce.ErrMalformed) {
 		t.Errorf("nil event: %v", err)
 	}
 	p := &pb.CloudEvent{Type: "x", Data: &pb.CloudEvent_ProtoData{ProtoData: &anypb.Any{}}}
-	if _, err := fromPB(p); !errors.Is(err, ce.ErrMalformed) {
+	if _, err := FromPB(p); !errors.Is(err, ce.ErrMalformed) {
 		t.Errorf("proto data: %v", err)
 	}
 	p = &pb.CloudEvent{Type: "x", Attributes: map[string]*pb.CloudEventAttributeValue{"ce-a": {}}}
-	if _, err := fromPB(p); !errors.Is(err, ce.ErrMalformed) {
+	if _, err := FromPB(p); !errors.Is(err, ce.ErrMalformed) {
 		t.Errorf("empty attribute: %v", err)
 	}
 }

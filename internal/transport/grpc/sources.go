@@ -191,7 +191,7 @@ func (s *sourceService) sendDeleted(ctx context.Context, sub *sourceSub, id, con
 }
 
 func (s *sourceService) enqueue(ctx context.Context, sub *sourceSub, e ce.Event) error {
-	ev, err := toPB(e)
+	ev, err := ToPB(e)
 	if err != nil {
 		return err
 	}
@@ -269,7 +269,7 @@ func (s *sourceService) resyncOne(ctx context.Context, subs []*sourceSub, r ce.S
 }
 
 func (s *sourceService) Publish(ctx context.Context, req *pb.PublishRequest) (*emptypb.Empty, error) {
-	e, err := fromPB(req.GetEvent())
+	e, err := FromPB(req.GetEvent())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}

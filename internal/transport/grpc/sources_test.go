@@ -65,7 +65,7 @@ func newSourceEnv(t *testing.T, validate func(*api.ResourceBundle) error) *sourc
 
 func (env *sourceEnv) publish(t *testing.T, e ce.Event) error {
 	t.Helper()
-	ev, err := toPB(e)
+	ev, err := ToPB(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func (env *sourceEnv) write(t *testing.T, r ce.SpecRequest) error {
 func (env *sourceEnv) status(t *testing.T) ce.SourceStatus {
 	t.Helper()
 	ev := env.stream.next(t)
-	e, err := fromPB(ev)
+	e, err := FromPB(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
