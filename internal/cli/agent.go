@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -38,6 +39,7 @@ type agentOptions struct {
 	resync      time.Duration
 	heartbeat   time.Duration
 	logLevel    string
+	propagation string
 }
 
 func newAgentCmd() *cobra.Command {
@@ -73,6 +75,8 @@ it holds and re-reports it.`,
 	f.DurationVar(&o.resync, "resync", 5*time.Minute, "safety-net re-evaluation period of every observed object")
 	f.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "interval of heartbeats carrying the status digest")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.propagation, "delete-propagation", string(metav1.DeletePropagationForeground),
+		"propagationPolicy of the agent's delete calls: Foreground (an object is gone once its dependents are; needs the cluster's garbage collector) or Background")
 	_ = cmd.MarkFlagRequired("consumer")
 	return cmd
 }
@@ -81,6 +85,10 @@ func (o *agentOptions) run(ctx context.Context) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return &ExitError{Code: 2, Msg: fmt.Sprintf("--log-level: %v", err)}
+	}
+	prop := metav1.DeletionPropagation(o.propagation)
+	if prop != metav1.DeletePropagationForeground && prop != metav1.DeletePropagationBackground {
+		return &ExitError{Code: 2, Msg: fmt.Sprintf("--delete-propagation: want Foreground or Background, got %q", o.propagation)}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg, err := o.restConfig()
@@ -95,7 +103,7 @@ func (o *agentOptions) run(ctx context.Context) error {
 	}
 	a, err := agent.New(cfg, conn, agent.Options{
 		Consumer: o.consumer, Workers: o.workers, Resync: o.resync, RecordsNamespace: o.recordsNS,
-		HeartbeatInterval: o.heartbeat, MetricsAddr: o.metricsAddr, Logger: log,
+		HeartbeatInterval: o.heartbeat, MetricsAddr: o.metricsAddr, Logger: log, DeletePropagation: prop,
 	})
 	if err != nil {
 		return err

@@ -52,6 +52,10 @@ func TestAgentCommandFlags(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--log-level") {
 		t.Errorf("bad --log-level: err %v; want it named", err)
 	}
+	_, err = runServerCLI(t, t.Context(), "agent", "--consumer", "c1", "--delete-propagation", "Orphan")
+	if err == nil || !strings.Contains(err.Error(), "--delete-propagation") {
+		t.Errorf("bad --delete-propagation: err %v; want it named", err)
+	}
 }
 
 func host(c *rest.Config) string {
