@@ -199,8 +199,12 @@ func (p *printer) resource(w io.Writer, rs *api.ResourceStatus) {
 	case !o.Exists:
 		fmt.Fprintf(w, "    Observed:\tdoes not exist (confirmed %s)\n", p.when(o.ObservedAt))
 	default:
-		fmt.Fprintf(w, "    Observed:\tuid=%s resourceVersion=%s generation=%d at %s\n",
-			o.UID, orDash(o.ResourceVersion), o.Generation, p.when(o.ObservedAt))
+		gen := ""
+		if o.Generation > 0 {
+			gen = fmt.Sprintf(" generation=%d", o.Generation)
+		}
+		fmt.Fprintf(w, "    Observed:\tuid=%s resourceVersion=%s%s at %s\n",
+			o.UID, orDash(o.ResourceVersion), gen, p.when(o.ObservedAt))
 	}
 	fmt.Fprintln(w, "    Conditions:")
 	p.conditions(w, "      ", rs.Conditions)
