@@ -49,13 +49,17 @@ func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
 	reg.MustRegister(m.specs, m.sessions, m.applies, m.deletions, m.driftReapplies, m.syncDuration,
 		gauge("baton_agent_bundles", "Bundles the agent holds.", func() float64 { return float64(a.bundleCount()) }),
 		gauge("baton_agent_queue_depth", "Bundles waiting in the work queue.", func() float64 { return float64(a.queue.Len()) }),
 		gauge("baton_agent_informers", "Shared informers (resource type and namespace) running.", func() float64 { return float64(a.observer.Stats().Scopes) }),
 		gauge("baton_agent_observed_objects", "Distinct objects observed.", func() float64 { return float64(a.observer.Stats().Keys) }),
-		gauge("baton_agent_reports_sent", "Status reports sent the first time (counter).", func() float64 { return float64(a.reporter.Stats().Sent) }),
-		gauge("baton_agent_reports_resent", "Status reports re-sent while unacknowledged (counter).", func() float64 { return float64(a.reporter.Stats().Resent) }),
+		counter("baton_agent_reports_sent_total", "Status reports sent the first time.", func() float64 { return float64(a.reporter.Stats().Sent) }),
+		counter("baton_agent_reports_resent_total", "Status reports re-sent while unacknowledged.", func() float64 { return float64(a.reporter.Stats().Resent) }),
+		counter("baton_agent_heartbeats_total", "Heartbeat messages sent.", func() float64 { return float64(a.reporter.Stats().Heartbeats) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
