@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/baton-dev/baton/internal/client"
 	"github.com/baton-dev/baton/internal/doctor"
+	"github.com/baton-dev/baton/pkg/api"
 )
 
 func init() { register(newDoctorCmd) }
@@ -42,8 +44,13 @@ It works against a Maestro server too: Maestro reports no object identity,
 so there only existence and feedback values are compared — which finds the
 stale shared-ingress IP of a rebuilt management cluster.
 
+The kubeconfig reaches one cluster, so doctor checks one consumer's bundles:
+--consumer may be left out only when the server has bundles of one consumer.
+
 With --fix, doctor asks the server to resync every bundle that disagrees and
-waits until a re-check agrees, or fails after --timeout.`,
+waits until a re-check agrees (also while the agent reconnects), or fails
+after --timeout. Exit code 0: everything agrees; 1: mismatches remain or
+objects could not be read.`,
 		Example: `  # Check consumer mgmt-1's bundles against its cluster
   baton doctor --kubeconfig mgmt-1.kubeconfig --consumer mgmt-1
 
@@ -59,7 +66,7 @@ waits until a re-check agrees, or fails after --timeout.`,
 	f := cmd.Flags()
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the consumer's cluster (default: $KUBECONFIG, then ~/.kube/config)")
 	f.StringVar(&o.context, "context", "", "kubeconfig context to use")
-	f.StringVarP(&o.consumer, "consumer", "c", "", "only bundles of this consumer")
+	f.StringVarP(&o.consumer, "consumer", "c", "", "the consumer whose cluster --kubeconfig reaches (needed when the server has several)")
 	f.BoolVar(&o.fix, "fix", false, "resync bundles that disagree and wait until they agree")
 	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up after this long")
 	f.DurationVar(&o.interval, "interval", 500*time.Millisecond, "pause between re-checks with --fix")
@@ -98,6 +105,10 @@ func (o *doctorOptions) run(cmd *cobra.Command) error {
 	bundles, err := c.AllBundles(ctx, client.ListOptions{Search: search})
 	if err != nil {
 		return err
+	}
+	if consumers := consumersOf(bundles); len(consumers) > 1 {
+		return fmt.Errorf("the bundles belong to %d consumers (%s): pass --consumer for the cluster of the kubeconfig",
+			len(consumers), strings.Join(consumers, ", "))
 	}
 	res := doctor.Check(ctx, getter, bundles)
 	p := newPrinter(cmd.OutOrStdout(), o.output)
@@ -139,6 +150,20 @@ func (o *doctorOptions) run(cmd *cobra.Command) error {
 	}
 	fmt.Fprintf(p.w, "resynced %s: all agree with the cluster now\n", count(len(ids), "bundle"))
 	return nil
+}
+
+// consumersOf lists the consumers of bundles, sorted.
+func consumersOf(bundles []api.ResourceBundle) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, b := range bundles {
+		if !seen[b.ConsumerName] {
+			seen[b.ConsumerName] = true
+			out = append(out, b.ConsumerName)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func isExit(err error) bool {

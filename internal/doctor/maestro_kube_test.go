@@ -172,6 +172,11 @@ func TestDoctorAgainstMaestro(t *testing.T) {
 	srv := httptest.NewServer(m)
 	defer srv.Close()
 	args := []string{"doctor", "--kubeconfig", kubeconfig, "--server", srv.URL, "--consumer", "mgmt-1"}
+	multi := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"kind":"ResourceBundleList","page":1,"size":2,"total":2,"items":[` +
+			`{"id":"a","name":"a","consumer_name":"mgmt-2"},{"id":"b","name":"b","consumer_name":"mgmt-1"}]}`))
+	}))
+	defer multi.Close()
 
 	t.Run("stale IP is a mismatch", func(t *testing.T) {
 		out, _, err := run(args...)
@@ -188,6 +193,13 @@ func TestDoctorAgainstMaestro(t *testing.T) {
 		}
 		if err.Error() != "1 mismatch in 1 bundle" {
 			t.Errorf("error %q", err)
+		}
+	})
+
+	t.Run("several consumers need --consumer", func(t *testing.T) {
+		_, _, err := run("doctor", "--kubeconfig", kubeconfig, "--server", multi.URL)
+		if err == nil || !strings.Contains(err.Error(), "2 consumers (mgmt-1, mgmt-2): pass --consumer") {
+			t.Errorf("got %v", err)
 		}
 	})
 
