@@ -217,13 +217,13 @@ func bundleCondition(b *api.ResourceBundle, typ string) string {
 	if b.Status == nil {
 		return "-"
 	}
-	if c := meta(b.Status.Conditions, typ); c != nil {
+	if c := condition(b.Status.Conditions, typ); c != nil {
 		return string(c.Status)
 	}
 	return "-"
 }
 
-func meta(conds []metav1.Condition, typ string) *metav1.Condition {
+func condition(conds []metav1.Condition, typ string) *metav1.Condition {
 	for i := range conds {
 		if conds[i].Type == typ {
 			return &conds[i]
