@@ -267,4 +267,3 @@ func envOr(k, def string) string {
 	}
 	return def
 }
-
