@@ -179,6 +179,9 @@ func (s *Server) Start(ctx context.Context) error {
 		// policy (5 min) would answer them with GOAWAY.
 		ggrpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		ggrpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// Stop returns only after every handler (every agent session of the
+		// hub) has finished, so the store is not closed under them.
+		ggrpc.WaitForHandlers(true),
 	}
 	srcOpts, agentOpts = append(srcOpts, ka...), append(agentOpts, ka...)
 	src := ggrpc.NewServer(srcOpts...)
