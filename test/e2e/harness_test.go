@@ -74,7 +74,7 @@ func TestMain(m *testing.M) {
 }
 
 // freePort returns a loopback address with a port nobody listens on.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -86,7 +86,7 @@ func freePort(t *testing.T) string {
 
 // proc is one baton process.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	args []string
 	env  []string
@@ -96,7 +96,7 @@ type proc struct {
 	done chan struct{}
 }
 
-func startProc(t *testing.T, name string, env []string, args ...string) *proc {
+func startProc(t testing.TB, name string, env []string, args ...string) *proc {
 	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
 	if err != nil {
@@ -159,12 +159,22 @@ func (p *proc) signal(sig syscall.Signal) {
 	}
 }
 
+// Pid returns the process id of the running process (0 if not started).
+func (p *proc) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Restart starts the process again with the same arguments.
 func (p *proc) Restart() { p.start() }
 
 // cluster is one baton deployment under test: a server and one agent.
 type cluster struct {
-	t        *testing.T
+	t        testing.TB
 	rest     string // base URL
 	agentRPC string
 	grpcAddr string // source clients' gRPC endpoint
@@ -198,7 +208,14 @@ var (
 	agentTimingFlags  = []string{"--heartbeat", "1s"}
 )
 
-func newCluster(t *testing.T, kind storeKind) *cluster {
+func newCluster(t testing.TB, kind storeKind) *cluster {
+	t.Helper()
+	return newClusterWith(t, kind)
+}
+
+// newClusterWith is newCluster with extra server flags, which override the
+// e2e timing flags.
+func newClusterWith(t testing.TB, kind storeKind, serverFlags ...string) *cluster {
 	t.Helper()
 	httpAddr, grpcAddr, agentAddr := freePort(t), freePort(t), freePort(t)
 	args := []string{"server", "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--agent-addr", agentAddr}
@@ -209,6 +226,7 @@ func newCluster(t *testing.T, kind storeKind) *cluster {
 		args = append(args, "--db-url", storetest.PostgresURL(t))
 	}
 	args = append(args, serverTimingFlags...)
+	args = append(args, serverFlags...)
 	c := &cluster{t: t, rest: "http://" + httpAddr, agentRPC: agentAddr, grpcAddr: grpcAddr, agents: map[string]*proc{}, store: string(kind)}
 	c.server = startProc(t, "server", nil, args...)
 	c.waitReady(c.rest + "/readyz")
@@ -240,9 +258,17 @@ func (c *cluster) waitReady(url string) {
 // startAgent starts an agent process for consumer with extra environment.
 func (c *cluster) startAgent(consumer string, env ...string) *proc {
 	c.t.Helper()
+	return c.startAgentWith(consumer, nil, env...)
+}
+
+// startAgentWith is startAgent with extra agent flags, which override the
+// e2e timing flags.
+func (c *cluster) startAgentWith(consumer string, flags []string, env ...string) *proc {
+	c.t.Helper()
 	metrics := freePort(c.t)
 	args := append([]string{"agent", "--consumer", consumer, "--server", c.agentRPC,
 		"--kubeconfig", kubeconfig, "--metrics-addr", metrics, "--records-namespace", c.records}, agentTimingFlags...)
+	args = append(args, flags...)
 	p := startProc(c.t, "agent-"+consumer, env, args...)
 	c.agents[consumer] = p
 	c.waitReady("http://" + metrics + "/readyz")
