@@ -75,8 +75,8 @@ it holds and re-reports it.`,
 	f.DurationVar(&o.resync, "resync", 5*time.Minute, "safety-net re-evaluation period of every observed object")
 	f.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "interval of heartbeats carrying the status digest")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.StringVar(&o.propagation, "delete-propagation", string(metav1.DeletePropagationForeground),
-		"propagationPolicy of the agent's delete calls: Foreground (an object is gone once its dependents are; needs the cluster's garbage collector) or Background")
+	f.StringVar(&o.propagation, "delete-propagation", string(metav1.DeletePropagationBackground),
+		"propagationPolicy of the agent's delete calls: Background (the object goes at once, the cluster's garbage collector removes its dependents) or Foreground (an object counts as gone once its dependents are; needs a garbage collector)")
 	_ = cmd.MarkFlagRequired("consumer")
 	return cmd
 }
