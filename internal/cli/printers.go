@@ -46,6 +46,9 @@ type printer struct {
 	format string
 	now    time.Time
 	color  bool
+	// widths are the column widths of the last table printed; later tables
+	// (rows of a watch) are at least as wide, so they line up under it.
+	widths []int
 }
 
 func newPrinter(w io.Writer, format string) *printer {
@@ -74,14 +77,19 @@ func (p *printer) encode(v any) error {
 type table struct {
 	w    io.Writer
 	rows [][]string
+	// widths, if set, holds minimum column widths and receives the ones used.
+	widths *[]int
 }
 
-func (p *printer) table() *table { return &table{w: p.w} }
+func (p *printer) table() *table { return &table{w: p.w, widths: &p.widths} }
 
 func (t *table) row(cells string) { t.rows = append(t.rows, strings.Split(cells, "\t")) }
 
 func (t *table) Flush() error {
 	var widths []int
+	if t.widths != nil {
+		widths = append(widths, *t.widths...)
+	}
 	for _, r := range t.rows {
 		for i, c := range r {
 			if i >= len(widths) {
@@ -99,6 +107,9 @@ func (t *table) Flush() error {
 			}
 		}
 		b.WriteString("\n")
+	}
+	if t.widths != nil {
+		*t.widths = widths
 	}
 	_, err := io.WriteString(t.w, b.String())
 	return err

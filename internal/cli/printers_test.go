@@ -192,3 +192,18 @@ func TestEveryVerbHasExamples(t *testing.T) {
 		}
 	}
 }
+
+func TestWatchRowsLineUpWithTheTable(t *testing.T) {
+	bs := testBundles()
+	got := render(t, outTable, func(p *printer) error {
+		if err := p.bundles(bs[:2], true); err != nil {
+			return err
+		}
+		return p.bundles(bs[2:], false)
+	})
+	lines := strings.Split(got, "\n")
+	if strings.Index(lines[0], "CONSUMER") != strings.Index(lines[3], "mgmt-3") ||
+		strings.Index(lines[0], "AGE") != strings.Index(lines[3], "30s") {
+		t.Errorf("event row not under the header:\n%s", got)
+	}
+}
