@@ -7,7 +7,6 @@ package examples_test
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"sort"
@@ -35,13 +34,7 @@ import (
 
 var cfg *rest.Config
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	testenv.Main(m, &cfg)
-}
+func TestMain(m *testing.M) { testenv.Main(m, &cfg) }
 
 // want is the feedback each example reports once the cluster plays its part
 // (load balancer IP, Deployment status); values are doctor.FormatValue strings.

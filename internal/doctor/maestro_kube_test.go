@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,13 +27,7 @@ import (
 
 var cfg *rest.Config
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	testenv.Main(m, &cfg)
-}
+func TestMain(m *testing.M) { testenv.Main(m, &cfg) }
 
 const (
 	oldIP = "20.1.2.3"

@@ -9,6 +9,7 @@ package testenv
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,8 +70,13 @@ func (e *Env) KubeconfigFile(dir string) (string, error) {
 }
 
 // Main runs the tests of a package against one control plane, stored in
-// *cfg, and stops it afterwards.
+// *cfg, and stops it afterwards. Under -short no control plane starts and
+// *cfg stays nil: tests that need the cluster must skip then.
 func Main(m *testing.M, cfg **rest.Config) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
 	env, err := Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)

@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,13 +28,7 @@ import (
 
 var cfg *rest.Config
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	testenv.Main(m, &cfg)
-}
+func TestMain(m *testing.M) { testenv.Main(m, &cfg) }
 
 // cluster skips the test under -short (no control plane was started).
 func cluster(t testing.TB) (*kubernetes.Clientset, *dynamic.DynamicClient) {

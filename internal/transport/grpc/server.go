@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/snowflake"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
 	"github.com/baton-dev/baton/pkg/api"
@@ -129,7 +130,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.Notify = func(string) {}
 	}
 	if cfg.SequenceID == nil {
-		cfg.SequenceID = newSeqGen(cfg.Clock, 1).next
+		ids, err := snowflake.New(1, snowflake.WithClock(cfg.Clock))
+		if err != nil {
+			return nil, fmt.Errorf("grpc server: %w", err)
+		}
+		cfg.SequenceID = ids.NextString
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
 	s.agents = &agentService{s: s, sessions: map[string]*session{}}

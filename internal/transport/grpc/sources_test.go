@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/clock"
 
+	"github.com/baton-dev/baton/internal/snowflake"
 	"github.com/baton-dev/baton/internal/store"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
@@ -30,14 +30,14 @@ type sourceEnv struct {
 	rpc      pb.CloudEventServiceClient
 	stream   *eventStream
 	header   []string
-	seq      *seqGen
+	seq      *snowflake.Generator
 	mu       sync.Mutex
 	notified []string
 }
 
 func newSourceEnv(t *testing.T, validate func(*api.ResourceBundle) error) *sourceEnv {
 	t.Helper()
-	env := &sourceEnv{feed: newFakeFeed(), seq: newSeqGen(clock.RealClock{}, 1)}
+	env := &sourceEnv{feed: newFakeFeed(), seq: mustSnowflake()}
 	env.st = newFakeStore(env.feed, "c1", "c2")
 	srv, _ := startServer(t, Config{Agents: newFakeHub(), Bundles: env.st, Changes: env.feed, Validate: validate,
 		Notify: func(c string) { env.mu.Lock(); env.notified = append(env.notified, c); env.mu.Unlock() }})
@@ -173,7 +173,7 @@ func TestSourceWritesAndStatus(t *testing.T) {
 	// Live status with strictly increasing sequence ids.
 	var last int64
 	for i, reason := range []string{"A", "B", "C"} {
-		env.st.setStatus("b-1", applied(reason), env.seq.next())
+		env.st.setStatus("b-1", applied(reason), env.seq.NextString())
 		s := env.status(t)
 		n, err := strconv.ParseInt(s.SequenceID, 10, 64)
 		if err != nil || n <= last {
@@ -216,8 +216,8 @@ func TestSourceStatusResync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	env.st.setStatus("b-1", applied("one"), env.seq.next())
-	env.st.setStatus("b-2", applied("two"), env.seq.next())
+	env.st.setStatus("b-1", applied("one"), env.seq.NextString())
+	env.st.setStatus("b-2", applied("two"), env.seq.NextString())
 	for i := 0; i < 2; i++ { // live updates
 		env.status(t)
 	}
@@ -272,11 +272,11 @@ func TestSourceStatusIsolation(t *testing.T) {
 	if _, err := other.CreateBundle(context.Background(), bundleOf("x-1", "other")); err != nil {
 		t.Fatal(err)
 	}
-	other.setStatus("x-1", applied("x"), env.seq.next())
+	other.setStatus("x-1", applied("x"), env.seq.NextString())
 	if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1", Spec: manifests()}); err != nil {
 		t.Fatal(err)
 	}
-	env.st.setStatus("b-1", applied("mine"), env.seq.next())
+	env.st.setStatus("b-1", applied("mine"), env.seq.NextString())
 	if s := env.status(t); s.BundleID != "b-1" {
 		t.Fatalf("got status of %s", s.BundleID)
 	}
@@ -305,18 +305,6 @@ func TestSourceHeartbeat(t *testing.T) {
 	}
 }
 
-func TestSeqGenIncreases(t *testing.T) {
-	g := newSeqGen(clock.RealClock{}, 1)
-	var last int64
-	for i := 0; i < 10000; i++ {
-		n, _ := strconv.ParseInt(g.next(), 10, 64)
-		if n <= last || (n>>12)&1023 != 1 {
-			t.Fatalf("id %d after %d (node %d)", n, last, (n>>12)&1023)
-		}
-		last = n
-	}
-}
-
 // A subscriber the feed drops resubscribes from the last change it saw and
 // keeps streaming.
 func TestSourceFeedDropResumes(t *testing.T) {
@@ -324,7 +312,7 @@ func TestSourceFeedDropResumes(t *testing.T) {
 	if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1", Spec: manifests()}); err != nil {
 		t.Fatal(err)
 	}
-	env.st.setStatus("b-1", applied("one"), env.seq.next())
+	env.st.setStatus("b-1", applied("one"), env.seq.NextString())
 	env.status(t)
 	env.feed.dropAll()
 	for deadline := time.Now().Add(wait); env.feed.count() == 0; time.Sleep(5 * time.Millisecond) {
@@ -335,7 +323,7 @@ func TestSourceFeedDropResumes(t *testing.T) {
 	if s := env.feed.sinces(); len(s) != 2 || s[0] != FromNow || s[1] != env.st.seq {
 		t.Fatalf("Subscribe since values %v; want [%d %d]", s, FromNow, env.st.seq)
 	}
-	env.st.setStatus("b-1", applied("two"), env.seq.next())
+	env.st.setStatus("b-1", applied("two"), env.seq.NextString())
 	if s := env.status(t); s.Reported.Conditions[0].Reason != "two" {
 		t.Fatalf("after resubscribe got %+v", s)
 	}
@@ -384,7 +372,7 @@ func TestSourceUpdateVersionAndScope(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("moving a bundle to another consumer = %v; want InvalidArgument", err)
 	}
-	env.st.setStatus("b-1", applied("one"), env.seq.next())
+	env.st.setStatus("b-1", applied("one"), env.seq.NextString())
 	env.status(t)
 	// A resync scoped to another consumer sends nothing for c1's bundles.
 	if err := env.publish(t, ce.EncodeStatusResync(ce.StatusResync{Source: "cs", Consumer: "c2"}, time.Now())); err != nil {
@@ -397,4 +385,12 @@ func TestSourceUpdateVersionAndScope(t *testing.T) {
 	if s := env.status(t); s.BundleID != "b-1" {
 		t.Errorf("resync for c1 sent %+v", s)
 	}
+}
+
+func mustSnowflake() *snowflake.Generator {
+	g, err := snowflake.New(1)
+	if err != nil {
+		panic(err)
+	}
+	return g
 }
