@@ -27,11 +27,14 @@ type ServerExtension struct {
 	Apply func(ctx context.Context, st store.Store, log *slog.Logger, opts *server.Options) error
 }
 
-var serverExtensions []ServerExtension
+var serverExtensions []func() ServerExtension
 
-// registerServerExtension adds e to every `baton server` command built after
-// the call; call it from an init function.
-func registerServerExtension(e ServerExtension) { serverExtensions = append(serverExtensions, e) }
+// registerServerExtension adds the extension newExt makes to every `baton
+// server` command built after the call; call it from an init function.
+// newExt runs once per command, so each command has its own option values.
+func registerServerExtension(newExt func() ServerExtension) {
+	serverExtensions = append(serverExtensions, newExt)
+}
 
 type serverOptions struct {
 	dataDir  string
@@ -40,6 +43,7 @@ type serverOptions struct {
 	source   string
 	logLevel string
 	shutdown time.Duration
+	exts     []ServerExtension
 }
 
 // serverDataDir is $BATON_DATA_DIR, else ./data.
@@ -86,7 +90,9 @@ answers) and /metrics (Prometheus).`,
 	f.StringVar(&o.source, "source", "", "source of bundles created over REST without one (default \"baton\")")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long to wait for requests in flight when stopping")
-	for _, e := range serverExtensions {
+	for _, newExt := range serverExtensions {
+		e := newExt()
+		o.exts = append(o.exts, e)
 		if e.Flags != nil {
 			e.Flags(f)
 		}
@@ -133,7 +139,7 @@ func (o *serverOptions) run(ctx context.Context) error {
 		ShutdownTimeout: o.shutdown,
 		Registry:        server.NewRegistry(),
 	}
-	for _, e := range serverExtensions {
+	for _, e := range o.exts {
 		if e.Apply == nil {
 			continue
 		}

@@ -27,11 +27,9 @@ type linkOptions struct {
 }
 
 func init() {
-	o := &linkOptions{}
-	registerServerExtension(ServerExtension{
-		Name:  "agent link",
-		Flags: o.flags,
-		Apply: o.apply,
+	registerServerExtension(func() ServerExtension {
+		o := &linkOptions{}
+		return ServerExtension{Name: "agent link", Flags: o.flags, Apply: o.apply}
 	})
 }
 
