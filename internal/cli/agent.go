@@ -22,7 +22,7 @@ func init() { register(newAgentCmd) }
 // dialServer opens the agent's link to the server at addr for consumer.
 // The transport package that implements it sets this hook; the link must
 // reconnect by itself and signal every new session on Conn.Up.
-var dialServer = func(ctx context.Context, addr, consumer string) (protocol.Conn, error) {
+var dialServer = func(ctx context.Context, addr, consumer string, log *slog.Logger) (protocol.Conn, error) {
 	return nil, errors.New("no transport compiled in: cannot dial the server")
 }
 
@@ -97,7 +97,7 @@ func (o *agentOptions) run(ctx context.Context) error {
 	}
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	cfg.UserAgent = "baton-agent/" + o.consumer
-	conn, err := dialServer(ctx, o.server, o.consumer)
+	conn, err := dialServer(ctx, o.server, o.consumer, log)
 	if err != nil {
 		return fmt.Errorf("agent: connect to %s: %w", o.server, err)
 	}

@@ -19,8 +19,8 @@ import (
 const dropStatusEnv = "BATON_TEST_DROP_STATUS"
 
 func init() {
-	dialServer = func(ctx context.Context, addr, consumer string) (protocol.Conn, error) {
-		opts := grpc.DialOptions{Logger: slog.Default()}
+	dialServer = func(ctx context.Context, addr, consumer string, log *slog.Logger) (protocol.Conn, error) {
+		opts := grpc.DialOptions{Logger: log}
 		if v := os.Getenv(dropStatusEnv); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 {
