@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Group commit: write transactions that arrive while another is running
@@ -43,6 +44,9 @@ type batcher struct {
 	mu      sync.Mutex
 	queue   []*writeReq
 	running bool
+	// commits and writes count transactions and the write functions they
+	// ran, for tests and benchmarks.
+	commits, writes atomic.Int64
 }
 
 // write runs fn in a write transaction and commits it when fn returns nil,
@@ -76,6 +80,8 @@ func (s *Store) drain() {
 	b.queue = b.queue[len(reqs):]
 	b.mu.Unlock()
 	s.runBatch(reqs)
+	b.commits.Add(1)
+	b.writes.Add(int64(len(reqs)))
 	for _, r := range reqs {
 		close(r.done)
 	}

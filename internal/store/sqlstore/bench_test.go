@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -99,4 +100,32 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkCreateBundleParallel creates bundles from 8 goroutines, as the
+// REST create benchmark's clients do, and reports how many creates share a
+// commit.
+func BenchmarkCreateBundleParallel(b *testing.B) {
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			ctx := context.Background()
+			if _, err := s.CreateConsumer(ctx, store.Consumer{Name: "c"}); err != nil {
+				b.Fatal(err)
+			}
+			commits0, writes0 := s.(*sqlstore.Store).BatchStats()
+			var next atomic.Int64
+			b.SetParallelism(4) // 8 goroutines on 2 CPUs
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.CreateBundle(ctx, storetest.RealisticBundle("c", int(next.Add(1)))); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			commits, writes := s.(*sqlstore.Store).BatchStats()
+			b.ReportMetric(float64(writes-writes0)/float64(max(commits-commits0, 1)), "writes/commit")
+		})
+	}
 }
