@@ -1,0 +1,201 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/baton-dev/baton/internal/protocol"
+	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
+)
+
+// recvLimit bounds the messages queued for a reader (see mailbox).
+const recvLimit = 1 << 16
+
+// Client is an agent's protocol.Conn over MQTT: it subscribes to the
+// consumer's sourceevents topic and publishes on its agentevents topic,
+// reconnecting to the broker until the Dial context ends. Up fires on every
+// new broker connection once the subscription is in place, and whenever the
+// server asks for a new Hello; Send returns protocol.ErrDisconnected while
+// the broker is unreachable.
+type Client struct {
+	consumer string
+	source   string // topic source
+	evSource string // CloudEvents source attribute of the agent's events
+	opts     Options
+	in       *mailbox
+	up       chan struct{}
+
+	mu   sync.RWMutex
+	cm   *autopaho.ConnectionManager
+	live bool
+	gen  uint64 // counts connections; a stale subscriber must not mark the link live
+}
+
+var _ protocol.Conn = (*Client)(nil)
+
+// Dial starts consumer's agent link through the broker for the server
+// publishing as source, and returns at once; the link runs until ctx ends,
+// after which Recv's channel closes. An error means the arguments are
+// unusable.
+func Dial(ctx context.Context, broker, source, consumer string, opts Options) (*Client, error) {
+	u, err := ParseBroker(broker)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(checkName("mqtt dial: source", source), checkName("mqtt dial: consumer", consumer)); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults("baton-agent-" + consumer)
+	c := &Client{consumer: consumer, source: source, evSource: "baton-agent-" + consumer, opts: opts,
+		in: newMailbox(recvLimit), up: make(chan struct{}, 1)}
+	cfg := opts.clientConfig(u)
+	cfg.OnConnectionUp = func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+		c.mu.Lock()
+		c.gen++
+		gen := c.gen
+		c.mu.Unlock()
+		go c.subscribe(ctx, cm, gen)
+	}
+	cfg.OnConnectionDown = func() bool {
+		c.mu.Lock()
+		c.gen++
+		c.live = false
+		c.mu.Unlock()
+		c.opts.Logger.Info("mqtt: broker link down", "consumer", consumer)
+		return true
+	}
+	cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){c.received}
+	cm, err := autopaho.NewConnection(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt dial %s: %w", u.Redacted(), err)
+	}
+	c.mu.Lock()
+	c.cm = cm
+	c.mu.Unlock()
+	go func() {
+		<-cm.Done()
+		c.mu.Lock()
+		c.live = false
+		c.mu.Unlock()
+		c.in.close()
+	}()
+	return c, nil
+}
+
+// subscribe subscribes to the consumer's sourceevents topic, retrying while
+// connection gen is current, then marks the link live and signals Up.
+func (c *Client) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, gen uint64) {
+	topic := SourceEventsTopic(c.source, c.consumer)
+	for attempt := 1; ; attempt++ {
+		err := subscribe(ctx, cm, topic, c.opts.ConnectTimeout)
+		c.mu.Lock()
+		current := c.gen == gen
+		if err == nil && current {
+			c.live = true
+		}
+		c.mu.Unlock()
+		if !current || ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			c.opts.Logger.Info("mqtt: broker link up", "consumer", c.consumer, "topic", topic)
+			c.signalUp()
+			return
+		}
+		wait := c.opts.backoff(attempt)
+		c.opts.Logger.Warn("mqtt: subscribe failed", "topic", topic, "err", err, "retry", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.opts.Clock.After(wait):
+		}
+	}
+}
+
+// subscribe makes one QoS 1 subscription and checks the broker granted it.
+func subscribe(ctx context.Context, cm *autopaho.ConnectionManager, filter string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ack, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", filter, err)
+	}
+	if len(ack.Reasons) != 1 || ack.Reasons[0] >= 0x80 {
+		return fmt.Errorf("subscribe %s: refused by the broker (reasons %v)", filter, ack.Reasons)
+	}
+	return nil
+}
+
+func (c *Client) signalUp() {
+	select {
+	case c.up <- struct{}{}:
+	default:
+	}
+}
+
+// received handles a publish from the broker; it must not block.
+func (c *Client) received(pr paho.PublishReceived) (bool, error) {
+	if pr.Packet.Topic != SourceEventsTopic(c.source, c.consumer) {
+		return false, nil
+	}
+	e, err := UnmarshalEvent(pr.Packet.Payload)
+	if err == nil && ce.IsKeepalive(e) {
+		// The server has no session for this agent: say Hello again.
+		c.mu.RLock()
+		live := c.live
+		c.mu.RUnlock()
+		if live {
+			c.opts.Logger.Info("mqtt: server asks for a new session", "consumer", c.consumer)
+			c.signalUp()
+		}
+		return true, nil
+	}
+	var m protocol.Message
+	if err == nil {
+		m, err = ce.Decode(e)
+	}
+	if err != nil {
+		c.opts.Logger.Warn("mqtt: dropping undecodable event", "consumer", c.consumer, "err", err)
+		return true, nil
+	}
+	if !c.in.push(m) {
+		c.opts.Logger.Warn("mqtt: receive queue full; dropping message", "consumer", c.consumer, "type", m.Type)
+	}
+	return true, nil
+}
+
+// Send publishes m on the consumer's agentevents topic and waits for the
+// broker's acknowledgement. It returns protocol.ErrDisconnected (wrapped)
+// while the broker link is down.
+func (c *Client) Send(ctx context.Context, m protocol.Message) error {
+	if c.opts.Drop != nil && c.opts.Drop(m) {
+		return nil
+	}
+	c.mu.RLock()
+	live, cm := c.live, c.cm
+	c.mu.RUnlock()
+	if !live || cm == nil {
+		return protocol.ErrDisconnected
+	}
+	m.Consumer = c.consumer
+	if err := publish(ctx, cm, c.opts, AgentEventsTopic(c.source, c.consumer), c.evSource, m); err != nil {
+		return fmt.Errorf("consumer %s: %w", c.consumer, err)
+	}
+	return nil
+}
+
+// Recv returns the messages from the server; it closes when the Dial
+// context ends.
+func (c *Client) Recv() <-chan protocol.Message { return c.in.out }
+
+// Up receives a value each time a new session starts.
+func (c *Client) Up() <-chan struct{} { return c.up }
+
+// Done is closed once the link has stopped after the Dial context ended.
+func (c *Client) Done() <-chan struct{} { return c.cm.Done() }

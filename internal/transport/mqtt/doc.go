@@ -1,0 +1,37 @@
+// Package mqtt carries the server–agent protocol over an MQTT 5 broker
+// (Mosquitto, EMQX, Azure Event Grid), for fleets that already run one.
+//
+// Topics (REFERENCE.md, "MQTT"): the server publishes a consumer's messages
+// on sources/{source}/consumers/{consumer}/sourceevents and subscribes to
+// sources/{source}/consumers/+/agentevents; an agent subscribes to its
+// sourceevents topic and publishes on its agentevents topic. Every publish
+// is QoS 1. A payload is one CloudEvent (package cloudevents maps the
+// protocol messages onto events) in the CloudEvents JSON structured format,
+// content type application/cloudevents+json, at most protocol.MaxBatchBytes.
+//
+// Sessions. MQTT has no connection between server and agent, only between
+// each of them and the broker, so the server derives sessions from traffic:
+//   - A Hello from a consumer without a session opens one: the server makes
+//     a protocol.Conn for the consumer and hands it to the AgentHandler
+//     (hub.Attach) until the session ends. Later Hellos go to the same
+//     session (the hub resynchronises on each).
+//   - A session ends when the consumer sent nothing for SessionTimeout, or
+//     when Attach returns.
+//   - Any other message from a consumer without a session, or a heartbeat
+//     or status under another epoch than the session's Hello, makes the
+//     server ask the agent for a new Hello (at most once per HelloInterval):
+//     it publishes a transport keepalive (a heartbeat event without
+//     batonepoch, cloudevents.IsKeepalive) on the consumer's sourceevents
+//     topic. The agent's Conn answers every such keepalive with Up, so the
+//     agent sends Hello. This heals a restarted server, an expired session
+//     and a lost Hello without a broker-level connection between the two.
+//
+// The agent's Conn (Dial) signals Up on every (re)connection to the broker
+// once its subscription is in place, and returns protocol.ErrDisconnected
+// from Send while the broker is unreachable. Both sides reconnect forever
+// (autopaho), with exponential backoff.
+//
+// Several server replicas on one broker would each serve every consumer;
+// consumer ownership across replicas (DESIGN.md, "Scale-out") is not
+// implemented for MQTT.
+package mqtt

@@ -1,0 +1,185 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+	"k8s.io/utils/clock"
+
+	"github.com/baton-dev/baton/internal/protocol"
+	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
+)
+
+// Options configure a link to the broker, of the server or of an agent.
+type Options struct {
+	// Username and Password authenticate to the broker (empty: anonymous).
+	Username string
+	Password []byte
+	// TLS is used for tls://, ssl://, mqtts:// and wss:// broker URLs.
+	TLS *tls.Config
+	// ClientID is the MQTT client identifier (default: a name with a random
+	// suffix, so two processes never take over each other's connection).
+	ClientID string
+	// KeepAlive is the MQTT keepalive (default 30 s).
+	KeepAlive time.Duration
+	// MinBackoff and MaxBackoff bound the wait between connection attempts
+	// (defaults 200 ms and 10 s); the wait doubles per failed attempt.
+	MinBackoff, MaxBackoff time.Duration
+	// ConnectTimeout bounds one connection attempt (default 10 s).
+	ConnectTimeout time.Duration
+	// PublishTimeout bounds the wait for a publish's acknowledgement by the
+	// broker when the caller's context has no earlier deadline (default 10 s).
+	PublishTimeout time.Duration
+	Clock          clock.WithTicker
+	Logger         *slog.Logger
+	// Drop is a test-only fault injection hook: when it returns true for a
+	// message, Send drops the message and reports success. Never set it in
+	// production.
+	Drop func(protocol.Message) bool
+}
+
+func (o Options) withDefaults(clientPrefix string) Options {
+	if o.ClientID == "" {
+		o.ClientID = fmt.Sprintf("%s-%08x", clientPrefix, rand.Uint32())
+		if len(o.ClientID) > 64 {
+			o.ClientID = o.ClientID[len(o.ClientID)-64:]
+		}
+	}
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = 30 * time.Second
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(10*time.Second, o.MinBackoff)
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 10 * time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// ParseBroker parses a broker address: a URL with scheme tcp, mqtt, tls,
+// ssl, mqtts, ws or wss, or host:port (tcp).
+func ParseBroker(broker string) (*url.URL, error) {
+	if broker == "" {
+		return nil, fmt.Errorf("mqtt broker: address is required")
+	}
+	if !strings.Contains(broker, "://") {
+		broker = "tcp://" + broker
+	}
+	u, err := url.Parse(broker)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt broker %q: %w", broker, err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "tcp", "mqtt", "tls", "ssl", "mqtts", "ws", "wss":
+	default:
+		return nil, fmt.Errorf("mqtt broker %q: scheme %q: want tcp, mqtt, tls, ssl, mqtts, ws or wss", broker, u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("mqtt broker %q: host is required", broker)
+	}
+	if u.Port() == "" {
+		port := "1883"
+		switch strings.ToLower(u.Scheme) {
+		case "tls", "ssl", "mqtts":
+			port = "8883"
+		case "ws":
+			port = "80"
+		case "wss":
+			port = "443"
+		}
+		u.Host += ":" + port
+	}
+	return u, nil
+}
+
+// backoff is exponential with jitter between MinBackoff and MaxBackoff;
+// the first attempt does not wait.
+func (o Options) backoff(attempt int) time.Duration {
+	if attempt <= 0 {
+		return 0
+	}
+	d := o.MinBackoff
+	for i := 1; i < attempt && d < o.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, o.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// clientConfig is the autopaho configuration shared by server and agent;
+// the caller sets OnConnectionUp, OnConnectionDown and OnPublishReceived.
+func (o Options) clientConfig(u *url.URL) autopaho.ClientConfig {
+	cfg := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{u},
+		TlsCfg:                        o.TLS,
+		KeepAlive:                     uint16(min(o.KeepAlive/time.Second, 65535)),
+		CleanStartOnInitialConnection: true,
+		ReconnectBackoff:              o.backoff,
+		ConnectTimeout:                o.ConnectTimeout,
+		ConnectUsername:               o.Username,
+		ConnectPassword:               o.Password,
+		ClientConfig:                  paho.ClientConfig{ClientID: o.ClientID},
+	}
+	log := o.Logger.With("broker", u.Redacted())
+	cfg.OnConnectError = func(err error) { log.Info("mqtt: connect failed", "err", err) }
+	cfg.ClientConfig.OnClientError = func(err error) { log.Info("mqtt: client error", "err", err) }
+	return cfg
+}
+
+// publish encodes m as a CloudEvent with the given source attribute and
+// publishes it with QoS 1 on topic, waiting for the broker's
+// acknowledgement. A broker that is down gives protocol.ErrDisconnected.
+func publish(ctx context.Context, cm *autopaho.ConnectionManager, o Options, topic, source string, m protocol.Message) error {
+	e, err := ce.Encode(m, source, o.Clock.Now())
+	if err != nil {
+		return err
+	}
+	return publishEvent(ctx, cm, o, topic, e, string(m.Type))
+}
+
+func publishEvent(ctx context.Context, cm *autopaho.ConnectionManager, o Options, topic string, e ce.Event, what string) error {
+	payload, err := MarshalEvent(e)
+	if err != nil {
+		return err
+	}
+	if len(payload) > protocol.MaxBatchBytes {
+		return fmt.Errorf("publish %s: %d bytes exceed the %d-byte limit", what, len(payload), protocol.MaxBatchBytes)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.PublishTimeout)
+		defer cancel()
+	}
+	_, err = cm.Publish(ctx, &paho.Publish{QoS: 1, Topic: topic, Payload: payload,
+		Properties: &paho.PublishProperties{ContentType: ContentType}})
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil && ctx.Err() == context.Canceled {
+		return ctx.Err()
+	}
+	// Connection down, or lost before the acknowledgement: the caller's
+	// retry queue sends the message again once the link is back.
+	return fmt.Errorf("publish %s: %v: %w", what, err, protocol.ErrDisconnected)
+}
