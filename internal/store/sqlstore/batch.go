@@ -32,8 +32,11 @@ const maxBatch = 32
 
 // writeReq is one queued write function.
 type writeReq struct {
-	ctx  context.Context
-	fn   func(c conn) error
+	ctx context.Context
+	fn  func(c conn) error
+	// pg, when set, is fn as a single PostgreSQL statement, which lets a
+	// batch of such writes be pipelined (pipeline).
+	pg   *pgStatement
 	err  error
 	done chan struct{}
 }
@@ -54,7 +57,11 @@ type batcher struct {
 // aborts for a deadlock or serialization failure is run again (fn must only
 // assign, never accumulate, outside the database).
 func (s *Store) write(ctx context.Context, fn func(c conn) error) error {
-	r := &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	return s.enqueue(&writeReq{ctx: ctx, fn: fn, done: make(chan struct{})})
+}
+
+// enqueue runs r with the next batch and returns its error.
+func (s *Store) enqueue(r *writeReq) error {
 	b := &s.batch
 	b.mu.Lock()
 	b.queue = append(b.queue, r)
@@ -105,6 +112,14 @@ func (s *Store) runBatch(reqs []*writeReq) {
 	switch {
 	case len(live) == 0:
 		return
+	case pipelined(live):
+		if err := s.pipeline(live); err != nil {
+			s.log.Debug("pipelined writes failed; running them one by one", "writes", len(live), "error", err)
+			for _, r := range live {
+				r.err = s.retry(r.ctx, func() error { return s.writeOnce(r.ctx, r.fn) })
+			}
+		}
+		return
 	case len(live) == 1:
 		r := live[0]
 		r.err = s.retry(r.ctx, func() error { return s.writeOnce(r.ctx, r.fn) })
@@ -117,6 +132,16 @@ func (s *Store) runBatch(reqs []*writeReq) {
 			r.err = s.retry(r.ctx, func() error { return s.writeOnce(r.ctx, r.fn) })
 		}
 	}
+}
+
+// pipelined reports whether every write of a batch is a PostgreSQL statement.
+func pipelined(reqs []*writeReq) bool {
+	for _, r := range reqs {
+		if r.pg == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Savepoint statements of a shared SQLite transaction.

@@ -40,11 +40,12 @@ func (s *Store) CreateBundle(ctx context.Context, b store.Bundle) (store.Bundle,
 	b.DeletedAt = nil
 	now := s.now()
 	b.CreatedAt, b.UpdatedAt = now, now
-	create := createBundle
 	if s.d == postgresDialect {
-		create = createBundlePG
+		err = s.enqueue(&writeReq{ctx: ctx, done: make(chan struct{}), pg: createStatementPG(&b, enc, now),
+			fn: func(db conn) error { return createBundlePG(ctx, db, &b, enc, now) }})
+	} else {
+		err = s.write(ctx, func(db conn) error { return createBundle(ctx, db, &b, enc, now) })
 	}
-	err = s.write(ctx, func(db conn) error { return create(ctx, db, &b, enc, now) })
 	if err != nil {
 		return store.Bundle{}, err
 	}

@@ -2,7 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/baton-dev/baton/internal/store"
 )
@@ -42,13 +46,60 @@ SELECT g.generation, c.value FROM g, c`
 // A new bundle has no outbox events to supersede: purging a bundle deletes
 // its events, and a consumer's events go with the consumer.
 func createBundlePG(ctx context.Context, db conn, b *store.Bundle, enc encodedBundle, now time.Time) error {
-	err := db.row(ctx, qCreateBundlePG, b.ID, b.Name, b.ConsumerName, b.Source,
-		enc.labels, enc.meta, enc.spec, enc.manifests, now,
-		string(store.ChangeCreated), string(store.OpUpsert)).Scan(&b.Generation, &b.ChangeSeq)
-	if err != nil {
+	w := createStatementPG(b, enc, now)
+	if err := w.scan(db.row(ctx, w.query, w.args...)); err != nil {
 		return createError(b, err)
 	}
 	return nil
+}
+
+// createStatementPG returns qCreateBundlePG with its arguments for b.
+func createStatementPG(b *store.Bundle, enc encodedBundle, now time.Time) *pgStatement {
+	return &pgStatement{
+		query: qCreateBundlePG,
+		args: []any{b.ID, b.Name, b.ConsumerName, b.Source, enc.labels, enc.meta, enc.spec, enc.manifests, now,
+			string(store.ChangeCreated), string(store.OpUpsert)},
+		scan: func(r rowScanner) error { return r.Scan(&b.Generation, &b.ChangeSeq) },
+	}
+}
+
+// pgStatement is a write that is one statement returning one row. Writes
+// that are (PostgreSQL creates) can share a transaction without a round
+// trip each: the batch is pipelined.
+type pgStatement struct {
+	query string
+	args  []any
+	scan  func(rowScanner) error
+}
+
+// pipeline runs the statements of reqs as one pipelined batch: one round
+// trip, one implicit transaction, one commit. Any error rolls back all of
+// them; the caller then runs each write on its own.
+func (s *Store) pipeline(reqs []*writeReq) error {
+	ctx := context.Background()
+	c, err := s.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlstore: pipeline: %w", err)
+	}
+	defer c.Close()
+	return c.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("sqlstore: pipeline: driver connection is %T", dc)
+		}
+		batch := &pgx.Batch{}
+		for _, r := range reqs {
+			batch.Queue(r.pg.query, r.pg.args...)
+		}
+		br := sc.Conn().SendBatch(ctx, batch)
+		for _, r := range reqs {
+			if err := r.pg.scan(br.QueryRow()); err != nil {
+				_ = br.Close()
+				return err
+			}
+		}
+		return br.Close()
+	})
 }
 
 // retry runs fn again while PostgreSQL aborts it for a deadlock or a
