@@ -21,7 +21,9 @@ import (
 //   - PostgreSQL: an error aborts the whole transaction, so the batch is
 //     rolled back and every function runs again alone, in its own
 //     transaction (functions only assign outside the database, so running
-//     again is safe).
+//     again is safe). A batch made only of single-statement writes
+//     (creates) is pipelined: all statements in one round trip, as one
+//     implicit transaction.
 //
 // Change sequence values are taken in the order the functions run and
 // become visible together at the commit, so the change log still commits in

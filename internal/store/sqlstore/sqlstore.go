@@ -47,9 +47,10 @@
 // concurrent writers pay one WAL write (SQLite) or one WAL flush under the
 // change counter's lock (PostgreSQL) per batch instead of one each. On SQLite
 // the fixed statements are prepared once per connection (stmts.go). On
-// PostgreSQL a create is one statement (pgwrite.go). Pages after the first
-// of a bundle list are a deferred join on PostgreSQL: the page's ids are
-// found through the ordering index before any wide column is read.
+// PostgreSQL a create is one statement and concurrent creates are
+// pipelined (pgwrite.go). Pages after the first of a bundle list are a
+// deferred join on PostgreSQL: the page's ids are found through the
+// ordering index before any wide column is read.
 //
 // The change log grows with every change; Pruner deletes old entries,
 // keeping enough for watchers to resume.
