@@ -16,7 +16,10 @@
 // Retryable failures are retried with per-bundle exponential backoff.
 //
 // On every new session (Conn.Up) the agent sends Hello with its epoch and
-// the generation of every bundle it holds (durably recorded); at start it
+// the generation of every bundle it holds (durably recorded), with the
+// server incarnation it was taken under: generations compare only within
+// one incarnation, so a spec of another incarnation is always taken (the
+// server's database was reset, or the consumer recreated); at start it
 // rebuilds that list from the applier's records and observes those bundles
 // at once, reports them from the live objects (a new epoch), and then
 // re-applies them, so a restart re-reports everything within seconds even

@@ -21,6 +21,7 @@ type bundle struct {
 
 	// Desired state, from the last accepted Spec (or the record at start).
 	gen       int64
+	inc       string // incarnation (generation space) of gen; "" unknown
 	deleting  bool
 	deleteOpt *workv1.DeleteOption
 	meta      api.ObjectMeta
@@ -33,6 +34,7 @@ type bundle struct {
 	needApply  bool  // apply (again) at the next sync
 	dirty      bool  // an observed object changed: check for drift
 	seeded     bool  // results come from the record: report, then apply
+	revive     bool  // taken anew after its removal: the reporter must report it again
 	seedTries  int   // syncs spent waiting for caches while seeded
 	results    []apply.ObjectResult
 	prev       []api.ResourceStatus // last evaluation, per manifest
@@ -46,6 +48,7 @@ func newBundle(id string) *bundle { return &bundle{id: id} }
 func bundleFromRecord(r apply.Record) *bundle {
 	b := newBundle(r.BundleID)
 	b.setDesired(r.Generation, r.Deleting, r.DeleteOption, r.Meta, r.Spec)
+	b.inc = r.Incarnation
 	b.ackedGen = r.Generation
 	if res, ok := seedResults(r, b.manifests); ok && !r.Deleting {
 		b.results, b.seeded = res, true
@@ -91,13 +94,26 @@ func (b *bundle) setDesired(gen int64, deleting bool, opt *workv1.DeleteOption, 
 	b.seeded = false
 }
 
-// accepts says whether s is news for b: a newer generation, or the
+// accepts says whether s is news for b: a spec of another incarnation
+// (whose generations do not compare with b's: the server's database was
+// restored, or the consumer recreated), a newer generation, or the
 // deletion of the generation b holds.
 func (b *bundle) accepts(s *protocol.Spec) bool {
+	if s.Incarnation != b.inc {
+		return true
+	}
 	if s.Generation != b.gen {
 		return s.Generation > b.gen
 	}
 	return s.Deleting && !b.deleting
+}
+
+// takeIncarnation moves b to incarnation inc: what it acknowledged and
+// applied counts in another generation space, so nothing of inc is yet.
+func (b *bundle) takeIncarnation(inc string) {
+	if b.inc != inc {
+		b.inc, b.ackedGen, b.appliedGen = inc, 0, 0
+	}
 }
 
 func decodeManifests(spec api.BundleSpec) []*unstructured.Unstructured {

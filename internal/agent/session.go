@@ -52,16 +52,20 @@ func (a *Agent) sendHello(ctx context.Context) error {
 	// Held means durably recorded: a generation still being taken is not
 	// claimed, so the server keeps re-sending it.
 	held := make(map[string]int64, len(a.bundles))
+	incs := map[string]string{}
 	for id, b := range a.bundles {
 		if b.ackedGen > 0 {
 			held[id] = b.ackedGen
+			if b.inc != "" {
+				incs[id] = b.inc
+			}
 		}
 	}
 	a.mu.Unlock()
-	batches := helloBatches(held, protocol.MaxBatchBytes)
+	batches := helloBatches(held, incs, protocol.MaxBatchBytes)
 	for i, part := range batches {
 		m := protocol.Message{Type: protocol.TypeHello, Consumer: a.opts.Consumer, Hello: &protocol.Hello{
-			Epoch: a.opts.Epoch, Held: part, Batch: i + 1, Batches: len(batches)}}
+			Epoch: a.opts.Epoch, Held: part, Incarnations: incarnationsOf(part, incs), Batch: i + 1, Batches: len(batches)}}
 		if err := a.conn.Send(ctx, m); err != nil {
 			return err
 		}
@@ -69,20 +73,39 @@ func (a *Agent) sendHello(ctx context.Context) error {
 	return nil
 }
 
-// helloBatches splits held into maps whose Hello encoding stays under
-// limit bytes; there is always at least one (possibly empty) batch.
-func helloBatches(held map[string]int64, limit int) []map[string]int64 {
+// helloBatches splits held into maps whose Hello encoding, with the
+// incarnations of their ids, stays under limit bytes; there is always at
+// least one (possibly empty) batch.
+func helloBatches(held map[string]int64, incs map[string]string, limit int) []map[string]int64 {
 	ids := slices.Sorted(maps.Keys(held))
 	out := []map[string]int64{{}}
 	size := helloOverhead
 	for _, id := range ids {
 		n := len(id) + len(strconv.FormatInt(held[id], 10)) + heldEntryOverhead
+		if inc, ok := incs[id]; ok {
+			n += len(id) + len(inc) + heldEntryOverhead
+		}
 		if size+n > limit && len(out[len(out)-1]) > 0 {
 			out = append(out, map[string]int64{})
 			size = helloOverhead
 		}
 		out[len(out)-1][id] = held[id]
 		size += n
+	}
+	return out
+}
+
+// incarnationsOf returns the entries of incs for the ids of part (nil
+// when there are none).
+func incarnationsOf(part map[string]int64, incs map[string]string) map[string]string {
+	var out map[string]string
+	for id := range part {
+		if inc, ok := incs[id]; ok {
+			if out == nil {
+				out = make(map[string]string, len(part))
+			}
+			out[id] = inc
+		}
 	}
 	return out
 }
@@ -141,8 +164,10 @@ func (a *Agent) onSpec(ctx context.Context, s *protocol.Spec) {
 	}
 	if b == nil {
 		b = newBundle(s.BundleID)
+		b.revive = true
 		a.bundles[s.BundleID] = b
 	}
+	b.takeIncarnation(s.Incarnation)
 	if s.Deleting {
 		// Keep the spec held: its objects are reported until they are gone.
 		b.gen, b.deleting, b.deleteOpt, b.needApply = s.Generation, true, s.Body.DeleteOption, false

@@ -31,22 +31,31 @@ func (a *Agent) sync(ctx context.Context, id string) next {
 		a.mu.Unlock()
 		return done
 	}
-	gen, deleting, opt, meta, spec := b.gen, b.deleting, b.deleteOpt, b.meta, b.spec
+	gen, inc, deleting, opt, meta, spec := b.gen, b.inc, b.deleting, b.deleteOpt, b.meta, b.spec
 	mustApply := !deleting && (b.needApply || b.appliedGen != b.gen)
 	checkDrift := b.dirty && !mustApply
 	seeded := b.seeded && !deleting
+	revive := b.revive && !deleting
 	b.dirty = false
+	if revive {
+		b.revive = false
+	}
 	a.mu.Unlock()
+	if revive {
+		// After the removal of its previous life was reported (by this
+		// worker: one per bundle at a time), so that is not undone.
+		a.reporter.Revive(id)
+	}
 
 	if deleting {
-		return a.syncDelete(ctx, id, gen, opt)
+		return a.syncDelete(ctx, id, apply.Version{Incarnation: inc, Generation: gen}, opt)
 	}
 	if seeded {
 		return a.syncSeeded(id)
 	}
 	result := done
 	if mustApply {
-		result = a.applyBundle(ctx, id, gen, meta, spec)
+		result = a.applyBundle(ctx, id, apply.Version{Incarnation: inc, Generation: gen}, meta, spec)
 		if result == again {
 			return again
 		}
@@ -63,9 +72,10 @@ func (a *Agent) sync(ctx context.Context, id string) next {
 	return result
 }
 
-// applyBundle applies generation gen and acknowledges it once recorded.
-func (a *Agent) applyBundle(ctx context.Context, id string, gen int64, meta api.ObjectMeta, spec api.BundleSpec) next {
-	res, err := a.applier.Apply(ctx, id, gen, meta, spec)
+// applyBundle applies version v and acknowledges it once recorded.
+func (a *Agent) applyBundle(ctx context.Context, id string, v apply.Version, meta api.ObjectMeta, spec api.BundleSpec) next {
+	gen := v.Generation
+	res, err := a.applier.ApplyVersion(ctx, id, v, meta, spec)
 	if errors.Is(err, apply.ErrStaleGeneration) {
 		// The record holds a newer generation (or its deletion): a Spec for
 		// it is on its way; do not move backwards.
@@ -79,7 +89,7 @@ func (a *Agent) applyBundle(ctx context.Context, id string, gen int64, meta api.
 	}
 	a.mu.Lock()
 	b := a.bundles[id]
-	if b == nil || b.gen != gen || b.deleting {
+	if b == nil || b.gen != gen || b.inc != v.Incarnation || b.deleting {
 		a.mu.Unlock()
 		return again // the desired state moved meanwhile
 	}
@@ -108,8 +118,9 @@ func (a *Agent) applyBundle(ctx context.Context, id string, gen int64, meta api.
 
 // syncDelete makes one deletion pass; when the bundle is gone it reports
 // the deletion and acknowledges it.
-func (a *Agent) syncDelete(ctx context.Context, id string, gen int64, opt *workv1.DeleteOption) next {
-	res, finished, err := a.applier.Delete(ctx, id, gen, opt)
+func (a *Agent) syncDelete(ctx context.Context, id string, v apply.Version, opt *workv1.DeleteOption) next {
+	gen := v.Generation
+	res, finished, err := a.applier.DeleteVersion(ctx, id, v, opt)
 	if errors.Is(err, apply.ErrStaleGeneration) {
 		a.log.Warn("agent: stale deletion ignored", "bundle", id, "generation", gen, "err", err)
 		return done
@@ -120,7 +131,7 @@ func (a *Agent) syncDelete(ctx context.Context, id string, gen int64, opt *workv
 	}
 	a.mu.Lock()
 	b := a.bundles[id]
-	if b == nil || b.gen != gen || !b.deleting {
+	if b == nil || b.gen != gen || b.inc != v.Incarnation || !b.deleting {
 		a.mu.Unlock()
 		return again
 	}

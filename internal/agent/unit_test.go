@@ -17,15 +17,20 @@ import (
 func TestHelloBatches(t *testing.T) {
 	for name, n := range map[string]int{"empty": 0, "one": 1, "many": 40000} {
 		t.Run(name, func(t *testing.T) {
-			held := map[string]int64{}
+			held, incs := map[string]int64{}, map[string]string{}
 			for i := range n {
-				held[fmt.Sprintf("5f8e2c1a-0000-4000-8000-%012d", i)] = int64(i) * 1000003
+				id := fmt.Sprintf("5f8e2c1a-0000-4000-8000-%012d", i)
+				held[id] = int64(i) * 1000003
+				if i%2 == 0 {
+					incs[id] = "7c4d1b2e-9a3f-4e6b-8c5d-2f1e0a9b8c7d"
+				}
 			}
-			batches := helloBatches(held, protocol.MaxBatchBytes)
+			batches := helloBatches(held, incs, protocol.MaxBatchBytes)
 			seen := 0
 			for i, part := range batches {
 				b, _ := json.Marshal(protocol.Message{Type: protocol.TypeHello, Consumer: "a-consumer-name",
-					Hello: &protocol.Hello{Epoch: "0e6f7a44-1c77-4a55-9d0a-7d3b0f1d2a9b", Held: part, Batch: i + 1, Batches: len(batches)}})
+					Hello: &protocol.Hello{Epoch: "0e6f7a44-1c77-4a55-9d0a-7d3b0f1d2a9b", Held: part,
+						Incarnations: incarnationsOf(part, incs), Batch: i + 1, Batches: len(batches)}})
 				if len(b) > protocol.MaxBatchBytes {
 					t.Errorf("batch %d encodes to %d bytes; limit %d", i+1, len(b), protocol.MaxBatchBytes)
 				}

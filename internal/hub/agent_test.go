@@ -29,6 +29,8 @@ type fakeAgent struct {
 	mu       sync.Mutex
 	conn     protocol.Conn
 	held     map[string]int64
+	incs     map[string]string // incarnation of a held generation
+	inc      string            // incarnation of held entries missing from incs
 	rev      int64
 	reported map[string]api.ReportedStatus
 
@@ -39,7 +41,7 @@ type fakeAgent struct {
 
 func newFakeAgent(t *testing.T, epoch string) *fakeAgent {
 	return &fakeAgent{
-		t: t, epoch: epoch, held: map[string]int64{}, reported: map[string]api.ReportedStatus{},
+		t: t, epoch: epoch, held: map[string]int64{}, incs: map[string]string{}, reported: map[string]api.ReportedStatus{},
 		specs: make(chan protocol.Spec, 1000), acks: make(chan protocol.StatusAck, 1000),
 		requests: make(chan protocol.StatusRequest, 1000),
 	}
@@ -80,10 +82,13 @@ func (a *fakeAgent) handle(ctx context.Context, m protocol.Message) {
 func (a *fakeAgent) onSpec(ctx context.Context, s protocol.Spec) {
 	a.mu.Lock()
 	had, ok := a.held[s.BundleID]
+	ok = ok && a.incarnation(s.BundleID) == s.Incarnation
 	if s.Deleting {
 		delete(a.held, s.BundleID)
+		delete(a.incs, s.BundleID)
 	} else {
 		a.held[s.BundleID] = s.Generation
+		a.incs[s.BundleID] = s.Incarnation
 	}
 	a.mu.Unlock()
 	if ok && had == s.Generation && !s.Deleting {
@@ -136,11 +141,23 @@ func (a *fakeAgent) send(ctx context.Context, m protocol.Message) {
 func (a *fakeAgent) hello(ctx context.Context) {
 	a.mu.Lock()
 	held := make(map[string]int64, len(a.held))
+	incs := make(map[string]string, len(a.held))
 	for k, v := range a.held {
 		held[k] = v
+		incs[k] = a.incarnation(k)
 	}
 	a.mu.Unlock()
-	a.send(ctx, protocol.Message{Type: protocol.TypeHello, Hello: &protocol.Hello{Epoch: a.epoch, Held: held, Batches: 1}})
+	a.send(ctx, protocol.Message{Type: protocol.TypeHello, Hello: &protocol.Hello{Epoch: a.epoch, Held: held,
+		Incarnations: incs, Batches: 1}})
+}
+
+// incarnation is the incarnation a held generation of id was taken under
+// (a.mu held).
+func (a *fakeAgent) incarnation(id string) string {
+	if inc, ok := a.incs[id]; ok {
+		return inc
+	}
+	return a.inc
 }
 
 // heartbeat sends a digest of every held bundle's reported status.

@@ -72,14 +72,15 @@ func TestBatchedHello(t *testing.T) {
 	p := protocol.NewPipe(100)
 	x.attach(a, p)
 	a.held["b1"], a.held["b2"] = 1, 1
-	a.send(x.ctx, protocol.Message{Type: protocol.TypeHello,
-		Hello: &protocol.Hello{Epoch: "e1", Held: map[string]int64{"b1": 1}, Batch: 0, Batches: 2}})
+	inc := x.incarnation()
+	a.send(x.ctx, protocol.Message{Type: protocol.TypeHello, Hello: &protocol.Hello{Epoch: "e1",
+		Held: map[string]int64{"b1": 1}, Incarnations: map[string]string{"b1": inc}, Batch: 0, Batches: 2}})
 	time.Sleep(100 * time.Millisecond)
 	if x.agentState().Connected {
 		t.Fatal("connected after the first of two Hello parts")
 	}
-	a.send(x.ctx, protocol.Message{Type: protocol.TypeHello,
-		Hello: &protocol.Hello{Epoch: "e1", Held: map[string]int64{"b2": 1}, Batch: 1, Batches: 2}})
+	a.send(x.ctx, protocol.Message{Type: protocol.TypeHello, Hello: &protocol.Hello{Epoch: "e1",
+		Held: map[string]int64{"b2": 1}, Incarnations: map[string]string{"b2": inc}, Batch: 1, Batches: 2}})
 	req := next(t, a.requests, "status request after the full Hello")
 	if len(req.BundleIDs) != 2 {
 		t.Errorf("status request: got %v; want b1 and b2 (held at the current generation, no status)", req.BundleIDs)

@@ -12,7 +12,9 @@
 // Sessions: the agent opens each session with Hello (possibly in batches);
 // the hub records the agent connected under its epoch and resynchronises:
 // bundles whose generation differs from what the agent holds are sent
-// (deletions included, and deletions for ids the store does not know), and
+// (deletions included, and deletions for ids the store does not know), as
+// are bundles it holds under another incarnation than the consumer's
+// record id (generations restart with a new consumer record), and
 // status is requested where the store has none. Only then are outbox
 // deliveries and status reports handled; a report that arrives earlier is
 // left unacknowledged, so the agent sends it again. Every stored report is
@@ -234,11 +236,13 @@ func (h *Hub) setDisconnected(ctx context.Context, consumer string, s store.Agen
 // supersedes this one. An unknown consumer is an error wrapping
 // store.ErrNotFound.
 func (h *Hub) Attach(ctx context.Context, consumer string, conn protocol.Conn) error {
-	if _, err := h.st.GetConsumer(ctx, consumer); err != nil {
+	c, err := h.st.GetConsumer(ctx, consumer)
+	if err != nil {
 		return fmt.Errorf("hub: consumer %q: %w", consumer, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := newSession(h, consumer, conn, cancel)
+	s.incarnation = c.ID
 	h.mu.Lock()
 	old := h.sessions[consumer]
 	h.sessions[consumer] = s

@@ -53,8 +53,12 @@ func newHarness(t *testing.T, st store.Store, start bool, opts ...Option) *harne
 // the session and waits for Attach to return.
 func (x *harness) connect(a *fakeAgent) (p *protocol.Pipe, stop func()) {
 	p = protocol.NewPipe(1000)
+	inc := x.incarnation()
 	a.mu.Lock()
 	a.conn = p.Agent()
+	if a.inc == "" {
+		a.inc = inc // what the agent holds it took from this consumer
+	}
 	a.mu.Unlock()
 	ctx, cancel := context.WithCancel(x.ctx)
 	done := make(chan error, 1)
@@ -118,6 +122,16 @@ func (x *harness) agentState() store.AgentState {
 		x.t.Fatal(err)
 	}
 	return c.Agent
+}
+
+// incarnation is the consumer's record id, the Spec.Incarnation of its bundles.
+func (x *harness) incarnation() string {
+	x.t.Helper()
+	c, err := x.st.GetConsumer(x.ctx, consumer)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	return c.ID
 }
 
 func (x *harness) gone(id string) bool {

@@ -20,6 +20,9 @@ type session struct {
 	done     chan struct{}
 	kick     chan struct{}
 	sendMu   sync.Mutex
+	// incarnation is the consumer's record id: the generation space of its
+	// bundles, set on every Spec sent (protocol.Spec.Incarnation).
+	incarnation string
 
 	mu       sync.Mutex
 	epoch    string // from the last complete Hello
@@ -29,6 +32,7 @@ type session struct {
 	acked    map[string]int64    // bundle id → generation the agent is known to hold
 	missing  map[string]int      // bundle id → consecutive digests lacking it
 	hello    batches[int64]
+	helloInc batches[string] // Hello.Incarnations, split like Hello.Held
 	digest   batches[string]
 }
 
@@ -102,8 +106,10 @@ func (s *session) send(ctx context.Context, m protocol.Message) error {
 	return s.conn.Send(ctx, m)
 }
 
-// sendSpec sends spec and remembers it until acknowledged.
+// sendSpec sends spec, in the consumer's incarnation, and remembers it
+// until acknowledged.
 func (s *session) sendSpec(ctx context.Context, spec protocol.Spec) error {
+	spec.Incarnation = s.incarnation
 	s.mu.Lock()
 	prev, resend := s.inflight[spec.BundleID]
 	resend = resend && prev.spec.Generation == spec.Generation
@@ -153,10 +159,19 @@ func (s *session) requestStatus(ctx context.Context, ids []string) error {
 // whose generation differs from what the agent holds is sent, bundles the
 // agent holds that the store lacks are sent as deletions, and status is
 // requested where the store has none for the generation the agent holds.
+// A bundle held under another incarnation than the consumer's (or an
+// unknown one) is not held at any generation of this one: it is sent.
 func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 	held, ok := s.hello.add(m.Epoch, m.Batch, m.Batches, m.Held)
+	incs, _ := s.helloInc.add(m.Epoch, m.Batch, m.Batches, m.Incarnations)
 	if !ok {
 		return
+	}
+	current := make(map[string]int64, len(held)) // held in this incarnation
+	for id, g := range held {
+		if incs[id] == s.incarnation {
+			current[id] = g
+		}
 	}
 	now := s.h.clock.Now()
 	state := store.AgentState{Connected: true, Epoch: m.Epoch, LastHeartbeat: now, ServerID: s.h.serverID}
@@ -171,12 +186,12 @@ func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 	s.mu.Lock()
 	s.epoch, s.ready, s.beat = m.Epoch, false, now
 	s.inflight = map[string]inflight{}
-	s.acked = make(map[string]int64, len(held))
-	for id, g := range held {
+	s.acked = make(map[string]int64, len(current))
+	for id, g := range current {
 		s.acked[id] = g
 	}
 	s.mu.Unlock()
-	if err := s.resync(ctx, held); err != nil && ctx.Err() == nil {
+	if err := s.resync(ctx, held, current); err != nil && ctx.Err() == nil {
 		s.h.log.Warn("hub: resync agent", "consumer", s.consumer, "err", err)
 	}
 	// Only now may the dispatcher run: it skips what the resync sent.
@@ -186,7 +201,9 @@ func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 	s.kickDispatch()
 }
 
-func (s *session) resync(ctx context.Context, held map[string]int64) error {
+// resync sends what differs from held; current is the part of held taken
+// in the consumer's incarnation.
+func (s *session) resync(ctx context.Context, held, current map[string]int64) error {
 	bundles, err := s.h.st.ListBundlesByConsumer(ctx, s.consumer)
 	if err != nil {
 		return err
@@ -195,7 +212,13 @@ func (s *session) resync(ctx context.Context, held map[string]int64) error {
 	var request []string
 	for _, b := range bundles {
 		known[b.ID] = true
-		g, ok := held[b.ID]
+		g, ok := current[b.ID]
+		if ok && g > b.Generation {
+			// Only a store restored to an older state (same consumer
+			// record) does this; the agent keeps its newer generation.
+			s.h.log.Warn("hub: agent holds a newer generation than the store", "consumer", s.consumer,
+				"bundle", b.ID, "held", g, "stored", b.Generation)
+		}
 		if !ok || g != b.Generation {
 			if err := s.sendSpec(ctx, specOf(b)); err != nil {
 				return err

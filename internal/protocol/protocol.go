@@ -65,6 +65,12 @@ type Spec struct {
 	Deleting   bool           `json:"deleting,omitempty"`
 	Meta       api.ObjectMeta `json:"meta"`
 	Body       api.BundleSpec `json:"body"`
+	// Incarnation names the generation space of Generation: the server's
+	// record id of the consumer. Generations of different incarnations are
+	// not comparable (a restored server database, a recreated consumer
+	// restart them), so the agent takes a spec of another incarnation
+	// whatever its generation.
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // SpecAck says the agent has durably taken generation of a bundle (it will
@@ -102,11 +108,16 @@ type StatusAck struct {
 
 // Hello opens a session: the agent's epoch and the generation of every
 // bundle it holds. Batch/Batches number the parts of a split Hello.
+// Incarnations gives, per bundle id of Held, the Spec.Incarnation the
+// generation was taken under (absent: unknown, e.g. taken before agents
+// recorded it); the server re-sends a bundle held under another
+// incarnation than its own.
 type Hello struct {
-	Epoch   string           `json:"epoch"`
-	Held    map[string]int64 `json:"held"`
-	Batch   int              `json:"batch"`
-	Batches int              `json:"batches"`
+	Epoch        string            `json:"epoch"`
+	Held         map[string]int64  `json:"held"`
+	Incarnations map[string]string `json:"incarnations,omitempty"`
+	Batch        int               `json:"batch"`
+	Batches      int               `json:"batches"`
 }
 
 // Heartbeat proves the agent alive and carries a digest (bundle id → status

@@ -17,8 +17,28 @@ import (
 )
 
 // ErrStaleGeneration: the call carries a generation older than the one
-// the bundle's record holds; nothing was done.
+// the bundle's record holds, in the same incarnation; nothing was done.
 var ErrStaleGeneration = errors.New("generation is older than the recorded one")
+
+// Version is a bundle generation within its incarnation (the server's
+// generation space, protocol.Spec.Incarnation). Generations of different
+// incarnations are not comparable: a Version of another incarnation than
+// the record's is never stale.
+type Version struct {
+	Incarnation string
+	Generation  int64
+}
+
+// olderThan reports whether v is older than the recorded version of r:
+// same incarnation and a lower generation.
+func (v Version) olderThan(r *Record) bool {
+	return v.Incarnation == r.Incarnation && v.Generation < r.Generation
+}
+
+// sameAs reports whether v is the recorded version of r.
+func (v Version) sameAs(r *Record) bool {
+	return v.Incarnation == r.Incarnation && v.Generation == r.Generation
+}
 
 // Apply converges the cluster to generation gen of a bundle and records
 // what it applied. The returned error is set only when the bundle as a
@@ -30,8 +50,18 @@ var ErrStaleGeneration = errors.New("generation is older than the recorded one")
 // Result.Removed. That removal is skipped, and the old objects stay
 // recorded, while some manifest cannot be identified (undecodable or of an
 // unknown kind), so that a transient failure never deletes anything.
+//
+// Apply is ApplyVersion with an empty incarnation.
 func (a *Applier) Apply(ctx context.Context, bundleID string, gen int64, meta api.ObjectMeta, spec api.BundleSpec) (Result, error) {
+	return a.ApplyVersion(ctx, bundleID, Version{Generation: gen}, meta, spec)
+}
+
+// ApplyVersion is Apply of generation v.Generation of incarnation
+// v.Incarnation, which the record keeps. It is stale (ErrStaleGeneration)
+// only against a record of the same incarnation.
+func (a *Applier) ApplyVersion(ctx context.Context, bundleID string, v Version, meta api.ObjectMeta, spec api.BundleSpec) (Result, error) {
 	defer a.lock(bundleID)()
+	gen := v.Generation
 	res := Result{BundleID: bundleID, Generation: gen}
 	prev, err := a.loadRecord(ctx, bundleID)
 	if err != nil {
@@ -39,14 +69,14 @@ func (a *Applier) Apply(ctx context.Context, bundleID string, gen int64, meta ap
 	}
 	rec := &Record{BundleID: bundleID}
 	if prev != nil {
-		if gen < prev.Generation || (gen == prev.Generation && prev.Deleting) {
+		if v.olderThan(prev) || (v.sameAs(prev) && prev.Deleting) {
 			return res, fmt.Errorf("bundle %s: apply generation %d (recorded %d): %w", bundleID, gen, prev.Generation, ErrStaleGeneration)
 		}
 		rec = prev.clone()
 	}
-	rec.Generation, rec.Meta, rec.Spec, rec.Deleting, rec.DeleteOption = gen, meta, spec, false, nil
+	rec.Generation, rec.Incarnation, rec.Meta, rec.Spec, rec.Deleting, rec.DeleteOption = gen, v.Incarnation, meta, spec, false, nil
 	// Record the intent first: a restarted agent knows it holds gen.
-	if prev == nil || prev.Generation != gen || prev.Deleting {
+	if prev == nil || !v.sameAs(prev) || prev.Deleting {
 		if err := a.saveRecord(ctx, rec); err != nil {
 			return res, err
 		}

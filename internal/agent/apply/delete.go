@@ -29,14 +29,24 @@ import (
 // restarted agent can finish the job from Records. A bundle without a
 // record is done. The garbage collector is not relied on: every recorded
 // object is deleted explicitly, webhooks first, Namespaces and CRDs last.
+//
+// Delete is DeleteVersion with an empty incarnation.
 func (a *Applier) Delete(ctx context.Context, bundleID string, gen int64, opt *workv1.DeleteOption) (Result, bool, error) {
+	return a.DeleteVersion(ctx, bundleID, Version{Generation: gen}, opt)
+}
+
+// DeleteVersion is Delete of generation v.Generation of incarnation
+// v.Incarnation. It is stale (ErrStaleGeneration) only against a record of
+// the same incarnation.
+func (a *Applier) DeleteVersion(ctx context.Context, bundleID string, v Version, opt *workv1.DeleteOption) (Result, bool, error) {
 	defer a.lock(bundleID)()
+	gen := v.Generation
 	res := Result{BundleID: bundleID, Generation: gen}
 	rec, err := a.loadRecord(ctx, bundleID)
 	if err != nil || rec == nil {
 		return res, err == nil, err
 	}
-	if gen < rec.Generation {
+	if v.olderThan(rec) {
 		return res, false, fmt.Errorf("bundle %s: delete generation %d (recorded %d): %w", bundleID, gen, rec.Generation, ErrStaleGeneration)
 	}
 	if opt == nil {
@@ -45,8 +55,8 @@ func (a *Applier) Delete(ctx context.Context, bundleID string, gen int64, opt *w
 	if opt == nil {
 		opt = rec.Spec.DeleteOption
 	}
-	if !rec.Deleting || rec.Generation != gen || !reflect.DeepEqual(rec.DeleteOption, opt) {
-		rec.Deleting, rec.Generation, rec.DeleteOption = true, gen, opt
+	if !rec.Deleting || !v.sameAs(rec) || !reflect.DeepEqual(rec.DeleteOption, opt) {
+		rec.Deleting, rec.Generation, rec.Incarnation, rec.DeleteOption = true, gen, v.Incarnation, opt
 		if err := a.saveRecord(ctx, rec); err != nil {
 			return res, false, err
 		}

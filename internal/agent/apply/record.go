@@ -28,7 +28,7 @@ const (
 	LabelRecord   = "baton.dev/record" // "bundle" on every record
 	LabelAgent    = "baton.dev/agent"  // the agent (consumer) that wrote it
 	LabelManaged  = "app.kubernetes.io/managed-by"
-	keyBundle     = "bundle"       // JSON header: id, generation, deleting
+	keyBundle     = "bundle"       // JSON header: id, generation, incarnation, deleting
 	keyObjects    = "objects"      // JSON []RecordedObject
 	keySpec       = "spec.json.gz" // gzip JSON {meta, spec}
 	maxRecordSize = 1<<20 - 16<<10 // Secret data limit (1 MiB) minus headroom
@@ -42,6 +42,10 @@ const (
 type Record struct {
 	BundleID   string `json:"bundleID"`
 	Generation int64  `json:"generation"`
+	// Incarnation is the generation space Generation belongs to (the
+	// server's Spec.Incarnation); empty in records written before it was
+	// recorded, and when the server sends none.
+	Incarnation string `json:"incarnation,omitempty"`
 	// Deleting: Delete was called; the bundle is being removed.
 	Deleting bool `json:"deleting,omitempty"`
 	// DeleteOption is the option of the pending Delete, if any.

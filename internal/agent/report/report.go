@@ -265,6 +265,18 @@ func (r *Reporter) MarkDeleted(bundleID string, gen int64) {
 	r.signal()
 }
 
+// Revive lets a bundle whose deletion was reported be reported again at
+// any generation: the server sent it anew, possibly in another incarnation
+// whose generations restart below the deletion's.
+func (r *Reporter) Revive(bundleID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.tombstones, bundleID)
+	if e := r.bundles[bundleID]; e != nil {
+		e.deleted = false
+	}
+}
+
 // Forget drops a bundle without reporting anything (the server no longer
 // expects reports for it).
 func (r *Reporter) Forget(bundleID string) {

@@ -42,12 +42,15 @@ const (
 	ExtGone              = "batongone"
 	ExtBatch             = "batonbatch"
 	ExtBatches           = "batonbatches"
+	ExtIncarnation       = "batonincarnation"
 )
 
-// ResourceVersion is one entry of a spec resync request.
+// ResourceVersion is one entry of a spec resync request. Incarnation is
+// baton's addition (protocol.Hello.Incarnations).
 type ResourceVersion struct {
 	ResourceID      string `json:"resourceID"`
 	ResourceVersion int64  `json:"resourceVersion"`
+	Incarnation     string `json:"batonIncarnation,omitempty"`
 }
 
 type resourceVersionList struct {
@@ -108,7 +111,7 @@ func Encode(m protocol.Message, source string, now time.Time) (Event, error) {
 		e.set(ExtEpoch, m.Hello.Epoch)
 		e.setInt(ExtBatch, int64(m.Hello.Batch))
 		e.setInt(ExtBatches, int64(m.Hello.Batches))
-		data = helloData(m.Hello.Held)
+		data = helloData(m.Hello.Held, m.Hello.Incarnations)
 	case protocol.TypeHeartbeat:
 		if m.Heartbeat == nil {
 			return e, fmt.Errorf("heartbeat message: empty: %w", ErrMalformed)
@@ -155,6 +158,9 @@ func encodeSpec(e *Event, s *protocol.Spec) {
 	e.set(ExtResourceID, s.BundleID)
 	e.setInt(ExtResourceVersion, s.Generation)
 	e.set(ExtOriginalSource, s.Source)
+	if s.Incarnation != "" {
+		e.set(ExtIncarnation, s.Incarnation)
+	}
 	meta, _ := json.Marshal(s.Meta) // ObjectMeta holds only strings and maps
 	e.set(ExtMetadata, string(meta))
 }
@@ -170,10 +176,10 @@ func encodeStatus(e *Event, s *protocol.Status) {
 	e.set(ExtDeleted, s.Deleted)
 }
 
-func helloData(held map[string]int64) resourceVersionList {
+func helloData(held map[string]int64, incs map[string]string) resourceVersionList {
 	l := resourceVersionList{Versions: make([]ResourceVersion, 0, len(held))}
 	for id, g := range held {
-		l.Versions = append(l.Versions, ResourceVersion{ResourceID: id, ResourceVersion: g})
+		l.Versions = append(l.Versions, ResourceVersion{ResourceID: id, ResourceVersion: g, Incarnation: incs[id]})
 	}
 	sort.Slice(l.Versions, func(i, j int) bool { return l.Versions[i].ResourceID < l.Versions[j].ResourceID })
 	return l
@@ -252,12 +258,13 @@ func unmarshal(e Event, v any) error {
 
 func decodeSpec(e Event) (*protocol.Spec, error) {
 	s := &protocol.Spec{Deleting: e.Type == TypeSpecDelete}
-	var err1, err2, err3, err4 error
+	var err1, err2, err3, err4, err5 error
 	s.BundleID, err1 = e.mustString(ExtResourceID)
 	s.Generation, err2 = e.Int(ExtResourceVersion)
 	s.Source, err3 = e.String(ExtOriginalSource)
 	s.Meta, err4 = decodeMeta(e)
-	if err := first(err1, err2, err3, err4, unmarshal(e, &s.Body)); err != nil {
+	s.Incarnation, err5 = e.String(ExtIncarnation)
+	if err := first(err1, err2, err3, err4, err5, unmarshal(e, &s.Body)); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -324,6 +331,12 @@ func decodeHello(e Event) (*protocol.Hello, error) {
 	h.Batch, h.Batches = int(batch), int(batches)
 	for _, v := range l.Versions {
 		h.Held[v.ResourceID] = v.ResourceVersion
+		if v.Incarnation != "" {
+			if h.Incarnations == nil {
+				h.Incarnations = map[string]string{}
+			}
+			h.Incarnations[v.ResourceID] = v.Incarnation
+		}
 	}
 	return h, nil
 }

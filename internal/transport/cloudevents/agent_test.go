@@ -44,6 +44,8 @@ func sampleSpec(gen int64, deleting bool) *protocol.Spec {
 	}
 }
 
+func withIncarnation(s *protocol.Spec, inc string) *protocol.Spec { s.Incarnation = inc; return s }
+
 func TestRoundTrip(t *testing.T) {
 	rep := sampleReported()
 	tests := map[string]struct {
@@ -54,6 +56,7 @@ func TestRoundTrip(t *testing.T) {
 		"spec update":          {protocol.Message{Type: protocol.TypeSpec, Consumer: "c1", Spec: sampleSpec(7, false)}, TypeSpecUpdate},
 		"spec huge generation": {protocol.Message{Type: protocol.TypeSpec, Consumer: "c1", Spec: sampleSpec(1<<40, false)}, TypeSpecUpdate},
 		"spec delete":          {protocol.Message{Type: protocol.TypeSpec, Consumer: "c1", Spec: sampleSpec(8, true)}, TypeSpecDelete},
+		"spec incarnation":     {protocol.Message{Type: protocol.TypeSpec, Consumer: "c1", Spec: withIncarnation(sampleSpec(2, false), "i-1")}, TypeSpecUpdate},
 		"spec ack":             {protocol.Message{Type: protocol.TypeSpecAck, Consumer: "c1", SpecAck: &protocol.SpecAck{BundleID: "b-1", Generation: 8, Gone: true}}, TypeSpecAck},
 		"status": {protocol.Message{Type: protocol.TypeStatus, Consumer: "c1", Status: &protocol.Status{
 			BundleID: "b-1", Generation: 7, Epoch: "e1", Revision: 99, Reported: rep,
@@ -64,6 +67,8 @@ func TestRoundTrip(t *testing.T) {
 		"status ack": {protocol.Message{Type: protocol.TypeStatusAck, Consumer: "c1", StatusAck: &protocol.StatusAck{Epoch: "e1", BundleID: "b-1", Revision: 99}}, TypeStatusAck},
 		"hello": {protocol.Message{Type: protocol.TypeHello, Consumer: "c1", Hello: &protocol.Hello{
 			Epoch: "e1", Held: map[string]int64{"b-1": 3, "b-2": 5}, Batch: 1, Batches: 2}}, TypeSpecResync},
+		"hello incarnations": {protocol.Message{Type: protocol.TypeHello, Consumer: "c1", Hello: &protocol.Hello{
+			Epoch: "e1", Held: map[string]int64{"b-1": 3, "b-2": 5}, Incarnations: map[string]string{"b-1": "i-1"}, Batch: 1, Batches: 1}}, TypeSpecResync},
 		"hello empty": {protocol.Message{Type: protocol.TypeHello, Consumer: "c1", Hello: &protocol.Hello{
 			Epoch: "e2", Held: map[string]int64{}, Batch: 0, Batches: 1}}, TypeSpecResync},
 		"heartbeat": {protocol.Message{Type: protocol.TypeHeartbeat, Consumer: "c1", Heartbeat: &protocol.Heartbeat{
