@@ -30,6 +30,10 @@ type Options struct {
 	ClientID string
 	// KeepAlive is the MQTT keepalive (default 30 s).
 	KeepAlive time.Duration
+	// SessionExpiry is how long the broker keeps the client's session (its
+	// subscription and the QoS 1 messages for it) across a lost connection
+	// (default 5 min; the first connection of a process starts clean).
+	SessionExpiry time.Duration
 	// MinBackoff and MaxBackoff bound the wait between connection attempts
 	// (defaults 200 ms and 10 s); the wait doubles per failed attempt.
 	MinBackoff, MaxBackoff time.Duration
@@ -55,6 +59,9 @@ func (o Options) withDefaults(clientPrefix string) Options {
 	}
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = 30 * time.Second
+	}
+	if o.SessionExpiry <= 0 {
+		o.SessionExpiry = 5 * time.Minute
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = 200 * time.Millisecond
@@ -135,6 +142,7 @@ func (o Options) clientConfig(u *url.URL) autopaho.ClientConfig {
 		TlsCfg:                        o.TLS,
 		KeepAlive:                     uint16(min(o.KeepAlive/time.Second, 65535)),
 		CleanStartOnInitialConnection: true,
+		SessionExpiryInterval:         uint32(min(o.SessionExpiry/time.Second, 1<<32-1)),
 		ReconnectBackoff:              o.backoff,
 		ConnectTimeout:                o.ConnectTimeout,
 		ConnectUsername:               o.Username,

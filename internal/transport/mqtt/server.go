@@ -150,6 +150,9 @@ func (s *Server) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, 
 		}
 		if err == nil {
 			s.opts.Logger.Info("mqtt: serving agents", "broker", s.cfg.Broker, "topic", s.filter)
+			if gen > 1 {
+				s.askAllHello()
+			}
 			return
 		}
 		wait := s.opts.backoff(attempt)
@@ -275,6 +278,22 @@ func (s *Server) attach(sc *serverConn) {
 	s.mu.Unlock()
 	sc.close()
 	log.Info("mqtt: agent session ended", "err", err)
+}
+
+// askAllHello asks the agent of every session for a new Hello, after the
+// server's broker link came back: what an agent sent while the server was
+// not subscribed is lost, its Hello on reconnecting included.
+func (s *Server) askAllHello() {
+	s.mu.Lock()
+	consumers := make([]string, 0, len(s.sessions))
+	for c := range s.sessions {
+		consumers = append(consumers, c)
+		delete(s.asked, c)
+	}
+	s.mu.Unlock()
+	for _, c := range consumers {
+		s.askHello(c)
+	}
 }
 
 // askHello asks consumer's agent for a new Hello, at most once per
