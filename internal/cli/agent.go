@@ -40,6 +40,7 @@ type agentOptions struct {
 	heartbeat   time.Duration
 	logLevel    string
 	propagation string
+	mqtt        mqttAgentOptions
 }
 
 func newAgentCmd() *cobra.Command {
@@ -77,6 +78,7 @@ it holds and re-reports it.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.propagation, "delete-propagation", string(metav1.DeletePropagationBackground),
 		"propagationPolicy of the agent's delete calls: Background (the object goes at once, the cluster's garbage collector removes its dependents) or Foreground (an object counts as gone once its dependents are; needs a garbage collector)")
+	o.mqtt.flags(f)
 	_ = cmd.MarkFlagRequired("consumer")
 	return cmd
 }
@@ -97,9 +99,9 @@ func (o *agentOptions) run(ctx context.Context) error {
 	}
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	cfg.UserAgent = "baton-agent/" + o.consumer
-	conn, err := dialServer(ctx, o.server, o.consumer, log)
+	conn, err := o.mqtt.dial(ctx, o.server, o.consumer, log)
 	if err != nil {
-		return fmt.Errorf("agent: connect to %s: %w", o.server, err)
+		return fmt.Errorf("agent: connect to %s: %w", o.mqtt.endpoint(o.server), err)
 	}
 	a, err := agent.New(cfg, conn, agent.Options{
 		Consumer: o.consumer, Workers: o.workers, Resync: o.resync, RecordsNamespace: o.recordsNS,
@@ -108,7 +110,7 @@ func (o *agentOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log.Info("agent: starting", "consumer", o.consumer, "server", o.server, "host", cfg.Host, "epoch", a.Epoch())
+	log.Info("agent: starting", "consumer", o.consumer, "server", o.mqtt.endpoint(o.server), "host", cfg.Host, "epoch", a.Epoch())
 	return a.Start(ctx)
 }
 
