@@ -65,6 +65,10 @@ func (s *session) onStatus(ctx context.Context, st *protocol.Status) {
 	if !ready {
 		return
 	}
+	s.mu.Lock()
+	s.msgSeq++
+	s.statusSeq[st.BundleID] = s.msgSeq
+	s.mu.Unlock()
 	if err := s.ingestStatus(ctx, st); err != nil {
 		if ctx.Err() != nil {
 			return
@@ -111,10 +115,9 @@ func (s *session) forgetAll(id string) {
 	delete(s.missing, id)
 }
 
-// onHeartbeat records the agent alive and checks its digest: a bundle whose
-// hash differs from the stored one, or which the store expects the agent to
-// hold but the digest lacks, is asked for again with StatusRequest. A bundle
-// lacking from two digests in a row is also sent again (the agent lost it).
+// onHeartbeat records the agent alive and hands a complete digest to the
+// session's digest checker (see checkDigest), so that checking thousands of
+// bundles does not hold up the Status messages behind the heartbeat.
 func (s *session) onHeartbeat(ctx context.Context, m *protocol.Heartbeat) {
 	s.mu.Lock()
 	epoch, ready := s.epoch, s.ready
@@ -130,83 +133,17 @@ func (s *session) onHeartbeat(ctx context.Context, m *protocol.Heartbeat) {
 	s.mu.Lock()
 	s.beat = now
 	digest, complete := s.digest.add(epoch, m.Batch, m.Batches, m.Digest)
+	s.msgSeq++
+	job := digestJob{digest: digest, seq: s.msgSeq}
 	s.mu.Unlock()
 	if !complete {
 		return
 	}
-	if err := s.checkDigest(ctx, digest); err != nil && ctx.Err() == nil {
-		s.h.log.Warn("hub: check digest", "consumer", s.consumer, "err", err)
+	// Only this goroutine sends: after dropping an unchecked older digest
+	// there is room for the new one.
+	select {
+	case <-s.digests:
+	default:
 	}
-	s.h.onChange() // a digest may flip DigestMismatch
-}
-
-func (s *session) checkDigest(ctx context.Context, digest map[string]string) error {
-	now := s.h.clock.Now()
-	var request []string
-	for id, hash := range digest {
-		match, err := s.h.st.ConfirmStatus(ctx, s.consumer, id, hash, now)
-		if isGone(err) {
-			continue // unknown to the store: the next Hello's resync removes it
-		}
-		if err != nil {
-			return fmt.Errorf("bundle %s: confirm status: %w", id, err)
-		}
-		if !match {
-			request = append(request, id)
-		}
-	}
-	lost, err := s.expectedMissing(ctx, digest)
-	if err != nil {
-		return err
-	}
-	for _, b := range lost {
-		s.mu.Lock()
-		s.missing[b.ID]++
-		again := s.missing[b.ID] >= 2
-		if again {
-			delete(s.missing, b.ID)
-		}
-		s.mu.Unlock()
-		if !again {
-			request = append(request, b.ID)
-			continue
-		}
-		s.forgetAll(b.ID) // the agent lost it
-		if err := s.sendSpec(ctx, specOf(b)); err != nil {
-			return err
-		}
-	}
-	if err := s.requestStatus(ctx, request); err != nil {
-		return fmt.Errorf("request status: %w", err)
-	}
-	return nil
-}
-
-// expectedMissing returns the bundles the agent should hold (nothing to
-// deliver for them) that digest lacks, and forgets the miss count of the rest.
-func (s *session) expectedMissing(ctx context.Context, digest map[string]string) ([]store.Bundle, error) {
-	bundles, err := s.h.st.ListBundlesByConsumer(ctx, s.consumer)
-	if err != nil {
-		return nil, fmt.Errorf("list bundles: %w", err)
-	}
-	pending, err := s.h.st.PendingOutbox(ctx, s.consumer, outboxPage)
-	if err != nil {
-		return nil, fmt.Errorf("pending outbox: %w", err)
-	}
-	busy := s.inflightIDs()
-	for _, ev := range pending {
-		busy[ev.BundleID] = true
-	}
-	full := len(pending) < outboxPage
-	var lost []store.Bundle
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, b := range bundles {
-		if _, ok := digest[b.ID]; ok || busy[b.ID] || !full {
-			delete(s.missing, b.ID)
-			continue
-		}
-		lost = append(lost, b)
-	}
-	return lost, nil
+	s.digests <- job
 }

@@ -33,7 +33,18 @@ type session struct {
 	missing  map[string]int      // bundle id → consecutive digests lacking it
 	hello    batches[int64]
 	helloInc batches[string] // Hello.Incarnations, split like Hello.Held
+	// restored holds the bundles the agent held at a newer generation
+	// than the store's, in the consumer's incarnation: only a store
+	// restored to an older state does this. Their specs are sent under
+	// restoredIncarnation until the next Hello.
+	restored map[string]bool
 	digest   batches[string]
+	// msgSeq numbers the Status and Heartbeat messages handled; statusSeq
+	// is the msgSeq of each bundle's last Status, so that a digest checked
+	// after it (asynchronously) does not judge a newer status by an older hash.
+	msgSeq    int64
+	statusSeq map[string]int64
+	digests   chan digestJob // the latest complete digest waiting to be checked
 }
 
 // inflight is a spec sent and not yet acknowledged.
@@ -47,14 +58,16 @@ func newSession(h *Hub, consumer string, conn protocol.Conn, cancel context.Canc
 		h: h, consumer: consumer, conn: conn, cancel: cancel,
 		done: make(chan struct{}), kick: make(chan struct{}, 1),
 		beat: h.clock.Now(), inflight: map[string]inflight{}, acked: map[string]int64{}, missing: map[string]int{},
+		statusSeq: map[string]int64{}, digests: make(chan digestJob, 1),
 	}
 }
 
 // run reads and handles messages until ctx ends or the conn closes.
 func (s *session) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.dispatch(ctx) }()
+	go func() { defer wg.Done(); s.checkDigests(ctx) }()
 	defer wg.Wait()
 	defer s.cancel()
 	for {
@@ -109,8 +122,11 @@ func (s *session) send(ctx context.Context, m protocol.Message) error {
 // sendSpec sends spec, in the consumer's incarnation, and remembers it
 // until acknowledged.
 func (s *session) sendSpec(ctx context.Context, spec protocol.Spec) error {
-	spec.Incarnation = s.incarnation
 	s.mu.Lock()
+	spec.Incarnation = s.incarnation
+	if s.restored[spec.BundleID] {
+		spec.Incarnation = restoredIncarnation(s.incarnation)
+	}
 	prev, resend := s.inflight[spec.BundleID]
 	resend = resend && prev.spec.Generation == spec.Generation
 	s.mu.Unlock()
@@ -127,6 +143,12 @@ func (s *session) sendSpec(ctx context.Context, spec protocol.Spec) error {
 	s.h.metrics.specs.WithLabelValues(kind).Inc()
 	return nil
 }
+
+// restoredIncarnation is the incarnation of the specs of a bundle the
+// agent holds at a generation the store went back from: it differs from
+// the consumer's, so the agent takes the store's older generation; the
+// next Hello brings the bundle back to the consumer's incarnation.
+func restoredIncarnation(inc string) string { return inc + "/restored" }
 
 // specOf is the Spec message carrying bundle b's current generation.
 func specOf(b store.Bundle) protocol.Spec {
@@ -186,6 +208,7 @@ func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 	s.mu.Lock()
 	s.epoch, s.ready, s.beat = m.Epoch, false, now
 	s.inflight = map[string]inflight{}
+	s.restored = map[string]bool{}
 	s.acked = make(map[string]int64, len(current))
 	for id, g := range current {
 		s.acked[id] = g
@@ -215,9 +238,14 @@ func (s *session) resync(ctx context.Context, held, current map[string]int64) er
 		g, ok := current[b.ID]
 		if ok && g > b.Generation {
 			// Only a store restored to an older state (same consumer
-			// record) does this; the agent keeps its newer generation.
-			s.h.log.Warn("hub: agent holds a newer generation than the store", "consumer", s.consumer,
-				"bundle", b.ID, "held", g, "stored", b.Generation)
+			// record) does this: the store's generation is sent under
+			// another incarnation, which the agent takes.
+			s.h.log.Warn("hub: agent holds a newer generation than the store; sending the store's",
+				"consumer", s.consumer, "bundle", b.ID, "held", g, "stored", b.Generation)
+			s.mu.Lock()
+			s.restored[b.ID] = true
+			delete(s.acked, b.ID)
+			s.mu.Unlock()
 		}
 		if !ok || g != b.Generation {
 			if err := s.sendSpec(ctx, specOf(b)); err != nil {
