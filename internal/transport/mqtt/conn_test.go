@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/baton-dev/baton/internal/protocol"
+	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -179,5 +180,38 @@ func TestDialValidates(t *testing.T) {
 	}
 	if u, err := ParseBroker("localhost"); err != nil || u.String() != "tcp://localhost:1883" {
 		t.Errorf("ParseBroker(localhost): got %v, %v; want tcp://localhost:1883", u, err)
+	}
+}
+
+// The topic decides the consumer: an event naming another consumer, or one
+// only the server may send, is dropped.
+func TestServerDropsForeignEvents(t *testing.T) {
+	broker, source := brokerAddr(t), uniqueSource()
+	h := newFakeHandler()
+	startServer(t, ServerConfig{Broker: broker, Source: source, Agents: h})
+	agent := dial(t, broker, source, "c1", testOptions())
+	publishAs := func(m protocol.Message) {
+		t.Helper()
+		e, err := ce.Encode(m, "intruder", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := publishEvent(context.Background(), agent.cm, agent.opts, AgentEventsTopic(source, "c1"), e, "raw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := hello("e1")
+	m.Consumer = "c2"
+	publishAs(m) // c2's Hello on c1's topic
+	h.none(t, 300*time.Millisecond)
+
+	send(t, agent, hello("e1"))
+	a := h.next(t)
+	recv(t, a.conn, "hello")
+	spec := everyMessage("c1")[0]
+	publishAs(spec) // a Spec from an agent
+	send(t, agent, heartbeat("e1"))
+	if m := recv(t, a.conn, "heartbeat"); m.Type != protocol.TypeHeartbeat {
+		t.Errorf("session got %s; want only the heartbeat", m.Type)
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // brokerAddr is the test broker ($BATON_TEST_MQTT, default 127.0.0.1:1883).
 // Unreachable, it fails the test, or skips it under -short.
-func brokerAddr(t *testing.T) string {
+func brokerAddr(t testing.TB) string {
 	t.Helper()
 	addr := os.Getenv("BATON_TEST_MQTT")
 	if addr == "" {
@@ -81,7 +81,7 @@ func (h *fakeHandler) Attach(ctx context.Context, consumer string, conn protocol
 	}
 }
 
-func (h *fakeHandler) next(t *testing.T) *attachment {
+func (h *fakeHandler) next(t testing.TB) *attachment {
 	t.Helper()
 	select {
 	case a := <-h.attaches:
@@ -92,7 +92,7 @@ func (h *fakeHandler) next(t *testing.T) *attachment {
 	}
 }
 
-func (h *fakeHandler) none(t *testing.T, d time.Duration) {
+func (h *fakeHandler) none(t testing.TB, d time.Duration) {
 	t.Helper()
 	select {
 	case a := <-h.attaches:
@@ -103,7 +103,7 @@ func (h *fakeHandler) none(t *testing.T, d time.Duration) {
 
 // startServer runs a server until the test ends and waits until it
 // subscribed.
-func startServer(t *testing.T, cfg ServerConfig) *Server {
+func startServer(t testing.TB, cfg ServerConfig) *Server {
 	t.Helper()
 	if cfg.Options.Logger == nil {
 		cfg.Options = testOptions()
@@ -131,7 +131,7 @@ func startServer(t *testing.T, cfg ServerConfig) *Server {
 }
 
 // dial connects an agent until the test ends and waits for its first Up.
-func dial(t *testing.T, broker, source, consumer string, opts Options) *Client {
+func dial(t testing.TB, broker, source, consumer string, opts Options) *Client {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := Dial(ctx, broker, source, consumer, opts)
@@ -151,7 +151,7 @@ func dial(t *testing.T, broker, source, consumer string, opts Options) *Client {
 	return c
 }
 
-func waitUp(t *testing.T, c protocol.Conn, what string) {
+func waitUp(t testing.TB, c protocol.Conn, what string) {
 	t.Helper()
 	select {
 	case <-c.Up():
@@ -160,7 +160,7 @@ func waitUp(t *testing.T, c protocol.Conn, what string) {
 	}
 }
 
-func noUp(t *testing.T, c protocol.Conn, d time.Duration, what string) {
+func noUp(t testing.TB, c protocol.Conn, d time.Duration, what string) {
 	t.Helper()
 	select {
 	case <-c.Up():
@@ -169,7 +169,7 @@ func noUp(t *testing.T, c protocol.Conn, d time.Duration, what string) {
 	}
 }
 
-func recv(t *testing.T, c protocol.Conn, what string) protocol.Message {
+func recv(t testing.TB, c protocol.Conn, what string) protocol.Message {
 	t.Helper()
 	select {
 	case m, ok := <-c.Recv():
@@ -183,7 +183,7 @@ func recv(t *testing.T, c protocol.Conn, what string) protocol.Message {
 	return protocol.Message{}
 }
 
-func send(t *testing.T, c protocol.Conn, m protocol.Message) {
+func send(t testing.TB, c protocol.Conn, m protocol.Message) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -192,7 +192,7 @@ func send(t *testing.T, c protocol.Conn, m protocol.Message) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {

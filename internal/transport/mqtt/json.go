@@ -171,10 +171,7 @@ func extValue(v json.RawMessage) (any, error) {
 		return b, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-			if n >= math.MinInt32 && n <= math.MaxInt32 {
-				return int32(n), nil
-			}
-			return strconv.FormatInt(n, 10), nil
+			return valueOfInt(n), nil
 		}
 		f, err := strconv.ParseFloat(string(v), 64)
 		if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
@@ -185,6 +182,8 @@ func extValue(v json.RawMessage) (any, error) {
 	return nil, fmt.Errorf("value %.20s: not a string, integer or boolean: %w", v, ce.ErrMalformed)
 }
 
+// valueOfInt is an Integer when n fits in 32 bits, else its decimal
+// string (as package cloudevents writes large integers).
 func valueOfInt(n int64) any {
 	if n >= math.MinInt32 && n <= math.MaxInt32 {
 		return int32(n)

@@ -51,10 +51,9 @@ type ServerConfig struct {
 
 // Server serves agents through the broker until Start's context ends.
 type Server struct {
-	cfg     ServerConfig
-	opts    Options
-	filter  string
-	started chan struct{}
+	cfg    ServerConfig
+	opts   Options
+	filter string
 
 	mu       sync.Mutex
 	cm       *autopaho.ConnectionManager
@@ -87,7 +86,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.HelloInterval = DefaultHelloInterval
 	}
 	return &Server{cfg: cfg, opts: cfg.Options.withDefaults("baton-server-" + cfg.Source),
-		filter: agentEventsFilter(cfg.Source), started: make(chan struct{}),
+		filter:   agentEventsFilter(cfg.Source),
 		sessions: map[string]*serverConn{}, asked: map[string]time.Time{}}, nil
 }
 
@@ -124,7 +123,6 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.cm = cm
 	s.mu.Unlock()
-	close(s.started)
 	s.reap(ctx)
 	<-cm.Done()
 	s.mu.Lock()
@@ -326,9 +324,6 @@ func (s *Server) Connected(consumer string) bool {
 	defer s.mu.Unlock()
 	return s.sessions[consumer] != nil
 }
-
-// Started is closed once Start has begun connecting.
-func (s *Server) Started() <-chan struct{} { return s.started }
 
 // send publishes m to consumer; protocol.ErrDisconnected while the broker
 // link is down.
