@@ -152,6 +152,8 @@ type Agent struct {
 	ready     atomic.Bool   // records loaded, workers running
 	helloSent chan struct{} // closed after the first Hello
 
+	acks ackQueue // SpecAcks owed by the receive loop
+
 	mu      sync.Mutex
 	bundles map[string]*bundle
 }
@@ -177,7 +179,7 @@ func New(cfg *rest.Config, conn protocol.Conn, opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		opts: opts, log: opts.Logger.With("consumer", opts.Consumer), conn: conn, applier: ap,
-		bundles: map[string]*bundle{}, helloSent: make(chan struct{}),
+		bundles: map[string]*bundle{}, helloSent: make(chan struct{}), acks: newAckQueue(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](opts.RetryBase, opts.RetryMax),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "baton-agent", Clock: opts.Clock}),
@@ -229,6 +231,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		a.ready.Store(true)
 		a.log.Info("agent: started", "epoch", a.opts.Epoch, "bundles", a.bundleCount())
 		g.Go(func() error { a.session(ctx); return nil })
+		g.Go(func() error { a.sendAcks(ctx); return nil })
 		g.Go(func() error { a.resync(ctx); return nil })
 		return a.receive(ctx)
 	})

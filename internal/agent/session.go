@@ -151,14 +151,14 @@ func (a *Agent) onSpec(ctx context.Context, s *protocol.Spec) {
 		a.mu.Unlock()
 		// Nothing held: the removal is complete already.
 		a.reporter.MarkDeleted(s.BundleID, s.Generation)
-		a.ack(ctx, protocol.SpecAck{BundleID: s.BundleID, Generation: s.Generation, Gone: true})
+		a.ackLater(protocol.SpecAck{BundleID: s.BundleID, Generation: s.Generation, Gone: true})
 		return
 	}
 	if b != nil && !b.accepts(s) {
 		gen, acked := b.gen, b.ackedGen >= b.gen
 		a.mu.Unlock()
 		if acked {
-			a.ack(ctx, protocol.SpecAck{BundleID: s.BundleID, Generation: gen})
+			a.ackLater(protocol.SpecAck{BundleID: s.BundleID, Generation: gen})
 		}
 		return
 	}
