@@ -78,3 +78,40 @@ func TestSpecsCarryIncarnation(t *testing.T) {
 		t.Fatalf("spec incarnation: got %q; want the consumer id %q", s.Incarnation, want)
 	}
 }
+
+// TestResyncRestoredStore: the store was restored from a backup, so the
+// consumer record (the incarnation) is the same but bundle x went back from
+// generation 5 to 1. The resync sends generation 1 under an incarnation
+// other than the consumer's, so the agent takes it, and so are later
+// generations of that session; the next Hello brings x back to the
+// consumer's incarnation.
+func TestResyncRestoredStore(t *testing.T) {
+	x := newHarness(t, storetest.NewSQLite(t), false)
+	inc := x.incarnation()
+	createBundle(t, x.st, consumer, "x")
+	a := newFakeAgent(t, "e1")
+	a.held["x"] = 5 // under the consumer's incarnation (the default)
+	_, stop := x.connect(a)
+	s := next(t, a.specs, "resync spec")
+	if s.BundleID != "x" || s.Generation != 1 || s.Incarnation == inc || s.Incarnation == "" {
+		t.Fatalf("got %+v; want x at generation 1 under an incarnation other than %q", s, inc)
+	}
+	restored := s.Incarnation
+	eventually(t, "the agent holds x at generation 1", func() bool { g, _ := a.holds("x"); return g == 1 })
+	eventually(t, "nothing pending", func() bool { return len(x.pending()) == 0 })
+	updateBundle(t, x.st, "x")
+	x.h.Notify(consumer)
+	if s := next(t, a.specs, "x at generation 2"); s.Generation != 2 || s.Incarnation != restored {
+		t.Fatalf("got %+v; want x at generation 2 of incarnation %q", s, restored)
+	}
+	eventually(t, "the agent holds x at generation 2", func() bool { g, _ := a.holds("x"); return g == 2 })
+	stop()
+	drain(a.specs)
+
+	x.connect(a)
+	if s := next(t, a.specs, "resync spec"); s.Generation != 2 || s.Incarnation != inc {
+		t.Fatalf("got %+v; want x at generation 2 of incarnation %q", s, inc)
+	}
+	eventually(t, "nothing pending", func() bool { return len(x.pending()) == 0 })
+	none(t, a.specs, 300*time.Millisecond, "spec after the resync settled")
+}

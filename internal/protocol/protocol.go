@@ -66,9 +66,11 @@ type Spec struct {
 	Meta       api.ObjectMeta `json:"meta"`
 	Body       api.BundleSpec `json:"body"`
 	// Incarnation names the generation space of Generation: the server's
-	// record id of the consumer. Generations of different incarnations are
-	// not comparable (a restored server database, a recreated consumer
-	// restart them), so the agent takes a spec of another incarnation
+	// record id of the consumer (a reset database or a recreated consumer
+	// restarts generations under a new one), or a value derived from it
+	// for a bundle the agent holds at a newer generation than the server's
+	// store (restored from a backup). Generations of different incarnations
+	// are not comparable, so the agent takes a spec of another incarnation
 	// whatever its generation.
 	Incarnation string `json:"incarnation,omitempty"`
 }
