@@ -31,6 +31,18 @@
 // from Send while the broker is unreachable. Both sides reconnect forever
 // (autopaho), with exponential backoff.
 //
+// Authorisation is the broker's: the server trusts the topic, not the
+// event, for the consumer (an event whose clustername differs from its
+// topic is dropped). Let each agent read only its sourceevents topic and
+// write only its agentevents topic, e.g. in a Mosquitto ACL file with the
+// consumer name as user name:
+//
+//	pattern read  sources/baton/consumers/%u/sourceevents
+//	pattern write sources/baton/consumers/%u/agentevents
+//
+// The protocol is MQTT 5 (paho.golang); MQTT 3.1.1-only brokers are not
+// supported.
+//
 // Latency: Mosquitto leaves Nagle's algorithm on by default, which adds
 // about 40 ms to every message it forwards (BenchmarkStatusRoundTrip: 44 ms
 // against 0.8 ms); set set_tcp_nodelay true in mosquitto.conf.

@@ -147,7 +147,7 @@ func (s *Server) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, 
 			return
 		}
 		if err == nil {
-			s.opts.Logger.Info("mqtt: serving agents", "broker", s.cfg.Broker, "topic", s.filter)
+			s.opts.Logger.Info("mqtt: serving agents", "topic", s.filter)
 			if gen > 1 {
 				s.askAllHello()
 			}
