@@ -129,3 +129,25 @@ func BenchmarkCreateBundleParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkListBundles6000Pages lists 6,000 bundles of about 3 KB as 60
+// pages of 100, in created_at order, the store's share of the REST paging
+// benchmark.
+func BenchmarkListBundles6000Pages(b *testing.B) {
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			storetest.Populate(b, s, "c", 6000)
+			ctx := context.Background()
+			for b.Loop() {
+				for page := 1; page <= 60; page++ {
+					p, err := s.ListBundles(ctx, store.ListOptions{Page: page, Size: 100,
+						OrderBy: []store.Order{{Field: "created_at"}}})
+					if err != nil || len(p.Items) != 100 || p.Total != 6000 {
+						b.Fatalf("page %d: %d items of %d, %v", page, len(p.Items), p.Total, err)
+					}
+				}
+			}
+		})
+	}
+}

@@ -196,8 +196,11 @@ func bundlePageQuery(d *dialect, q listQuery) string {
 	if d != postgresDialect || !q.paged || q.offset == 0 {
 		return `SELECT ` + bundleCols + ` FROM bundles b` + q.where + q.order + q.limit
 	}
-	return `SELECT ` + bundleCols + ` FROM bundles b JOIN (SELECT b.id FROM bundles b` + q.where + q.order + q.limit +
-		`) p ON p.id = b.id` + q.order
+	// LATERAL with OFFSET 0 keeps the row lookup a nested loop over the
+	// page's ids: flattened into a plain join, the planner may hash-join
+	// the page with a scan of the whole table.
+	return `SELECT ` + bundleCols + ` FROM (SELECT b.id FROM bundles b` + q.where + q.order + q.limit +
+		`) p CROSS JOIN LATERAL (SELECT * FROM bundles b WHERE b.id = p.id OFFSET 0) b` + q.order
 }
 
 // ListBundlesByConsumer returns every bundle of a consumer, deleting ones
