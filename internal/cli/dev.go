@@ -55,7 +55,9 @@ in --data-dir; the cluster starts empty each time.`,
   export KUBECONFIG=.baton/dev/kubeconfig   # talk to the local cluster
   baton doctor --kubeconfig .baton/dev/kubeconfig`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.dataDir, "data-dir", ".baton/dev", "directory for the SQLite database and the kubeconfig")
