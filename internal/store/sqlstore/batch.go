@@ -79,9 +79,9 @@ func (s *Store) enqueue(r *writeReq) error {
 	return r.err
 }
 
-// drain runs queued batches until the queue is empty. A leader whose own
-// request is done hands the rest to a new goroutine, so its caller does not
-// wait for writers that came later.
+// drain runs the next batch from the queue. When more writes queued
+// meanwhile it hands them to a new goroutine, so the leader's caller does
+// not wait for writers that came later.
 func (s *Store) drain() {
 	b := &s.batch
 	b.mu.Lock()
