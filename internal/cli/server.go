@@ -138,6 +138,9 @@ func (o *serverOptions) run(ctx context.Context) error {
 		Source:          o.source,
 		ShutdownTimeout: o.shutdown,
 		Registry:        server.NewRegistry(),
+		// The change log only serves watch resumption: keep the newest
+		// 100,000 changes and the last hour.
+		Runnables: []server.Runnable{sqlstore.NewPruner(st, sqlstore.PrunerOptions{Logger: log})},
 	}
 	for _, e := range o.exts {
 		if e.Apply == nil {
