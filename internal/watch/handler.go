@@ -3,6 +3,7 @@ package watch
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -81,6 +82,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "maestro-23", "search: "+err.Error())
 		return
+	}
+	if since != FromNow {
+		// The change log is gapless; a first kept change past since+1 means
+		// the ones in between were pruned and cannot be replayed.
+		first, err := h.st.ChangesSince(r.Context(), since, 1)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "maestro-9", "reading the change log: "+err.Error())
+			return
+		}
+		if len(first) == 1 && first[0].Seq > since+1 {
+			writeError(w, http.StatusGone, "maestro-6", fmt.Sprintf("since: change %d is older than the kept history "+
+				"(the oldest kept is %d); list the bundles again and watch from the %s header of that list",
+				since, first[0].Seq, api.ChangeSeqHeader))
+			return
+		}
 	}
 	flusher, _ := w.(http.Flusher)
 	changes, cancel := h.broker.Subscribe(nil, since)

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +149,41 @@ func TestHandlerBadRequests(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest || e.Kind != "Error" || e.Reason == "" {
 			t.Errorf("%s: got %d %+v; want 400 with an Error body", q, resp.StatusCode, e)
 		}
+	}
+}
+
+// TestHandlerSinceTooOld: resuming from a change the store has pruned is 410
+// Gone, not a stream that silently skips changes; resuming from the newest
+// pruned one still works (nothing is missing after it).
+func TestHandlerSinceTooOld(t *testing.T) {
+	st := storetest.NewSQLite(t)
+	ctx := setup(t, st, "c1")
+	b := New(st, WithPollInterval(10*time.Millisecond))
+	start(t, ctx, b)
+	srv := httptest.NewServer(NewHandler(b, st, render))
+	t.Cleanup(srv.Close)
+	first := create(t, ctx, st, "c1", "b1")
+	second := create(t, ctx, st, "c1", "b2")
+	pruner, ok := st.(interface {
+		PruneChanges(ctx context.Context, seq int64) (int64, error)
+	})
+	if !ok {
+		t.Fatalf("store %T cannot prune", st)
+	}
+	if _, err := pruner.PruneChanges(ctx, first.ChangeSeq); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(srv.URL + "?watch=true&since=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGone || !strings.Contains(string(body), "older than the kept history") {
+		t.Fatalf("since=0 after pruning: got %d %s; want 410 naming the kept history", resp.StatusCode, body)
+	}
+	next := stream(t, srv, url.Values{"since": {strconv.FormatInt(first.ChangeSeq, 10)}})
+	if ev := next(); ev.Seq != second.ChangeSeq || ev.Object.ID != "b2" {
+		t.Fatalf("resume from the newest pruned change: got %+v; want b2 at %d", ev, second.ChangeSeq)
 	}
 }

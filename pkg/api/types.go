@@ -27,6 +27,11 @@ const (
 // BasePath is the REST prefix shared with Maestro.
 const BasePath = "/api/maestro/v1"
 
+// ChangeSeqHeader carries, on bundle lists, the change sequence to resume a
+// watch from (GET …/resource-bundles?watch=true&since=N) so that nothing
+// after the list is missed. A since older than the kept history is 410 Gone.
+const ChangeSeqHeader = "X-Baton-Change-Seq"
+
 // Consumer is a cluster that runs one agent.
 type Consumer struct {
 	ID        string            `json:"id"`

@@ -3,6 +3,7 @@ package rest
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/baton-dev/baton/internal/api/search"
 	"github.com/baton-dev/baton/internal/store"
@@ -19,11 +20,19 @@ func (h *Handler) listBundles(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	// Read the change position first: a watch from it misses nothing that
+	// the list below does not already show.
+	seq, err := h.store.LatestChange(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	page, err := h.store.ListBundles(r.Context(), lp.opts)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	w.Header().Set(api.ChangeSeqHeader, strconv.FormatInt(seq, 10))
 	lw := startList(w, api.KindResourceBundleList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
 	for i := range page.Items {
 		lw.item(h.bundleOut(&page.Items[i]))

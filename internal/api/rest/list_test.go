@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -268,4 +269,25 @@ func TestRunbookShape(t *testing.T) {
 
 func contains(s, sub string) bool {
 	return len(sub) <= len(s) && (s[:len(sub)] == sub || contains(s[1:], sub))
+}
+
+// TestListChangeSeqHeader: a bundle list names the change sequence to resume
+// a watch from, and it moves with every change.
+func TestListChangeSeqHeader(t *testing.T) {
+	each(t, func(t *testing.T, c *client) {
+		c.createConsumer("c1")
+		b := c.createBundle(bundleBody("c1", "one"))
+		r := c.do(http.MethodGet, api.BasePath+"/resource-bundles", nil)
+		seq, err := strconv.ParseInt(r.header.Get(api.ChangeSeqHeader), 10, 64)
+		if err != nil || seq <= 0 {
+			t.Fatalf("%s = %q; want the latest change sequence", api.ChangeSeqHeader, r.header.Get(api.ChangeSeqHeader))
+		}
+		stored, err := c.st.GetBundle(context.Background(), b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq != stored.ChangeSeq {
+			t.Fatalf("%s = %d; want %d, the change of the only bundle", api.ChangeSeqHeader, seq, stored.ChangeSeq)
+		}
+	})
 }
