@@ -11,10 +11,13 @@ import (
 )
 
 // helloOverhead is a generous bound of a Hello message's encoding without
-// its Held entries; heldEntryOverhead bounds the JSON around one entry.
+// its Held entries (the CloudEvent envelope and extensions included);
+// heldEntryOverhead bounds the JSON around one entry in the most verbose
+// encoding a transport uses (CloudEvents' resourceVersions list spells out
+// "resourceID", "resourceVersion" and "batonIncarnation" for every entry).
 const (
-	helloOverhead     = 1024
-	heldEntryOverhead = 8
+	helloOverhead     = 4096
+	heldEntryOverhead = 64
 )
 
 // session sends Hello each time a new session starts, then lets the

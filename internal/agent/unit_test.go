@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/baton-dev/baton/internal/agent/apply"
 	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/transport/cloudevents"
+	"github.com/baton-dev/baton/internal/transport/mqtt"
 )
 
 func TestHelloBatches(t *testing.T) {
@@ -33,6 +36,23 @@ func TestHelloBatches(t *testing.T) {
 						Incarnations: incarnationsOf(part, incs), Batch: i + 1, Batches: len(batches)}})
 				if len(b) > protocol.MaxBatchBytes {
 					t.Errorf("batch %d encodes to %d bytes; limit %d", i+1, len(b), protocol.MaxBatchBytes)
+				}
+				// The transports' encoding (a CloudEvent in JSON, as MQTT
+				// carries it) must fit too: brokers refuse larger packets.
+				var m protocol.Message
+				if err := json.Unmarshal(b, &m); err != nil {
+					t.Fatal(err)
+				}
+				ev, err := cloudevents.Encode(m, "baton-agent-a-consumer-name", time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				wire, err := mqtt.MarshalEvent(ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(wire) > protocol.MaxBatchBytes {
+					t.Errorf("batch %d is %d bytes as a CloudEvent; limit %d", i+1, len(wire), protocol.MaxBatchBytes)
 				}
 				for id, g := range part {
 					if held[id] != g {
