@@ -94,7 +94,7 @@ func (s *session) due(id string, gen int64) bool {
 		return false
 	}
 	f, ok := s.inflight[id]
-	return !ok || f.spec.Generation < gen || s.h.clock.Since(f.at) >= s.h.resendTimeout
+	return !ok || f.spec.Generation < gen || f.overdue(s.h.clock.Now(), s.h.resendTimeout)
 }
 
 // resendOverdue re-sends in-flight specs past the resend timeout that the
@@ -102,8 +102,9 @@ func (s *session) due(id string, gen int64) bool {
 func (s *session) resendOverdue(ctx context.Context, skip map[string]bool) error {
 	var overdue []protocol.Spec
 	s.mu.Lock()
+	now := s.h.clock.Now()
 	for id, f := range s.inflight {
-		if !skip[id] && s.h.clock.Since(f.at) >= s.h.resendTimeout {
+		if !skip[id] && f.overdue(now, s.h.resendTimeout) {
 			overdue = append(overdue, f.spec)
 		}
 	}

@@ -49,8 +49,20 @@ type session struct {
 
 // inflight is a spec sent and not yet acknowledged.
 type inflight struct {
-	spec protocol.Spec
-	at   time.Time
+	spec  protocol.Spec
+	at    time.Time
+	sends int // sends of this generation in this session
+}
+
+// maxResendShift caps the resend backoff: a spec waits resendTimeout,
+// then twice, four and at most eight times as long for its ack. An agent
+// acks a spec once it has applied it, so a backlog of hundreds would
+// otherwise have every queued spec re-sent every resendTimeout.
+const maxResendShift = 3
+
+// overdue reports whether the spec has waited for its ack too long at now.
+func (f inflight) overdue(now time.Time, timeout time.Duration) bool {
+	return now.Sub(f.at) >= timeout<<min(max(f.sends-1, 0), maxResendShift)
 }
 
 func newSession(h *Hub, consumer string, conn protocol.Conn, cancel context.CancelFunc) *session {
@@ -129,12 +141,16 @@ func (s *session) sendSpec(ctx context.Context, spec protocol.Spec) error {
 	}
 	prev, resend := s.inflight[spec.BundleID]
 	resend = resend && prev.spec.Generation == spec.Generation
+	sends := 1
+	if resend {
+		sends = prev.sends + 1
+	}
 	s.mu.Unlock()
 	if err := s.send(ctx, protocol.Message{Type: protocol.TypeSpec, Spec: &spec}); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.inflight[spec.BundleID] = inflight{spec: spec, at: s.h.clock.Now()}
+	s.inflight[spec.BundleID] = inflight{spec: spec, at: s.h.clock.Now(), sends: sends}
 	s.mu.Unlock()
 	kind := "sent"
 	if resend {
