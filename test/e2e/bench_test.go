@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -106,6 +108,7 @@ func benchFreshness(b *testing.B, kind storeKind, serverFlags, agentFlags []stri
 		bulk[i] = at.Sub(created[i])
 	}
 	allSeen := time.Since(start)
+	resent := c.metricValue(`baton_hub_specs_sent_total{kind="resent"}`)
 	b.Logf("%s: %d bundles created over REST in %v (%.0f/s); all first statuses on the watch stream after %v",
 		kind, benchBundles, createDur.Round(time.Millisecond), float64(benchBundles)/createDur.Seconds(), allSeen.Round(time.Millisecond))
 
@@ -149,8 +152,10 @@ func benchFreshness(b *testing.B, kind storeKind, serverFlags, agentFlags []stri
 	bp50, bp99, _ := report("bulk create → first status", bulk)
 	sp50, sp99, _ := report("single create → first status", seq)
 	cp50, cp99, cmax := report("live change → REST", changes)
-	b.Logf("%s: idle over %v: server RSS %.1f MB CPU %.2f%%; agent RSS %.1f MB CPU %.2f%%; watch events %d",
-		kind, benchIdle, srvRSS, srvCPU, agRSS, agCPU, w.events())
+	events, stale := w.events()
+	b.Logf("%s: idle over %v: server RSS %.1f MB CPU %.2f%%; agent RSS %.1f MB CPU %.2f%%",
+		kind, benchIdle, srvRSS, srvCPU, agRSS, agCPU)
+	b.Logf("%s: %d watch events, %d of them Stale %v; %.0f specs re-sent during the bulk", kind, events, sum(stale), stale, resent)
 	b.ReportMetric(bp50, "bulk-first-p50-ms")
 	b.ReportMetric(bp99, "bulk-first-p99-ms")
 	b.ReportMetric(sp50, "first-p50-ms")
@@ -162,6 +167,8 @@ func benchFreshness(b *testing.B, kind storeKind, serverFlags, agentFlags []stri
 	b.ReportMetric(agRSS, "agent-rss-MB")
 	b.ReportMetric(srvCPU, "server-idle-cpu-%")
 	b.ReportMetric(agCPU, "agent-idle-cpu-%")
+	b.ReportMetric(resent, "bulk-spec-resends")
+	b.ReportMetric(float64(stale[api.ReasonDigestMismatch]), "digest-mismatch-events")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -235,6 +242,7 @@ type bundleWatch struct {
 	mu    sync.Mutex
 	seen  map[string]map[string]time.Time
 	count int
+	stale map[string]int // events showing a Stale bundle, by reason
 	err   error
 }
 
@@ -243,7 +251,7 @@ type bundleWatch struct {
 func (c *cluster) watchBundles() *bundleWatch {
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &bundleWatch{t: c.t, cancel: cancel, done: make(chan struct{}), seen: map[string]map[string]time.Time{}}
+	w := &bundleWatch{t: c.t, cancel: cancel, done: make(chan struct{}), seen: map[string]map[string]time.Time{}, stale: map[string]int{}}
 	resp, err := c.openWatch(ctx, -1)
 	if err != nil {
 		cancel()
@@ -308,6 +316,9 @@ func (w *bundleWatch) read(resp *http.Response, last int64) int64 {
 		v, ok := feedback(ev.Object, "v")
 		w.mu.Lock()
 		w.count++
+		if state, reason := freshness(ev.Object); state == api.FreshnessStale {
+			w.stale[reason]++
+		}
 		if ok {
 			m := w.seen[ev.Object.Name]
 			if m == nil {
@@ -344,10 +355,42 @@ func (w *bundleWatch) wait(t testing.TB, name, v string, timeout time.Duration) 
 	}
 }
 
-func (w *bundleWatch) events() int {
+// events returns the number of events received and of those showing a
+// Stale bundle, by reason.
+func (w *bundleWatch) events() (int, map[string]int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.count
+	return w.count, maps.Clone(w.stale)
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// metricValue returns the value of one sample line of the server's
+// /metrics (name with labels exactly as exposed), or -1 if absent.
+func (c *cluster) metricValue(sample string) float64 {
+	c.t.Helper()
+	resp, err := http.Get(c.rest + "/metrics")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), sample+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
 }
 
 func (w *bundleWatch) Stop() { w.cancel(); <-w.done }
