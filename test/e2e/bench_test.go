@@ -267,7 +267,7 @@ func (c *cluster) watchBundles() *bundleWatch {
 			}
 			// The server ends a stream that fell behind: resume after the
 			// last change received.
-			if resp, err = c.openWatch(ctx, max(last, 0)); err != nil {
+			if resp, err = c.openWatch(ctx, last); err != nil {
 				w.mu.Lock()
 				w.err = err
 				w.mu.Unlock()
