@@ -105,3 +105,29 @@ func TestResumeSendsHeartbeatAtOnce(t *testing.T) {
 		t.Fatalf("heartbeat before the next interval: %d", len(hbs))
 	}
 }
+
+// TestHeartbeatFlushesPendingChanges: a change still in its coalescing
+// window when a heartbeat is due is reported before the heartbeat, so the
+// server never holds a digest ahead of the statuses it describes.
+func TestHeartbeatFlushesPendingChanges(t *testing.T) {
+	h := newHarness(t)
+	st := status("3.3.3.3", "u9")
+	h.fc.Step(DefaultHeartbeat - time.Millisecond)
+	h.r.Set("b1", 1, st) // its window would end after the heartbeat
+	h.fc.Step(time.Millisecond)
+	h.r.runOnce(context.Background())
+	h.s.mu.Lock()
+	msgs := append([]protocol.Message(nil), h.s.msgs...)
+	h.s.msgs = nil
+	h.s.mu.Unlock()
+	var order []protocol.Type
+	for _, m := range msgs {
+		order = append(order, m.Type)
+	}
+	if len(msgs) != 2 || msgs[0].Type != protocol.TypeStatus || msgs[1].Type != protocol.TypeHeartbeat {
+		t.Fatalf("sent %v; want the status, then the heartbeat", order)
+	}
+	if got, want := msgs[1].Heartbeat.Digest["b1"], msgs[0].Status.Hash; got != want || want != protocol.HashStatus(st) {
+		t.Fatalf("digest hash %s, status hash %s; want both %s", got, want, protocol.HashStatus(st))
+	}
+}

@@ -63,8 +63,13 @@ func (r *Reporter) due() ([]protocol.Status, []protocol.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.clock.Now()
+	// A heartbeat's digest carries every bundle's latest state; changes
+	// still in their coalescing window are reported first, in the same
+	// ordered stream, so the server never sees a digest ahead of the
+	// statuses it describes (that would flag a false DigestMismatch).
+	beat := !now.Before(r.nextHeartbeat)
 	for id := range r.dirty {
-		if e := r.bundles[id]; !now.Before(e.dirtySince.Add(r.coalesce)) {
+		if e := r.bundles[id]; beat || !now.Before(e.dirtySince.Add(r.coalesce)) {
 			delete(r.dirty, id)
 			r.report(id, e, now)
 		}
@@ -79,7 +84,7 @@ func (r *Reporter) due() ([]protocol.Status, []protocol.Message) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Revision < out[j].Revision })
 	var beats []protocol.Message
-	if !now.Before(r.nextHeartbeat) {
+	if beat {
 		r.nextHeartbeat = now.Add(r.heartbeat)
 		beats = r.heartbeats(now)
 		for id, ts := range r.tombstones {
