@@ -1,0 +1,79 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+func TestHashStatus(t *testing.T) {
+	at := time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
+	st := func(uid string) api.ReportedStatus {
+		return api.ReportedStatus{
+			Conditions: []metav1.Condition{{Type: api.ConditionApplied, Status: metav1.ConditionTrue}},
+			ResourceStatus: []api.ResourceStatus{{
+				Observed: api.Observed{UID: uid, ResourceVersion: "7", Exists: true, ObservedAt: at},
+			}},
+		}
+	}
+	a, b := HashStatus(st("u1")), HashStatus(st("u1"))
+	if a != b || len(a) != 64 {
+		t.Fatalf("equal statuses hash to %q and %q; want one 64-hex digest", a, b)
+	}
+	if c := HashStatus(st("u2")); c == a {
+		t.Fatalf("a new uid must change the hash (I2): both %s", a)
+	}
+	if d := HashStatus(api.ReportedStatus{}); d == a {
+		t.Fatalf("an empty status hashes like a full one")
+	}
+}
+
+func TestPipeDeliversInOrder(t *testing.T) {
+	p := NewPipe(8)
+	ctx := context.Background()
+	<-p.Agent().Up()
+	<-p.Server().Up()
+	for i := range 3 {
+		if err := p.Agent().Send(ctx, Message{Type: TypeStatus, Status: &Status{Revision: int64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		m := <-p.Server().Recv()
+		if m.Status.Revision != int64(i) {
+			t.Fatalf("message %d has revision %d", i, m.Status.Revision)
+		}
+	}
+}
+
+func TestPipeDownAndDrop(t *testing.T) {
+	p := NewPipe(8)
+	ctx := context.Background()
+	<-p.Agent().Up()
+	<-p.Server().Up()
+	p.SetUp(false)
+	if err := p.Server().Send(ctx, Message{Type: TypeSpec}); !errors.Is(err, ErrDisconnected) {
+		t.Fatalf("send on a down link: %v; want ErrDisconnected", err)
+	}
+	p.SetUp(true)
+	select {
+	case <-p.Agent().Up():
+	case <-time.After(time.Second):
+		t.Fatal("no Up after the link came back")
+	}
+	p.SetDropFromAgent(func(m Message) bool { return m.Type == TypeStatus })
+	if err := p.Agent().Send(ctx, Message{Type: TypeStatus}); err != nil {
+		t.Fatalf("a dropped message reports success like a lossy network: %v", err)
+	}
+	if err := p.Agent().Send(ctx, Message{Type: TypeHeartbeat}); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-p.Server().Recv(); m.Type != TypeHeartbeat {
+		t.Fatalf("got %s; want the heartbeat, the status was dropped", m.Type)
+	}
+}
