@@ -110,6 +110,11 @@ func (m *instrumentedStore) PurgeBundle(ctx context.Context, id string, generati
 	return m.s.PurgeBundle(ctx, id, generation)
 }
 
+func (m *instrumentedStore) ConfirmStatuses(ctx context.Context, consumer string, digest map[string]string, at time.Time) (_ []string, err error) {
+	defer func(t time.Time) { m.observe("ConfirmStatuses", t, err) }(time.Now())
+	return m.s.ConfirmStatuses(ctx, consumer, digest, at)
+}
+
 func (m *instrumentedStore) ConfirmStatus(ctx context.Context, consumer, bundleID, hash string, at time.Time) (_ bool, err error) {
 	defer func(t time.Time) { m.observe("ConfirmStatus", t, err) }(time.Now())
 	return m.s.ConfirmStatus(ctx, consumer, bundleID, hash, at)

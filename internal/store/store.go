@@ -247,6 +247,14 @@ type Store interface {
 	// ConfirmStatus records that the agent's digest for a bundle matched (or
 	// did not match) the stored hash at time at.
 	ConfirmStatus(ctx context.Context, consumer, bundleID, hash string, at time.Time) (match bool, err error)
+	// ConfirmStatuses is ConfirmStatus for a whole digest (bundle id ->
+	// hash) of one consumer, in one transaction (or a few, for a very large
+	// digest): every bundle of the consumer whose stored hash equals its
+	// digest entry is confirmed at at, every other one is marked
+	// DigestMismatch, exactly as ConfirmStatus would. It returns the ids
+	// whose hash differs. Ids the store does not hold for this consumer are
+	// neither confirmed nor returned (the caller handles them separately).
+	ConfirmStatuses(ctx context.Context, consumer string, digest map[string]string, at time.Time) (mismatched []string, err error)
 
 	// PendingOutbox returns up to limit unacknowledged events of a consumer
 	// in sequence order.

@@ -19,7 +19,7 @@ import (
 // it. newStore returns a fresh, empty store for each subtest.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	groups := []map[string]func(*testing.T, *F){
-		consumerTests, bundleTests, statusTests, outboxTests, listTests, pageTests, concurrencyTests,
+		consumerTests, bundleTests, statusTests, confirmTests, outboxTests, listTests, pageTests, concurrencyTests,
 	}
 	for _, g := range groups {
 		for _, name := range slices.Sorted(maps.Keys(g)) {
