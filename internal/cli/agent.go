@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,17 +13,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/baton-dev/baton/internal/agent"
-	"github.com/baton-dev/baton/internal/protocol"
 )
 
 func init() { register(newAgentCmd) }
-
-// dialServer opens the agent's link to the server at addr for consumer.
-// The transport package that implements it sets this hook; the link must
-// reconnect by itself and signal every new session on Conn.Up.
-var dialServer = func(ctx context.Context, addr, consumer string, log *slog.Logger) (protocol.Conn, error) {
-	return nil, errors.New("no transport compiled in: cannot dial the server")
-}
 
 type agentOptions struct {
 	consumer    string
@@ -40,6 +31,7 @@ type agentOptions struct {
 	heartbeat   time.Duration
 	logLevel    string
 	propagation string
+	grpc        grpcAgentOptions
 	mqtt        mqttAgentOptions
 }
 
@@ -78,6 +70,7 @@ it holds and re-reports it.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.propagation, "delete-propagation", string(metav1.DeletePropagationBackground),
 		"propagationPolicy of the agent's delete calls: Background (the object goes at once, the cluster's garbage collector removes its dependents) or Foreground (an object counts as gone once its dependents are; needs a garbage collector)")
+	o.grpc.flags(f)
 	o.mqtt.flags(f)
 	_ = cmd.MarkFlagRequired("consumer")
 	return cmd
@@ -99,9 +92,9 @@ func (o *agentOptions) run(ctx context.Context) error {
 	}
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	cfg.UserAgent = "baton-agent/" + o.consumer
-	conn, err := o.mqtt.dial(ctx, o.server, o.consumer, log)
+	conn, err := o.dial(ctx, log)
 	if err != nil {
-		return fmt.Errorf("agent: connect to %s: %w", o.mqtt.endpoint(o.server), err)
+		return fmt.Errorf("agent: connect to %s: %w", o.endpoint(), err)
 	}
 	a, err := agent.New(cfg, conn, agent.Options{
 		Consumer: o.consumer, Workers: o.workers, Resync: o.resync, RecordsNamespace: o.recordsNS,
@@ -110,7 +103,7 @@ func (o *agentOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log.Info("agent: starting", "consumer", o.consumer, "server", o.mqtt.endpoint(o.server), "host", cfg.Host, "epoch", a.Epoch())
+	log.Info("agent: starting", "consumer", o.consumer, "server", o.endpoint(), "host", cfg.Host, "epoch", a.Epoch())
 	return a.Start(ctx)
 }
 

@@ -2,10 +2,7 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 
 	"github.com/spf13/pflag"
 
@@ -28,30 +25,14 @@ func (o *mqttAgentOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&o.passwordFile, "mqtt-password-file", "", "file holding the password at the MQTT broker")
 }
 
-// dial opens the agent's link: through the broker when --mqtt-broker is
-// set, else with dialServer (gRPC) to addr.
-func (o *mqttAgentOptions) dial(ctx context.Context, addr, consumer string, log *slog.Logger) (protocol.Conn, error) {
-	if o.broker == "" {
-		return dialServer(ctx, addr, consumer, log)
-	}
+// dial opens the agent's link through the broker.
+func (o *mqttAgentOptions) dial(ctx context.Context, consumer string, log *slog.Logger) (protocol.Conn, error) {
 	opts, err := mqttClientOptions(o.username, o.passwordFile, log)
 	if err != nil {
 		return nil, err
 	}
-	if v := os.Getenv(dropStatusEnv); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%s=%q: want a non-negative number of status messages to drop", dropStatusEnv, v)
-		}
-		opts.Drop = dropFirstStatus(n)
+	if opts.Drop, err = dropHookFromEnv(); err != nil {
+		return nil, err
 	}
 	return mqtt.Dial(ctx, o.broker, o.source, consumer, opts)
-}
-
-// endpoint names where the agent connects, for logs and errors.
-func (o *mqttAgentOptions) endpoint(addr string) string {
-	if o.broker == "" {
-		return addr
-	}
-	return o.broker
 }

@@ -104,7 +104,7 @@ func TestServerServesMQTTAgents(t *testing.T) {
 		o    = &mqttAgentOptions{broker: broker, source: source}
 		conn protocol.Conn
 	)
-	conn, err = o.dial(ctx, "unused", "mq-1", nil)
+	conn, err = o.dial(ctx, "mq-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
