@@ -65,7 +65,8 @@ func BenchmarkResync(b *testing.B) {
 }
 
 // BenchmarkDigest measures checking one heartbeat digest of 500 bundles,
-// all matching (SQLite): per bundle one ConfirmStatus, plus one listing.
+// all matching (SQLite): one ConfirmStatuses for the digest, plus one
+// listing.
 func BenchmarkDigest(b *testing.B) {
 	const n = 500
 	st := storetest.NewSQLite(b)

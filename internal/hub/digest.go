@@ -3,16 +3,9 @@ package hub
 import (
 	"context"
 	"fmt"
-	"sync"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/baton-dev/baton/internal/store"
 )
-
-// confirmConcurrency is how many ConfirmStatus calls of one digest run at
-// once; concurrent writes let the store commit them in shared transactions.
-const confirmConcurrency = 16
 
 // digestJob is a complete digest and the msgSeq of the heartbeat that
 // completed it.
@@ -49,34 +42,20 @@ func (s *session) checkDigest(ctx context.Context, digest map[string]string) err
 // what the store holds.
 func (s *session) checkDigestSkipping(ctx context.Context, digest map[string]string, newer map[string]bool) error {
 	now := s.h.clock.Now()
-	var (
-		mu      sync.Mutex
-		request []string
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(confirmConcurrency)
-	for id, hash := range digest {
-		if newer[id] {
-			continue
+	confirm := digest
+	if len(newer) > 0 {
+		confirm = make(map[string]string, len(digest))
+		for id, hash := range digest {
+			if !newer[id] {
+				confirm[id] = hash
+			}
 		}
-		g.Go(func() error {
-			match, err := s.h.st.ConfirmStatus(gctx, s.consumer, id, hash, now)
-			if isGone(err) {
-				return nil // unknown to the store: the next Hello's resync removes it
-			}
-			if err != nil {
-				return fmt.Errorf("bundle %s: confirm status: %w", id, err)
-			}
-			if !match {
-				mu.Lock()
-				request = append(request, id)
-				mu.Unlock()
-			}
-			return nil
-		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
+	// One store call for the whole digest; ids unknown to the store are
+	// left out of its answer (the next Hello's resync removes them).
+	request, err := s.h.st.ConfirmStatuses(ctx, s.consumer, confirm, now)
+	if err != nil {
+		return fmt.Errorf("confirm statuses: %w", err)
 	}
 	lost, err := s.expectedMissing(ctx, digest, newer)
 	if err != nil {
