@@ -76,10 +76,9 @@ func (s *session) onStatus(ctx context.Context, st *protocol.Status) {
 		s.h.log.Warn("hub: store status", "consumer", s.consumer, "bundle", st.BundleID, "err", err)
 		return
 	}
-	ack := &protocol.StatusAck{Epoch: st.Epoch, BundleID: st.BundleID, Revision: st.Revision}
-	if err := s.send(ctx, protocol.Message{Type: protocol.TypeStatusAck, StatusAck: ack}); err != nil && ctx.Err() == nil {
-		s.h.log.Debug("hub: send status ack", "consumer", s.consumer, "err", err)
-	}
+	// Queued, not sent: the reader must not wait on an agent that does
+	// not read (see statusAcks).
+	s.ackLater(protocol.StatusAck{Epoch: st.Epoch, BundleID: st.BundleID, Revision: st.Revision})
 }
 
 func (s *session) ingestStatus(ctx context.Context, st *protocol.Status) error {

@@ -45,6 +45,8 @@ type session struct {
 	msgSeq    int64
 	statusSeq map[string]int64
 	digests   chan digestJob // the latest complete digest waiting to be checked
+
+	acks statusAcks // StatusAcks owed, sent by sendStatusAcks
 }
 
 // inflight is a spec sent and not yet acknowledged.
@@ -70,16 +72,17 @@ func newSession(h *Hub, consumer string, conn protocol.Conn, cancel context.Canc
 		h: h, consumer: consumer, conn: conn, cancel: cancel,
 		done: make(chan struct{}), kick: make(chan struct{}, 1),
 		beat: h.clock.Now(), inflight: map[string]inflight{}, acked: map[string]int64{}, missing: map[string]int{},
-		statusSeq: map[string]int64{}, digests: make(chan digestJob, 1),
+		statusSeq: map[string]int64{}, digests: make(chan digestJob, 1), acks: newStatusAcks(),
 	}
 }
 
 // run reads and handles messages until ctx ends or the conn closes.
 func (s *session) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.dispatch(ctx) }()
 	go func() { defer wg.Done(); s.checkDigests(ctx) }()
+	go func() { defer wg.Done(); s.sendStatusAcks(ctx) }()
 	defer wg.Wait()
 	defer s.cancel()
 	for {
