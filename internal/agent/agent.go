@@ -152,7 +152,7 @@ type Agent struct {
 	ready     atomic.Bool   // records loaded, workers running
 	helloSent chan struct{} // closed after the first Hello
 
-	acks ackQueue // SpecAcks owed by the receive loop
+	acks *protocol.AckQueue[protocol.SpecAck] // SpecAcks owed by the receive loop
 
 	mu      sync.Mutex
 	bundles map[string]*bundle
@@ -179,7 +179,7 @@ func New(cfg *rest.Config, conn protocol.Conn, opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		opts: opts, log: opts.Logger.With("consumer", opts.Consumer), conn: conn, applier: ap,
-		bundles: map[string]*bundle{}, helloSent: make(chan struct{}), acks: newAckQueue(),
+		bundles: map[string]*bundle{}, helloSent: make(chan struct{}), acks: newSpecAcks(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](opts.RetryBase, opts.RetryMax),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "baton-agent", Clock: opts.Clock}),

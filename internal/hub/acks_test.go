@@ -115,11 +115,12 @@ func TestStatusAcksCoalesce(t *testing.T) {
 		"b": {Epoch: "e1", BundleID: "b", Revision: 7},
 		"c": {Epoch: "e2", BundleID: "c", Revision: 1},
 	}
-	if len(s.acks.pending) != len(want) {
-		t.Fatalf("queue = %+v; want %+v", s.acks.pending, want)
+	pending := s.acks.Pending()
+	if len(pending) != len(want) {
+		t.Fatalf("queue = %+v; want %+v", pending, want)
 	}
 	for id, w := range want {
-		if got := s.acks.pending[id]; got != w {
+		if got := pending[id]; got != w {
 			t.Errorf("ack of %s = %+v; want %+v", id, got, w)
 		}
 	}

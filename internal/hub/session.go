@@ -46,7 +46,7 @@ type session struct {
 	statusSeq map[string]int64
 	digests   chan digestJob // the latest complete digest waiting to be checked
 
-	acks statusAcks // StatusAcks owed, sent by sendStatusAcks
+	acks *protocol.AckQueue[protocol.StatusAck] // StatusAcks owed, sent by sendStatusAcks
 }
 
 // inflight is a spec sent and not yet acknowledged.

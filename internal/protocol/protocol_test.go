@@ -77,3 +77,38 @@ func TestPipeDownAndDrop(t *testing.T) {
 		t.Fatalf("got %s; want the heartbeat, the status was dropped", m.Type)
 	}
 }
+
+func TestAckQueueKeepsNewestPerKeyAndNeverBlocks(t *testing.T) {
+	q := NewAckQueue(func(queued, next SpecAck) bool { return next.Generation >= queued.Generation })
+	// Nobody runs the queue yet: Add must not block however many acks come.
+	for g := int64(1); g <= 1000; g++ {
+		q.Add("a", SpecAck{BundleID: "a", Generation: g})
+	}
+	q.Add("a", SpecAck{BundleID: "a", Generation: 3}) // older: ignored
+	q.Add("b", SpecAck{BundleID: "b", Generation: 1})
+	if p := q.Pending(); len(p) != 2 || p["a"].Generation != 1000 || p["b"].Generation != 1 {
+		t.Fatalf("pending = %+v; want a@1000 and b@1", p)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan SpecAck, 4)
+	done := make(chan struct{})
+	go func() { q.Run(ctx, func(_ context.Context, a SpecAck) { got <- a }); close(done) }()
+	seen := map[string]int64{}
+	for range 2 {
+		select {
+		case a := <-got:
+			seen[a.BundleID] = a.Generation
+		case <-time.After(time.Second):
+			t.Fatal("Run sent nothing")
+		}
+	}
+	if seen["a"] != 1000 || seen["b"] != 1 {
+		t.Fatalf("sent %v; want a@1000 and b@1", seen)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("Run did not return when its context ended")
+	}
+}
