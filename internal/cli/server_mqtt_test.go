@@ -47,36 +47,11 @@ func TestServerServesMQTTAgents(t *testing.T) {
 	if err := os.WriteFile(pw, []byte("unused-by-anonymous-broker\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	base, done, _ := startServerCLI(t, "--grpc-addr", freeAddr(t), "--agent-addr", freeAddr(t),
+		"--mqtt-broker", "tcp://"+strings.TrimPrefix(broker, "tcp://"), "--mqtt-source", source,
+		"--mqtt-username", "baton", "--mqtt-password-file", pw)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := runServerCLI(t, ctx, "server", "--data-dir", t.TempDir(), "--http-addr", addr, "--log-level", "warn",
-			"--grpc-addr", freeAddr(t), "--agent-addr", freeAddr(t),
-			"--mqtt-broker", "tcp://"+strings.TrimPrefix(broker, "tcp://"), "--mqtt-source", source,
-			"--mqtt-username", "baton", "--mqtt-password-file", pw)
-		done <- err
-	}()
-	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready: %v", err)
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("server exited: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 	resp, err := http.Post(base+"/api/maestro/v1/consumers", "application/json", strings.NewReader(`{"name":"mq-1"}`))
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create consumer: %v %v", resp, err)

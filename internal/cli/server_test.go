@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -22,6 +21,41 @@ func runServerCLI(t *testing.T, ctx context.Context, args ...string) (string, er
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	return out.String(), err
+}
+
+// startServerCLI runs `baton server` with args in the background on a free
+// HTTP address, waits until it is ready, and returns its base URL, a
+// channel with the command's result and the func that stops it.
+func startServerCLI(t *testing.T, args ...string) (base string, done <-chan error, stop context.CancelFunc) {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	result := make(chan error, 1)
+	go func() {
+		args := append([]string{"server", "--data-dir", t.TempDir(), "--http-addr", addr, "--log-level", "warn"}, args...)
+		_, err := runServerCLI(t, ctx, args...)
+		result <- err
+	}()
+	base = "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base, result, cancel
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready: %v", err)
+		}
+		select {
+		case err := <-result:
+			t.Fatalf("server exited: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func TestMigrateCommand(t *testing.T) {
@@ -44,38 +78,7 @@ func TestMigrateCommand(t *testing.T) {
 }
 
 func TestServerCommand(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := runServerCLI(t, ctx, "server", "--data-dir", t.TempDir(), "--http-addr", addr, "--log-level", "warn")
-		done <- err
-	}()
-	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready: %v", err)
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("server exited: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	base, done, cancel := startServerCLI(t)
 	resp, err := http.Post(base+"/api/maestro/v1/consumers", "application/json", strings.NewReader(`{"name":"mgmt-1"}`))
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create consumer through the command's server: %v %v", resp, err)
