@@ -3,12 +3,12 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/baton-dev/baton/internal/server"
+	"github.com/baton-dev/baton/internal/server/servertest"
 	"github.com/baton-dev/baton/internal/store/storetest"
 )
 
@@ -23,19 +23,7 @@ func TestResync(t *testing.T) {
 		posts = append(posts, consumer+":"+strings.Join(bundleIDs, ","))
 		return nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Options{Store: storetest.NewSQLite(t), Listener: ln, Resync: resync})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Start(ctx) }()
-	defer func() { cancel(); <-done }()
-	hs := struct{ URL string }{"http://" + ln.Addr().String()}
+	hs := struct{ URL string }{servertest.Start(t, server.Options{Store: storetest.NewSQLite(t), Resync: resync})}
 	must(t, hs.URL, "apply", "-f", "../../examples/consumer-dev.yaml")
 	must(t, hs.URL, "apply", "-f", "../../examples/shared-ingress.yaml")
 	id := func(kind, name string) string {

@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/baton-dev/baton/internal/server"
+	"github.com/baton-dev/baton/internal/server/servertest"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/storetest"
 	"github.com/baton-dev/baton/pkg/api"
@@ -32,26 +32,7 @@ func startServer(t *testing.T) string {
 func startServerStore(t *testing.T) (string, store.Store) {
 	t.Helper()
 	st := storetest.NewSQLite(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Options{Store: st, Listener: ln})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
-	return "http://" + ln.Addr().String(), st
+	return servertest.Start(t, server.Options{Store: st}), st
 }
 
 // baton runs the command line in-process with the given stdin.

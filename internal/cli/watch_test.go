@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/baton-dev/baton/internal/server"
+	"github.com/baton-dev/baton/internal/server/servertest"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/storetest"
 	"github.com/baton-dev/baton/internal/watch"
@@ -22,31 +22,13 @@ func startWatchServer(t *testing.T) (string, *watch.Broker) {
 	t.Helper()
 	st := storetest.NewSQLite(t)
 	broker := watch.New(st, watch.WithPollInterval(20*time.Millisecond))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Options{Store: st, Listener: ln,
+	url := servertest.Start(t, server.Options{Store: st,
 		OnSpecWrite: func(string) { broker.Kick() },
 		Watch: func(render func(store.Bundle) any) http.Handler {
 			return watch.NewHandler(broker, st, render)
 		},
 		Runnables: []server.Runnable{broker}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
-	return "http://" + ln.Addr().String(), broker
+	return url, broker
 }
 
 // caughtUp waits until the broker has published change seq, so that a

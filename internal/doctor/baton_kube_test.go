@@ -3,7 +3,6 @@ package doctor_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/baton-dev/baton/internal/client"
 	"github.com/baton-dev/baton/internal/evaluate"
 	"github.com/baton-dev/baton/internal/server"
+	"github.com/baton-dev/baton/internal/server/servertest"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/storetest"
 	"github.com/baton-dev/baton/pkg/api"
@@ -27,19 +27,7 @@ import (
 func startBaton(t *testing.T) (string, store.Store) {
 	t.Helper()
 	st := storetest.NewSQLite(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Options{Store: st, Listener: ln})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + ln.Addr().String(), st
+	return servertest.Start(t, server.Options{Store: st}), st
 }
 
 // TestDoctorAgainstBaton checks a baton report, which carries the observed
