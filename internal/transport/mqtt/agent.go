@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -31,10 +30,7 @@ type Client struct {
 	in       *mailbox
 	up       chan struct{}
 
-	mu   sync.RWMutex
-	cm   *autopaho.ConnectionManager
-	live bool
-	gen  uint64 // counts connections; a stale subscriber must not mark the link live
+	link brokerLink
 }
 
 var _ protocol.Conn = (*Client)(nil)
@@ -54,68 +50,17 @@ func Dial(ctx context.Context, broker, source, consumer string, opts Options) (*
 	opts = opts.withDefaults("baton-agent-" + consumer)
 	c := &Client{consumer: consumer, source: source, evSource: "baton-agent-" + consumer, opts: opts,
 		in: newMailbox(recvLimit), up: make(chan struct{}, 1)}
-	cfg := opts.clientConfig(u)
-	cfg.OnConnectionUp = func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-		c.mu.Lock()
-		c.gen++
-		gen := c.gen
-		c.mu.Unlock()
-		go c.subscribe(ctx, cm, gen)
-	}
-	cfg.OnConnectionDown = func() bool {
-		c.mu.Lock()
-		c.gen++
-		c.live = false
-		c.mu.Unlock()
-		c.opts.Logger.Info("mqtt: broker link down", "consumer", consumer)
-		return true
-	}
-	cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){c.received}
-	cm, err := autopaho.NewConnection(ctx, cfg)
+	c.link = brokerLink{opts: opts, filter: SourceEventsTopic(source, consumer), name: []any{"consumer", consumer},
+		onUp: func(uint64) { c.signalUp() }}
+	cm, err := c.link.connect(ctx, u, c.received)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt dial %s: %w", u.Redacted(), err)
 	}
-	c.mu.Lock()
-	c.cm = cm
-	c.mu.Unlock()
 	go func() {
 		<-cm.Done()
-		c.mu.Lock()
-		c.live = false
-		c.mu.Unlock()
 		c.in.close()
 	}()
 	return c, nil
-}
-
-// subscribe subscribes to the consumer's sourceevents topic, retrying while
-// connection gen is current, then marks the link live and signals Up.
-func (c *Client) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, gen uint64) {
-	topic := SourceEventsTopic(c.source, c.consumer)
-	for attempt := 1; ; attempt++ {
-		err := subscribe(ctx, cm, topic, c.opts.ConnectTimeout)
-		c.mu.Lock()
-		current := c.gen == gen
-		if err == nil && current {
-			c.live = true
-		}
-		c.mu.Unlock()
-		if !current || ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			c.opts.Logger.Info("mqtt: broker link up", "consumer", c.consumer, "topic", topic)
-			c.signalUp()
-			return
-		}
-		wait := c.opts.backoff(attempt)
-		c.opts.Logger.Warn("mqtt: subscribe failed", "topic", topic, "err", err, "retry", wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.opts.Clock.After(wait):
-		}
-	}
 }
 
 // subscribe makes one QoS 1 subscription and checks the broker granted it.
@@ -147,10 +92,7 @@ func (c *Client) received(pr paho.PublishReceived) (bool, error) {
 	e, err := UnmarshalEvent(pr.Packet.Payload)
 	if err == nil && ce.IsKeepalive(e) {
 		// The server has no session for this agent: say Hello again.
-		c.mu.RLock()
-		live := c.live
-		c.mu.RUnlock()
-		if live {
+		if _, live := c.link.conn(); live {
 			c.opts.Logger.Info("mqtt: server asks for a new session", "consumer", c.consumer)
 			c.signalUp()
 		}
@@ -177,10 +119,8 @@ func (c *Client) Send(ctx context.Context, m protocol.Message) error {
 	if c.opts.Drop != nil && c.opts.Drop(m) {
 		return nil
 	}
-	c.mu.RLock()
-	live, cm := c.live, c.cm
-	c.mu.RUnlock()
-	if !live || cm == nil {
+	cm, live := c.link.conn()
+	if !live {
 		return protocol.ErrDisconnected
 	}
 	m.Consumer = c.consumer
@@ -198,4 +138,4 @@ func (c *Client) Recv() <-chan protocol.Message { return c.in.out }
 func (c *Client) Up() <-chan struct{} { return c.up }
 
 // Done is closed once the link has stopped after the Dial context ended.
-func (c *Client) Done() <-chan struct{} { return c.cm.Done() }
+func (c *Client) Done() <-chan struct{} { cm, _ := c.link.conn(); return cm.Done() }

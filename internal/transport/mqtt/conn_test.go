@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"github.com/eclipse/paho.golang/autopaho"
+
 	"context"
 	"errors"
 	"reflect"
@@ -196,7 +198,7 @@ func TestServerDropsForeignEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := publishEvent(context.Background(), agent.cm, agent.opts, AgentEventsTopic(source, "c1"), e, "raw"); err != nil {
+		if err := publishEvent(context.Background(), agentConn(agent), agent.opts, AgentEventsTopic(source, "c1"), e, "raw"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -215,3 +217,6 @@ func TestServerDropsForeignEvents(t *testing.T) {
 		t.Errorf("session got %s; want only the heartbeat", m.Type)
 	}
 }
+
+// agentConn is the agent's connection manager, for publishing raw events.
+func agentConn(c *Client) *autopaho.ConnectionManager { cm, _ := c.link.conn(); return cm }

@@ -126,7 +126,7 @@ func startServer(t testing.TB, cfg ServerConfig) *Server {
 			t.Error("server Start did not return within 10s of cancel")
 		}
 	})
-	eventually(t, "the server subscribed", func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.live })
+	eventually(t, "the server subscribed", func() bool { _, live := s.link.conn(); return live })
 	return s
 }
 

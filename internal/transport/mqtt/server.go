@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/baton-dev/baton/internal/protocol"
@@ -55,10 +54,8 @@ type Server struct {
 	opts   Options
 	filter string
 
+	link     brokerLink
 	mu       sync.Mutex
-	cm       *autopaho.ConnectionManager
-	live     bool
-	gen      uint64
 	ctx      context.Context // Start's; set before the first connection
 	sessions map[string]*serverConn
 	asked    map[string]time.Time // last Hello request per consumer
@@ -99,30 +96,16 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()
-	cfg := s.opts.clientConfig(u)
-	cfg.OnConnectionUp = func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-		s.mu.Lock()
-		s.gen++
-		gen := s.gen
-		s.mu.Unlock()
-		go s.subscribe(ctx, cm, gen)
-	}
-	cfg.OnConnectionDown = func() bool {
-		s.mu.Lock()
-		s.gen++
-		s.live = false
-		s.mu.Unlock()
-		s.opts.Logger.Warn("mqtt: broker link down")
-		return true
-	}
-	cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){s.received}
-	cm, err := autopaho.NewConnection(ctx, cfg)
+	s.link = brokerLink{opts: s.opts, filter: s.filter, name: []any{"source", s.cfg.Source},
+		onUp: func(gen uint64) {
+			if gen > 1 {
+				s.askAllHello() // sessions may have missed messages while the link was down
+			}
+		}}
+	cm, err := s.link.connect(ctx, u, s.received)
 	if err != nil {
 		return fmt.Errorf("mqtt server %s: %w", u.Redacted(), err)
 	}
-	s.mu.Lock()
-	s.cm = cm
-	s.mu.Unlock()
 	s.reap(ctx)
 	<-cm.Done()
 	s.mu.Lock()
@@ -132,35 +115,6 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
-}
-
-func (s *Server) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, gen uint64) {
-	for attempt := 1; ; attempt++ {
-		err := subscribe(ctx, cm, s.filter, s.opts.ConnectTimeout)
-		s.mu.Lock()
-		current := s.gen == gen
-		if err == nil && current {
-			s.live = true
-		}
-		s.mu.Unlock()
-		if !current || ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			s.opts.Logger.Info("mqtt: serving agents", "topic", s.filter)
-			if gen > 1 {
-				s.askAllHello()
-			}
-			return
-		}
-		wait := s.opts.backoff(attempt)
-		s.opts.Logger.Warn("mqtt: subscribe failed", "topic", s.filter, "err", err, "retry", wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.opts.Clock.After(wait):
-		}
-	}
 }
 
 // reap ends sessions idle for longer than SessionTimeout until ctx ends.
@@ -304,8 +258,9 @@ func (s *Server) askHello(consumer string) {
 		return
 	}
 	s.asked[consumer] = now
-	ctx, cm := s.ctx, s.cm
+	ctx := s.ctx
 	s.mu.Unlock()
+	cm, _ := s.link.conn()
 	if cm == nil {
 		return
 	}
@@ -328,10 +283,8 @@ func (s *Server) Connected(consumer string) bool {
 // send publishes m to consumer; protocol.ErrDisconnected while the broker
 // link is down.
 func (s *Server) send(ctx context.Context, consumer string, m protocol.Message) error {
-	s.mu.Lock()
-	live, cm := s.live, s.cm
-	s.mu.Unlock()
-	if !live || cm == nil {
+	cm, live := s.link.conn()
+	if !live {
 		return protocol.ErrDisconnected
 	}
 	if s.opts.Drop != nil && s.opts.Drop(m) {
