@@ -82,9 +82,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.HelloInterval <= 0 {
 		cfg.HelloInterval = DefaultHelloInterval
 	}
-	return &Server{cfg: cfg, opts: cfg.Options.withDefaults("baton-server-" + cfg.Source),
+	s := &Server{cfg: cfg, opts: cfg.Options.withDefaults("baton-server-" + cfg.Source),
 		filter:   agentEventsFilter(cfg.Source),
-		sessions: map[string]*serverConn{}, asked: map[string]time.Time{}}, nil
+		sessions: map[string]*serverConn{}, asked: map[string]time.Time{}}
+	s.link = brokerLink{opts: s.opts, filter: s.filter, name: []any{"source", cfg.Source},
+		onUp: func(gen uint64) {
+			if gen > 1 {
+				s.askAllHello() // sessions may have missed messages while the link was down
+			}
+		}}
+	return s, nil
 }
 
 // Start connects to the broker and serves agents until ctx ends; it
@@ -96,12 +103,6 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()
-	s.link = brokerLink{opts: s.opts, filter: s.filter, name: []any{"source", s.cfg.Source},
-		onUp: func(gen uint64) {
-			if gen > 1 {
-				s.askAllHello() // sessions may have missed messages while the link was down
-			}
-		}}
 	cm, err := s.link.connect(ctx, u, s.received)
 	if err != nil {
 		return fmt.Errorf("mqtt server %s: %w", u.Redacted(), err)
