@@ -10,9 +10,11 @@ TEST_P    ?= 2
 all: build
 
 build:
+	@echo "building $(BIN) (the first build downloads the Go modules: a few minutes)…"
 	$(GO) build -o $(BIN) ./cmd/baton
 
 run: build
+	@echo "starting $(BIN) server (REST on :8000, data in ./data)…"
 	./$(BIN) server
 
 kube-assets:
@@ -37,8 +39,10 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+# Reuses a running `bin/baton dev` on 127.0.0.1:8000, else starts its own;
+# DEMO_ARGS='-server URL -kubeconfig FILE' points it at another.
 demo: build
-	hack/demo.sh
+	hack/demo.sh $(DEMO_ARGS)
 
 clean:
 	rm -rf bin

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x bin/baton ]] || go build -o bin/baton ./cmd/baton
-exec go run ./hack/demo
+exec go run ./hack/demo "$@"

@@ -3,14 +3,19 @@
 // with its load balancer IP, deleted (the management cluster is rebuilt) and
 // recreated with a new IP. Each step shows how long baton took to report it.
 //
-// Run it with `make demo`.
+// Run it with `make demo`. When a `baton dev` already runs (its REST API
+// answers on 127.0.0.1:8000 and .baton/dev/kubeconfig exists), the demo
+// uses it instead of starting its own; -server and -kubeconfig point it at
+// another one (`make demo DEMO_ARGS='-server http://127.0.0.1:8002 -kubeconfig …'`).
 package main
 
 import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,6 +26,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -34,6 +40,8 @@ const (
 	oldIP    = "20.1.2.3"
 	newIP    = "20.9.8.7"
 	restAddr = "127.0.0.1:8000"
+	// devKubeconfig is where `baton dev` (default --data-dir) writes its kubeconfig.
+	devKubeconfig = ".baton/dev/kubeconfig"
 )
 
 func main() {
@@ -47,6 +55,22 @@ func main() {
 
 func run(ctx context.Context) error {
 	bin := envOr("BATON_BIN", "bin/baton")
+	server := flag.String("server", "", "REST URL of a running baton dev to use (default: reuse one on "+restAddr+", else start one)")
+	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of that baton dev's cluster (default "+devKubeconfig+")")
+	flag.Parse()
+	if *server == "" && ready(ctx, "http://"+restAddr) {
+		*server = "http://" + restAddr
+	}
+	if *server != "" {
+		if *kubeconfig == "" {
+			*kubeconfig = devKubeconfig
+		}
+		if _, err := os.Stat(*kubeconfig); err != nil {
+			return fmt.Errorf("a server answers on %s but its cluster's kubeconfig is missing (%v): pass -kubeconfig FILE of that baton dev, or stop it", *server, err)
+		}
+		fmt.Printf("Using the running baton dev at %s (kubeconfig %s)…\n", *server, *kubeconfig)
+		return connect(ctx, bin, *server, *kubeconfig)
+	}
 	data, err := os.MkdirTemp("", "baton-demo-")
 	if err != nil {
 		return err
@@ -70,7 +94,24 @@ func run(ctx context.Context) error {
 	if err := waitFor(out, "Press Ctrl-C to stop.", 15*time.Minute); err != nil {
 		return fmt.Errorf("baton dev did not come up: %w", err)
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(data, "kubeconfig"))
+	return connect(ctx, bin, "http://"+restAddr, filepath.Join(data, "kubeconfig"))
+}
+
+// ready reports whether a baton server answers /readyz at base.
+func ready(ctx context.Context, base string) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func connect(ctx context.Context, bin, server, kubeconfig string) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -78,16 +119,20 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rest, err := client.New("http://" + restAddr)
+	rest, err := client.New(server)
 	if err != nil {
 		return err
 	}
-	return scenario(ctx, bin, filepath.Join(data, "kubeconfig"), kube, rest)
+	return scenario(ctx, bin, server, kubeconfig, kube, rest)
 }
 
-func scenario(ctx context.Context, bin, kubeconfig string, kube kubernetes.Interface, rest *client.Client) error {
+func scenario(ctx context.Context, bin, server, kubeconfig string, kube kubernetes.Interface, rest *client.Client) error {
 	tl := &timeline{start: time.Now()}
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	// A reused cluster may still hold the Service of an earlier run.
+	if err := kube.CoreV1().Services(ns).Delete(ctx, "router", metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	svc, err := createService(ctx, kube, oldIP)
@@ -96,7 +141,7 @@ func scenario(ctx context.Context, bin, kubeconfig string, kube kubernetes.Inter
 	}
 	tl.step("Service %s/router exists with load balancer IP %s (uid %s)", ns, oldIP, short(svc.UID))
 
-	apply := exec.CommandContext(ctx, bin, "apply", "-f", "examples/shared-ingress.yaml", "--server", "http://"+restAddr)
+	apply := exec.CommandContext(ctx, bin, "apply", "-f", "examples/shared-ingress.yaml", "--server", server)
 	if msg, err := apply.CombinedOutput(); err != nil {
 		return fmt.Errorf("baton apply: %v: %s", err, msg)
 	}
@@ -136,7 +181,7 @@ func scenario(ctx context.Context, bin, kubeconfig string, kube kubernetes.Inter
 	}
 	fmt.Printf("The old IP was never reported after the Service was gone; no dummy port, no agent restart.\n\n")
 	fmt.Println("$ baton doctor   # compares every reported value with the live cluster")
-	doctor := exec.CommandContext(ctx, bin, "doctor", "--kubeconfig", kubeconfig, "--server", "http://"+restAddr)
+	doctor := exec.CommandContext(ctx, bin, "doctor", "--kubeconfig", kubeconfig, "--server", server, "--consumer", "dev")
 	doctor.Stdout, doctor.Stderr = os.Stdout, os.Stderr
 	return doctor.Run()
 }

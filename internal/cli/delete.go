@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/baton-dev/baton/internal/client"
+	"github.com/baton-dev/baton/pkg/api"
 )
 
 func init() { register(newDeleteCmd) }
@@ -51,11 +55,37 @@ consumer can be deleted only when it has no bundles left.`,
 			if err := c.DeleteBundle(ctx, b.ID); err != nil {
 				return fmt.Errorf("bundle %s: delete: %w", name, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "bundle/%s deleted\n", name)
+			fmt.Fprintln(cmd.OutOrStdout(), deleteOutcome(ctx, c, b))
 			return nil
 		},
 	}
 	flags = addClientFlags(cmd)
 	cmd.Flags().StringVarP(&consumer, "consumer", "c", "", "consumer of the bundle (needed when the name is in several)")
 	return cmd
+}
+
+// deleteOutcome says what a bundle delete did: gone already, or marked
+// deleting and waiting for its agent, whose connection it names.
+func deleteOutcome(ctx context.Context, c *client.Client, b *api.ResourceBundle) string {
+	after, err := c.GetBundle(ctx, b.ID)
+	if client.IsNotFound(err) {
+		return fmt.Sprintf("bundle/%s deleted", b.Name)
+	}
+	wait := fmt.Sprintf("bundle/%s marked deleting: it is removed once the agent of consumer %s confirms "+
+		"it deleted the objects (delete option %s)", b.Name, b.ConsumerName, propagation(b))
+	if err != nil || after.DeletedAt == nil {
+		return wait
+	}
+	con, err := c.ConsumerByName(ctx, b.ConsumerName)
+	if err == nil && (con.Agent == nil || !con.Agent.Connected) {
+		return wait + "; that agent is not connected, so the bundle stays until it is"
+	}
+	return wait
+}
+
+func propagation(b *api.ResourceBundle) string {
+	if b.DeleteOption == nil || b.DeleteOption.PropagationPolicy == "" {
+		return "Foreground"
+	}
+	return string(b.DeleteOption.PropagationPolicy)
 }

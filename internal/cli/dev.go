@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -129,18 +130,31 @@ func (o *devOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
   consumer     %[7]s (its agent is connected)
 
 Try, in another terminal:
-  baton apply -f examples/shared-ingress.yaml
-  baton get bundles -o wide
+  %[8]s apply -f examples/shared-ingress.yaml
+  %[8]s get bundles -o wide
   export KUBECONFIG=%[5]s
-  baton doctor --kubeconfig %[5]s
+  %[8]s doctor --kubeconfig %[5]s
+  make demo        # the runbook's incident on this baton dev
 
 Press Ctrl-C to stop.
-`, base, o.grpcAddr, o.agentAddr, o.metrics, kubeconfig, filepath.Join(assets, "kubectl"), o.consumer)
+`, base, o.grpcAddr, o.agentAddr, o.metrics, kubeconfig, filepath.Join(assets, "kubectl"), o.consumer, selfName())
 	err = g.Wait()
 	if ctx.Err() != nil {
 		return nil // Ctrl-C: a clean stop
 	}
 	return err
+}
+
+// selfName is how the user ran this binary ("bin/baton", "baton"), for
+// hints they can paste.
+func selfName() string {
+	if len(os.Args) > 0 && strings.ContainsRune(os.Args[0], filepath.Separator) {
+		if rel, err := filepath.Rel(".", os.Args[0]); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+		return os.Args[0]
+	}
+	return "baton"
 }
 
 // runSub runs one of baton's own commands in this process.

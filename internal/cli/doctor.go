@@ -86,6 +86,9 @@ func (o *doctorOptions) run(cmd *cobra.Command) error {
 	rules.ExplicitPath = o.kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
 		&clientcmd.ConfigOverrides{CurrentContext: o.context}).ClientConfig()
+	if clientcmd.IsEmptyConfig(err) {
+		return &ExitError{Code: 2, Msg: "no kubeconfig found: pass --kubeconfig FILE (the consumer's cluster) or set KUBECONFIG; ~/.kube/config does not exist or is empty"}
+	}
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}

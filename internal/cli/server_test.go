@@ -33,7 +33,10 @@ func startServerCLI(t *testing.T, args ...string) (base string, done <-chan erro
 	t.Cleanup(cancel)
 	result := make(chan error, 1)
 	go func() {
-		args := append([]string{"server", "--data-dir", t.TempDir(), "--http-addr", addr, "--log-level", "warn"}, args...)
+		// Every listener on an ephemeral port: a baton running on this
+		// machine holds the defaults.
+		args := append([]string{"server", "--data-dir", t.TempDir(), "--http-addr", addr,
+			"--grpc-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0", "--log-level", "warn"}, args...)
 		_, err := runServerCLI(t, ctx, args...)
 		result <- err
 	}()

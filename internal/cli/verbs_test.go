@@ -200,10 +200,15 @@ func TestApplyGetDescribeDelete(t *testing.T) {
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		if out := must(t, srv, "delete", "bundle", "app-config"); out != "bundle/app-config deleted\n" {
-			t.Errorf("got %q", out)
+		// No agent runs: the bundle is only marked deleting, and the
+		// output says what it waits for.
+		out := must(t, srv, "delete", "bundle", "app-config")
+		for _, want := range []string{"bundle/app-config marked deleting", "agent of consumer dev confirms", "not connected"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("delete output lacks %q: %q", want, out)
+			}
 		}
-		out := must(t, srv, "get", "bundle", "app-config")
+		out = must(t, srv, "get", "bundle", "app-config")
 		if !strings.Contains(out, "Deleting") {
 			t.Errorf("deleted bundle not shown as deleting:\n%s", out)
 		}
@@ -232,5 +237,18 @@ func TestUnreachableServer(t *testing.T) {
 	root.SetOut(new(bytes.Buffer))
 	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), addr) {
 		t.Errorf("BATON_SERVER not used: %v", err)
+	}
+}
+
+// doctor without any kubeconfig names the flag and the variable, not
+// client-go's KUBERNETES_MASTER.
+func TestDoctorWithoutKubeconfig(t *testing.T) {
+	srv := startServer(t)
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("HOME", t.TempDir())
+	_, _, err := baton(t, "", "doctor", "--server", srv)
+	if err == nil || !strings.Contains(err.Error(), "--kubeconfig") || !strings.Contains(err.Error(), "KUBECONFIG") ||
+		strings.Contains(err.Error(), "KUBERNETES_MASTER") {
+		t.Fatalf("doctor without kubeconfig: %v", err)
 	}
 }

@@ -11,12 +11,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/baton-dev/baton/internal/kubeassets"
 )
@@ -35,6 +38,9 @@ type Env struct {
 
 // Start starts etcd and kube-apiserver on loopback.
 func Start() (*Env, error) {
+	// envtest logs through controller-runtime; without a logger it prints
+	// a stack trace ("log.SetLogger(...) was never called") after 30 s.
+	ctrllog.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	dir, err := Assets()
 	if err != nil {
 		return nil, err

@@ -85,9 +85,21 @@ func TestSeedScenario(t *testing.T) {
 		if !sawGone {
 			t.Errorf("no sample showed the Service missing:\n%s", describeSamples(samples))
 		}
-		final, _, _ := c.getBundle(b.ID)
-		if state, reason := freshness(final); state != api.FreshnessFresh {
-			t.Errorf("freshness = %s/%s, want Fresh", state, reason)
+		// The e2e timing allows a heartbeat 2 s of lateness (1 s heartbeat,
+		// 3 s timeout); on a loaded machine one heartbeat can be later than
+		// that, and the verdict then says so. What must hold is that the
+		// bundle is Fresh once the agent is heard from again.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			final, _, err := c.getBundle(b.ID)
+			state, reason := freshness(final)
+			if err == nil && state == api.FreshnessFresh {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("freshness = %s/%s 15 s after the scenario, want Fresh (err %v)", state, reason, err)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	})
 }
