@@ -37,6 +37,19 @@ publish() {
 
 if [[ -f $BIN/.complete ]]; then publish; exit 0; fi
 
+# One build per version at a time: concurrent test binaries (go test -p N)
+# and a concurrent `make kube-assets` wait for the first build instead of
+# starting their own in the same source folder.
+if command -v flock >/dev/null; then
+  mkdir -p "$CACHE/kube"
+  exec 9>"$CACHE/kube/.lock-$KEY"
+  if ! flock -n 9; then
+    log "another build of $KEY is running; waiting for it"
+    flock 9
+  fi
+  if [[ -f $BIN/.complete ]]; then publish; exit 0; fi
+fi
+
 start=$(date +%s)
 SRC="$CACHE/kube-src/$KEY"
 mkdir -p "$SRC" "$BIN"
