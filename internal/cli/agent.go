@@ -59,7 +59,7 @@ it holds and re-reports it.`,
 	f.StringVar(&o.consumer, "consumer", "", "name of the consumer (cluster) this agent serves (required)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: in-cluster config, then $KUBECONFIG, then ~/.kube/config)")
 	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context to use")
-	f.StringVar(&o.server, "server", "localhost:8091", "address of the server's agent endpoint (gRPC)")
+	f.StringVar(&o.server, "server", "localhost:8091", "address of the server's agent endpoint (gRPC); several replicas separated by commas (a:8091,b:8091) are tried in turn")
 	f.Float32Var(&o.qps, "kube-api-qps", 50, "queries per second to the Kubernetes API")
 	f.IntVar(&o.burst, "kube-api-burst", 100, "burst of queries to the Kubernetes API")
 	f.StringVar(&o.metricsAddr, "metrics-addr", ":8092", "address serving /healthz, /readyz and /metrics (empty: none)")

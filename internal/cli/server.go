@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/baton-dev/baton/internal/replica"
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/sqlstore"
@@ -43,7 +44,12 @@ type serverOptions struct {
 	source   string
 	logLevel string
 	shutdown time.Duration
-	exts     []ServerExtension
+	// serverID names this replica (default: host name and a random suffix);
+	// leaseTTL is how long its leases last unrenewed.
+	serverID   string
+	leaseTTL   time.Duration
+	healthAddr string
+	exts       []ServerExtension
 }
 
 // serverDataDir is $BATON_DATA_DIR, else ./data.
@@ -67,8 +73,18 @@ The database is SQLite in --data-dir (the default: nothing else to run) or
 PostgreSQL with --db-url (for production and for several replicas). Pending
 schema migrations are applied at start.
 
-The HTTP address also serves /healthz (liveness), /readyz (the database
-answers) and /metrics (Prometheus).`,
+The HTTP address also serves /livez (the process serves; /healthz is the
+same), /readyz (the database answers, the schema is migrated and this
+replica's lease is held; 503 while shutting down) and /metrics (Prometheus);
+--health-addr serves the probes on a port of their own too.
+
+Replicas: any number of servers with the same --db-url (PostgreSQL) form
+one service. Each has a unique --server-id and a lease in the database; an
+agent may connect to any of them, and the one holding its session delivers
+its bundles. Writes through any replica reach the owner at once (LISTEN/
+NOTIFY); one replica at a time runs the cluster duties (freshness metrics,
+change-log pruning). On SIGTERM a replica stops accepting agents, hands
+their sessions over (the agents reconnect to another replica) and exits.`,
 		Example: `  # Keep data in ./data (SQLite) and serve REST on :8000
   baton server
 
@@ -77,6 +93,9 @@ answers) and /metrics (Prometheus).`,
 
   # PostgreSQL
   baton server --db-url 'postgres://baton@db:5432/baton?sslmode=require'
+
+  # Three replicas on one PostgreSQL, probes on their own port
+  baton server --db-url "$DB" --http-addr :8000 --health-addr :8080 --server-id baton-a
 
   # Then, for example
   curl -s localhost:8000/api/maestro/v1/consumers -d '{"name":"mgmt-1"}'
@@ -90,6 +109,9 @@ answers) and /metrics (Prometheus).`,
 	f.StringVar(&o.source, "source", "", "source of bundles created over REST without one (default \"baton\")")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long to wait for requests in flight when stopping")
+	f.StringVar(&o.serverID, "server-id", "", "unique name of this replica in the database and agent state (default: the host name and a random suffix)")
+	f.DurationVar(&o.leaseTTL, "replica-lease", replica.DefaultTTL, "how long this replica's leases last unrenewed: a replica silent for longer is gone and its agents are disconnected")
+	f.StringVar(&o.healthAddr, "health-addr", "", "extra address serving only /livez, /healthz and /readyz (empty: the probes are on --http-addr only)")
 	for _, newExt := range serverExtensions {
 		e := newExt()
 		o.exts = append(o.exts, e)
@@ -131,16 +153,33 @@ func (o *serverOptions) run(ctx context.Context) error {
 			log.Error("server: close store", "err", err)
 		}
 	}()
+	id := o.serverID
+	if id == "" {
+		id = replica.DefaultID()
+	}
+	if err := replica.ValidateID(id); err != nil {
+		return &ExitError{Code: 2, Msg: "--server-id: " + err.Error()}
+	}
+	if o.leaseTTL <= 0 {
+		return &ExitError{Code: 2, Msg: fmt.Sprintf("--replica-lease %s: want a positive duration", o.leaseTTL)}
+	}
+	rep := replica.New(st, id, replica.WithTTL(o.leaseTTL), replica.WithLogger(log))
 	opts := server.Options{
 		HTTPAddr:        o.httpAddr,
+		HealthAddr:      o.healthAddr,
 		Store:           st,
 		Logger:          log,
 		Source:          o.source,
 		ShutdownTimeout: o.shutdown,
 		Registry:        server.NewRegistry(),
+		Replica:         rep,
+		ReadyChecks: []server.ReadyCheck{
+			{Name: "schema", Check: st.SchemaReady},
+			{Name: "replica", Check: func(context.Context) error { return rep.Ready() }},
+		},
 		// The change log only serves watch resumption: keep the newest
-		// 100,000 changes and the last hour.
-		Runnables: []server.Runnable{sqlstore.NewPruner(st, sqlstore.PrunerOptions{Logger: log})},
+		// 100,000 changes and the last hour. One replica prunes.
+		Runnables: []server.Runnable{rep, sqlstore.NewPruner(st, sqlstore.PrunerOptions{Logger: log, Leading: rep.Leading})},
 	}
 	for _, e := range o.exts {
 		if e.Apply == nil {

@@ -10,6 +10,7 @@ import (
 
 	freshnesstracker "github.com/baton-dev/baton/internal/freshness"
 	"github.com/baton-dev/baton/internal/hub"
+	"github.com/baton-dev/baton/internal/replica"
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/transport/grpc"
@@ -23,7 +24,6 @@ type linkOptions struct {
 	grpc             grpc.Config
 	heartbeatTimeout time.Duration
 	resendAfter      time.Duration
-	serverID         string
 }
 
 func init() {
@@ -39,7 +39,6 @@ func (o *linkOptions) flags(fs *pflag.FlagSet) {
 		"how long an agent may stay silent before its bundles turn Stale/AgentDisconnected")
 	fs.DurationVar(&o.resendAfter, "resend-after", hub.DefaultResendTimeout,
 		"how long a spec waits for the agent's acknowledgement before it is sent again")
-	fs.StringVar(&o.serverID, "server-id", "", "name of this replica in agent state (default: the host name)")
 }
 
 func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logger, opts *server.Options) error {
@@ -49,15 +48,16 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 		hub.WithHeartbeatTimeout(o.heartbeatTimeout), hub.WithResendTimeout(o.resendAfter),
 		hub.WithChangeNotifier(broker.Kick),
 	}
-	if o.serverID != "" {
-		hopts = append(hopts, hub.WithServerID(o.serverID))
+	if opts.Replica != nil {
+		hopts = append(hopts, hub.WithServerID(opts.Replica.ID()), hub.WithLiveReplicas(opts.Replica.Live))
 	}
 	h, err := hub.New(st, hopts...)
 	if err != nil {
 		return err
 	}
 	tracker, err := freshnesstracker.NewTracker(st, opts.Registry,
-		freshnesstracker.WithLogger(log), freshnesstracker.WithHeartbeatTimeout(o.heartbeatTimeout))
+		freshnesstracker.WithLogger(log), freshnesstracker.WithHeartbeatTimeout(o.heartbeatTimeout),
+		freshnesstracker.WithLeading(leading(opts.Replica)))
 	if err != nil {
 		return err
 	}
@@ -77,4 +77,13 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 	}
 	opts.Runnables = append(opts.Runnables, broker, h, tracker, gs)
 	return nil
+}
+
+// leading gates the cluster duties on the replica's duty lease (always, for
+// a lone process).
+func leading(r *replica.Replica) func() bool {
+	if r == nil {
+		return func() bool { return true }
+	}
+	return r.Leading
 }

@@ -26,6 +26,14 @@ const (
 // Reasons lists every stale reason, for gauges that report zero too.
 var Reasons = []string{api.ReasonAgentDisconnected, api.ReasonNotDelivered, api.ReasonDigestMismatch, api.ReasonNoReportSince}
 
+// Reader is the part of the store the tracker reads.
+type Reader interface {
+	GetConsumer(ctx context.Context, idOrName string) (store.Consumer, error)
+	ListConsumers(ctx context.Context, opts store.ListOptions) (store.Page[store.Consumer], error)
+	ListBundlesByConsumer(ctx context.Context, consumer string) ([]store.Bundle, error)
+	PendingOutbox(ctx context.Context, consumer string, limit int) ([]store.OutboxEvent, error)
+}
+
 // Tracker computes freshness verdicts for the REST layer and, while
 // started, exports them as Prometheus metrics:
 //
@@ -33,12 +41,13 @@ var Reasons = []string{api.ReasonAgentDisconnected, api.ReasonNotDelivered, api.
 //	baton_bundles_tracked                gauge: bundles looked at in the last pass
 //	baton_bundle_freshness_age_seconds   histogram: age of every bundle's status, per pass
 type Tracker struct {
-	st       store.Store
+	st       Reader
 	clock    clock.WithTicker
 	log      *slog.Logger
 	timeout  time.Duration
 	interval time.Duration
 	ttl      time.Duration
+	leading  func() bool
 
 	stale   *prometheus.GaugeVec
 	tracked prometheus.Gauge
@@ -70,12 +79,18 @@ func WithHeartbeatTimeout(d time.Duration) Option { return func(t *Tracker) { t.
 // WithInterval sets how often Start recomputes the metrics.
 func WithInterval(d time.Duration) Option { return func(t *Tracker) { t.interval = d } }
 
+// WithLeading gates the metric passes of Start: only while leading()
+// reports true does this tracker export fleet gauges (one replica of a
+// cluster does; the others export zeros, so a sum over replicas counts
+// every bundle once).
+func WithLeading(leading func() bool) Option { return func(t *Tracker) { t.leading = leading } }
+
 // WithCacheTTL sets how long consumer state is reused by Freshness.
 func WithCacheTTL(d time.Duration) Option { return func(t *Tracker) { t.ttl = d } }
 
 // NewTracker returns a tracker over st whose metrics are registered on reg
 // (nil: not registered).
-func NewTracker(st store.Store, reg prometheus.Registerer, opts ...Option) (*Tracker, error) {
+func NewTracker(st Reader, reg prometheus.Registerer, opts ...Option) (*Tracker, error) {
 	t := &Tracker{
 		st: st, clock: clock.RealClock{}, log: slog.Default(), timeout: DefaultHeartbeatTimeout,
 		interval: DefaultInterval, ttl: DefaultCacheTTL, cache: map[string]consumerEntry{},
@@ -213,15 +228,32 @@ func (t *Tracker) Start(ctx context.Context) error {
 	tick := t.clock.NewTicker(t.interval)
 	defer tick.Stop()
 	for {
-		if _, err := t.Pass(ctx); err != nil && ctx.Err() == nil {
+		follower := t.leading != nil && !t.leading()
+		if follower {
+			t.clear()
+		} else if _, err := t.Pass(ctx); err != nil && ctx.Err() == nil {
 			t.log.Warn("freshness: pass", "err", err)
+		}
+		// A follower looks again soon: it may lead next.
+		var again <-chan time.Time
+		if follower {
+			again = t.clock.After(min(t.interval, time.Second))
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C():
+		case <-again:
 		}
 	}
+}
+
+// clear exports zeros: another replica counts the fleet.
+func (t *Tracker) clear() {
+	for _, r := range Reasons {
+		t.stale.WithLabelValues(r).Set(0)
+	}
+	t.tracked.Set(0)
 }
 
 // Pass evaluates every bundle once and updates the metrics. It returns the

@@ -67,6 +67,7 @@ type Hub struct {
 	heartbeatTimeout time.Duration
 	pollInterval     time.Duration
 	onChange         func()
+	live             func(ctx context.Context) (map[string]bool, error)
 	reg              prometheus.Registerer
 	metrics          *metrics
 	startedAt        time.Time
@@ -86,6 +87,13 @@ func WithLogger(l *slog.Logger) Option { return func(h *Hub) { h.log = l } }
 
 // WithServerID names this replica in the agents' state (default "baton").
 func WithServerID(id string) Option { return func(h *Hub) { h.serverID = id } }
+
+// WithLiveReplicas sets how the hub learns which replicas are alive: an
+// agent recorded with a replica that is gone counts as disconnected at
+// once, not only after the heartbeat timeout (default: only this one).
+func WithLiveReplicas(f func(ctx context.Context) (map[string]bool, error)) Option {
+	return func(h *Hub) { h.live = f }
+}
 
 // WithNodeID sets the snowflake node id of minted status sequence ids (default 1).
 func WithNodeID(n int64) Option { return func(h *Hub) { h.nodeID = n } }
@@ -195,6 +203,16 @@ func (h *Hub) pollPending(ctx context.Context) {
 // restarted that has not come back.
 func (h *Hub) sweep(ctx context.Context) {
 	now := h.clock.Now()
+	var live map[string]bool
+	if h.live != nil {
+		var err error
+		if live, err = h.live(ctx); err != nil {
+			if ctx.Err() == nil {
+				h.log.Warn("hub: list live replicas", "err", err)
+			}
+			live = nil
+		}
+	}
 	for page := 1; ; page++ {
 		p, err := h.st.ListConsumers(ctx, store.ListOptions{Page: page, Size: 500})
 		if err != nil {
@@ -204,7 +222,7 @@ func (h *Hub) sweep(ctx context.Context) {
 			return
 		}
 		for _, c := range p.Items {
-			if c.Agent.Connected && h.expired(c, now) {
+			if c.Agent.Connected && h.expired(c, now, live) {
 				h.setDisconnected(ctx, c.Name, c.Agent)
 			}
 		}
@@ -214,12 +232,15 @@ func (h *Hub) sweep(ctx context.Context) {
 	}
 }
 
-func (h *Hub) expired(c store.Consumer, now time.Time) bool {
+func (h *Hub) expired(c store.Consumer, now time.Time, live map[string]bool) bool {
 	if s := h.session(c.Name); s != nil {
 		return now.Sub(s.lastBeat()) > h.heartbeatTimeout
 	}
 	if c.Agent.ServerID == h.serverID && c.Agent.LastHeartbeat.Before(h.startedAt) {
 		return true // held by this replica before a restart
+	}
+	if live != nil && c.Agent.ServerID != "" && c.Agent.ServerID != h.serverID && !live[c.Agent.ServerID] {
+		return true // held by a replica that is gone
 	}
 	return now.Sub(c.Agent.LastHeartbeat) > h.heartbeatTimeout
 }

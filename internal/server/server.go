@@ -1,5 +1,7 @@
 // Package server assembles the baton server process: the REST API, health
-// endpoints (/healthz liveness, /readyz store ping), Prometheus metrics
+// endpoints (/livez and its old name /healthz: the process serves, no
+// dependency; /readyz: every readiness check passes, the store ping first),
+// Prometheus metrics
 // (/metrics) and any extra handlers and long-running parts other packages
 // contribute (the agent transport, the watch endpoint).
 //
@@ -27,6 +29,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/baton-dev/baton/internal/api/rest"
+	"github.com/baton-dev/baton/internal/replica"
 	"github.com/baton-dev/baton/internal/store"
 )
 
@@ -77,8 +80,25 @@ type Options struct {
 	Handlers map[string]http.Handler
 	// Runnables are started with the server and stopped when it stops.
 	Runnables []Runnable
+	// ReadyChecks are what /readyz requires besides the store answering a
+	// ping (schema migrated, replica lease held), in order.
+	ReadyChecks []ReadyCheck
+	// Replica is this process's membership among the replicas sharing the
+	// store; extensions read its id and liveness. Nil: a lone process.
+	Replica *replica.Replica
+	// HealthAddr, when set, serves /livez, /healthz and /readyz on a
+	// separate listener too (orchestrator probes apart from API traffic).
+	HealthAddr string
+	// HealthListener, if set, is used instead of listening on HealthAddr.
+	HealthListener net.Listener
 	// ShutdownTimeout bounds the wait for requests in flight; default 10s.
 	ShutdownTimeout time.Duration
+}
+
+// ReadyCheck is one condition of readiness: Check returns nil when it holds.
+type ReadyCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
 }
 
 // NewRegistry returns a metrics registry with the Go and process collectors.
@@ -95,6 +115,7 @@ type Server struct {
 	store   store.Store // instrumented
 	rest    *rest.Handler
 	handler http.Handler
+	health  *http.ServeMux // the health routes alone, for HealthAddr
 	routes  []string
 }
 
@@ -130,8 +151,11 @@ func New(opts Options) (*Server, error) {
 		OnSpecWrite: opts.OnSpecWrite, Watch: opts.Watch, Resync: opts.Resync,
 	})
 	mux := http.NewServeMux()
-	s.handle(mux, "GET /healthz", http.HandlerFunc(s.healthz))
-	s.handle(mux, "GET /readyz", http.HandlerFunc(s.readyz))
+	s.health = http.NewServeMux()
+	for pattern, h := range map[string]http.HandlerFunc{"GET /livez": s.livez, "GET /healthz": s.livez, "GET /readyz": s.readyz} {
+		s.handle(mux, pattern, h)
+		s.health.Handle(pattern, h)
+	}
 	s.handle(mux, "GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	for pattern, h := range opts.Handlers {
 		s.handle(mux, pattern, h)
@@ -211,6 +235,10 @@ func (s *Server) Start(ctx context.Context) error {
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	if err := s.serveHealth(ctx, base, g, gctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	g.Go(func() error {
 		s.log.Info("server: serving HTTP", "addr", ln.Addr().String())
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -249,21 +277,65 @@ func Stopping(ctx context.Context) <-chan struct{} {
 	return ch
 }
 
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+// serveHealth serves the health routes on HealthAddr until gctx ends.
+func (s *Server) serveHealth(ctx, base context.Context, g *errgroup.Group, gctx context.Context) error {
+	ln := s.opts.HealthListener
+	if ln == nil && s.opts.HealthAddr == "" {
+		return nil
+	}
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.opts.HealthAddr); err != nil {
+			return fmt.Errorf("server: listen %s (health): %w", s.opts.HealthAddr, err)
+		}
+	}
+	srv := &http.Server{Handler: s.health, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return base }}
+	g.Go(func() error {
+		s.log.Info("server: serving health", "addr", ln.Addr().String())
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("server: health: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return nil
+	})
+	return nil
+}
+
+// livez answers 200 while the process serves HTTP; it checks nothing else,
+// so a database outage never restarts the server.
+func (s *Server) livez(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// readyz answers 200 when the store answers a ping within 2 seconds.
+// readyz answers 200 when the store answers a ping within 2 seconds and
+// every ReadyCheck passes; otherwise 503 naming the first failed check.
+// While the server shuts down it answers 503, so traffic moves away first.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := s.store.Ping(ctx); err != nil {
-		s.log.Warn("server: readyz: store ping failed", "err", err)
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintf(w, "store: %v\n", err)
-		return
+	checks := append([]ReadyCheck{{Name: "store", Check: s.store.Ping}}, s.opts.ReadyChecks...)
+	select {
+	case <-Stopping(r.Context()):
+		checks = []ReadyCheck{{Name: "shutdown", Check: func(context.Context) error { return errors.New("server is shutting down") }}}
+	default:
+	}
+	for _, c := range checks {
+		if err := c.Check(ctx); err != nil {
+			s.log.Warn("server: readyz: check failed", "check", c.Name, "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "%s: %v\n", c.Name, err)
+			return
+		}
 	}
 	_, _ = w.Write([]byte("ok\n"))
 }

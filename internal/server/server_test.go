@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,5 +262,40 @@ func TestStreamsEndOnShutdown(t *testing.T) {
 	}
 	if server.Stopping(context.Background()) != nil {
 		t.Fatal("Stopping outside a server is not nil")
+	}
+}
+
+// TestHealthPortAndReadyChecks: the probes are served on the health
+// listener too; /readyz names the first failed check and /livez stays 200.
+func TestHealthPortAndReadyChecks(t *testing.T) {
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held atomic.Bool
+	base, _, _ := started(t, server.Options{
+		Store: storetest.NewSQLite(t), HealthListener: hl,
+		ReadyChecks: []server.ReadyCheck{{Name: "replica", Check: func(context.Context) error {
+			if !held.Load() {
+				return errors.New("replica lease not held yet")
+			}
+			return nil
+		}}},
+	})
+	health := "http://" + hl.Addr().String()
+	for _, b := range []string{base, health} {
+		if code, body := get(t, b+"/readyz"); code != http.StatusServiceUnavailable || body != "replica: replica lease not held yet\n" {
+			t.Fatalf("%s/readyz before the lease: %d %q", b, code, body)
+		}
+		if code, body := get(t, b+"/livez"); code != 200 || body != "ok\n" {
+			t.Fatalf("%s/livez: %d %q", b, code, body)
+		}
+	}
+	held.Store(true)
+	if code, body := get(t, health+"/readyz"); code != 200 {
+		t.Fatalf("readyz with every check passing: %d %q", code, body)
+	}
+	if code, _ := get(t, health+"/api/maestro/v1/consumers"); code != http.StatusNotFound {
+		t.Fatalf("the health port serves the API: %d", code)
 	}
 }

@@ -203,6 +203,47 @@ func (And) isFilter() {}
 func (Or) isFilter()  {}
 func (Not) isFilter() {}
 
+// Lease is a named, expiring claim in the store: a replica's liveness, the
+// one agent session serving a consumer, a duty run by one replica of the
+// cluster. Holder names who claims it (a replica id, an agent's identity);
+// Session names the claim's current incarnation (a replica's session, the
+// replica serving an agent's connection). Contender is the last holder that
+// was refused while the lease was held, and ContendedAt when.
+type Lease struct {
+	Name        string
+	Holder      string
+	Session     string
+	AcquiredAt  time.Time
+	ExpiresAt   time.Time
+	Contender   string
+	ContendedAt time.Time
+}
+
+// LeaseRequest asks for lease Name for (Holder, Session) until TTL from now.
+type LeaseRequest struct {
+	Name, Holder, Session string
+	TTL                   time.Duration
+	// Renew only extends a lease held by exactly (Holder, Session) (or
+	// takes it if nobody holds it); without Renew the lease is also taken
+	// when it expired, and moves to Session when Holder already holds it.
+	Renew bool
+}
+
+// Leases is the one lease mechanism every rule of "who does this" uses.
+// Times are the store's clock.
+type Leases interface {
+	// AcquireLease takes or renews a lease under LeaseRequest's rule. When
+	// it is refused, the request's Holder is recorded as the lease's
+	// contender and the current lease is returned with ok false. A lease
+	// taken by its contender forgets the contender.
+	AcquireLease(ctx context.Context, r LeaseRequest) (l Lease, ok bool, err error)
+	// ReleaseLease gives up a lease held by (holder, session); otherwise it
+	// does nothing.
+	ReleaseLease(ctx context.Context, name, holder, session string) error
+	// ListLeases returns the unexpired leases whose name starts with prefix, by name.
+	ListLeases(ctx context.Context, prefix string) ([]Lease, error)
+}
+
 // Page is one page of a list and the total number of matches.
 type Page[T any] struct {
 	Items []T
@@ -266,7 +307,10 @@ type Store interface {
 	// ConsumersWithPending lists consumers that have unacknowledged events.
 	ConsumersWithPending(ctx context.Context) ([]string, error)
 
-	// SetAgentState records connection, epoch and heartbeat of a consumer's agent.
+	// SetAgentState records connection, epoch and heartbeat of a consumer's
+	// agent. A disconnect (Connected false) with a ServerID applies only
+	// while the stored ServerID is the same: a replica disconnects only
+	// agents still recorded with it (or with the dead replica it names).
 	SetAgentState(ctx context.Context, consumer string, s AgentState) error
 
 	// ChangesSince returns up to limit changes with Seq > seq, in order.

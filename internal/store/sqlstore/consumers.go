@@ -23,7 +23,7 @@ var (
 			agent_epoch = CASE WHEN ? = '' THEN agent_epoch ELSE ? END,
 			agent_heartbeat = COALESCE(?, agent_heartbeat),
 			agent_server_id = ?
-		WHERE name = ?`)
+		WHERE name = ? AND (? OR agent_server_id = ?)`)
 )
 
 // CreateConsumer stores c; an empty ID is generated and an empty Name
@@ -170,16 +170,20 @@ func (s *Store) DeleteConsumer(ctx context.Context, id string) error {
 
 // SetAgentState records the agent's connection, epoch, heartbeat and server.
 // An empty Epoch and a zero LastHeartbeat keep the stored values, so a
-// disconnect does not forget the epoch that orders status reports.
+// disconnect does not forget the epoch that orders status reports. A
+// disconnect naming a ServerID applies only while that replica holds the
+// agent, so it never undoes a newer connection through another replica.
 func (s *Store) SetAgentState(ctx context.Context, consumer string, a store.AgentState) error {
 	return s.write(ctx, func(db conn) error {
-		res, err := db.exec(ctx, qSetAgentState, a.Connected, a.Epoch, a.Epoch, nullTime(a.LastHeartbeat), a.ServerID, consumer)
+		unconditional := a.Connected || a.ServerID == ""
+		res, err := db.exec(ctx, qSetAgentState, a.Connected, a.Epoch, a.Epoch, nullTime(a.LastHeartbeat), a.ServerID, consumer,
+			unconditional, a.ServerID)
 		if err != nil {
 			return fmt.Errorf("consumer %q: set agent state: %w", consumer, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("consumer %q: set agent state: %w", consumer, err)
-		} else if n == 0 {
+		} else if n == 0 && unconditional {
 			return fmt.Errorf("consumer %q: %w", consumer, store.ErrNotFound)
 		}
 		return nil

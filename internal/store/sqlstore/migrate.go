@@ -98,3 +98,20 @@ func migrate(ctx context.Context, cfg Config, t target) ([]string, error) {
 	}
 	return applied, nil
 }
+
+// SchemaReady returns nil when the database holds every migration this
+// binary knows (for readiness: a replica serves only a migrated schema).
+func (s *Store) SchemaReady(ctx context.Context) error {
+	want, err := MigrationVersion()
+	if err != nil {
+		return err
+	}
+	var got sql.NullInt64
+	if err := s.reader().row(ctx, `SELECT MAX(version_id) FROM goose_db_version WHERE is_applied`).Scan(&got); err != nil {
+		return fmt.Errorf("sqlstore: schema version: %w", err)
+	}
+	if got.Int64 < want {
+		return fmt.Errorf("sqlstore: schema at version %d, this binary needs %d (migrations pending)", got.Int64, want)
+	}
+	return nil
+}

@@ -29,6 +29,9 @@ type PrunerOptions struct {
 	KeepFor time.Duration
 	Clock   clock.WithTicker
 	Logger  *slog.Logger
+	// Leading, when set, gates every pass: only a replica leading the
+	// cluster duties prunes (nil: always).
+	Leading func() bool
 }
 
 // Pruner deletes old entries of the change log periodically. A change is
@@ -67,7 +70,9 @@ func (p *Pruner) Start(ctx context.Context) error {
 	t := p.o.Clock.NewTicker(p.o.Interval)
 	defer t.Stop()
 	for {
-		if n, err := p.Prune(ctx); err != nil {
+		if p.o.Leading != nil && !p.o.Leading() {
+			// Another replica prunes.
+		} else if n, err := p.Prune(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

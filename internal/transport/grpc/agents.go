@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/google/uuid"
 	ggrpc "google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -25,12 +27,14 @@ type agentService struct {
 	ctx context.Context // the server's; ends every session
 
 	mu       sync.Mutex
-	sessions map[string]*session // by consumer
+	sessions map[string]*session // by subscription id
+	latest   map[string]*session // by consumer: the newest stream, for agents that send no subscription id
 }
 
 // session is the server's protocol.Conn for one agent Subscribe stream.
 type session struct {
 	s        *Server
+	id       string // subscription id
 	consumer string
 	out      *outStream
 	up       chan struct{}
@@ -57,12 +61,12 @@ func (a *agentService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.Serve
 	}
 	// Register before the header, so the agent's first Publish (sent once
 	// it sees the header) finds the session.
-	sess := &session{s: a.s, consumer: consumer, out: newOutStream(), up: make(chan struct{}, 1),
+	sess := &session{s: a.s, id: uuid.NewString(), consumer: consumer, out: newOutStream(), up: make(chan struct{}, 1),
 		in: make(chan protocol.Message, streamBuffer)}
 	sess.up <- struct{}{}
 	a.register(sess)
 	defer a.unregister(sess)
-	ctx, cancel, id, err := openStream(a.ctx, stream)
+	ctx, cancel, id, err := openStream(a.ctx, stream, sess.id)
 	if err != nil {
 		sess.close()
 		return err
@@ -93,23 +97,39 @@ func (a *agentService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.Serve
 	return nil
 }
 
-// register makes sess the consumer's session, ending an older one.
+// register adds sess. An older stream of the same consumer stays open:
+// the hub decides which session serves the consumer (a reconnect of the
+// same agent supersedes its old one; another agent stands by).
 func (a *agentService) register(sess *session) {
 	a.mu.Lock()
-	old := a.sessions[sess.consumer]
-	a.sessions[sess.consumer] = sess
+	a.sessions[sess.id] = sess
+	a.latest[sess.consumer] = sess
 	a.mu.Unlock()
-	if old != nil {
-		old.out.close()
-	}
 }
 
 func (a *agentService) unregister(sess *session) {
 	a.mu.Lock()
-	if a.sessions[sess.consumer] == sess {
-		delete(a.sessions, sess.consumer)
+	delete(a.sessions, sess.id)
+	if a.latest[sess.consumer] == sess {
+		delete(a.latest, sess.consumer)
 	}
 	a.mu.Unlock()
+}
+
+// route finds the session a Publish belongs to: the one named by its
+// subscription-id header, else the consumer's newest.
+func (a *agentService) route(ctx context.Context, consumer string) *session {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if ids := md.Get(SubscriptionIDHeader); len(ids) > 0 {
+			if s := a.sessions[ids[0]]; s != nil && s.consumer == consumer {
+				return s
+			}
+			return nil // that stream is gone: the agent reconnects
+		}
+	}
+	return a.latest[consumer]
 }
 
 func (a *agentService) Publish(ctx context.Context, req *pb.PublishRequest) (*emptypb.Empty, error) {
@@ -133,9 +153,7 @@ func (a *agentService) Publish(ctx context.Context, req *pb.PublishRequest) (*em
 	if err := authorizeConsumer(ctx, m.Consumer); err != nil {
 		return nil, err
 	}
-	a.mu.Lock()
-	sess := a.sessions[m.Consumer]
-	a.mu.Unlock()
+	sess := a.route(ctx, m.Consumer)
 	if sess == nil {
 		return nil, status.Errorf(codes.Unavailable, "publish: consumer %q has no open subscription", m.Consumer)
 	}

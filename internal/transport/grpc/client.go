@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"k8s.io/utils/clock"
 
@@ -55,26 +57,39 @@ type DialOptions struct {
 // consumer as cluster_name and publishes its messages, reconnecting with
 // backoff until the Dial context ends. Up fires for every new session; Send
 // returns protocol.ErrDisconnected while no session is up.
+//
+// Several server addresses (replicas) are tried in turn: a session that
+// fails or cannot be opened moves the link to the next address.
 type Client struct {
 	consumer string
 	opts     DialOptions
-	cc       *ggrpc.ClientConn
-	rpc      pb.CloudEventServiceClient
+	addrs    []string
+	ccs      []*ggrpc.ClientConn
 	recv     chan protocol.Message
 	up       chan struct{}
 
 	mu   sync.RWMutex
 	live bool
+	cur  int                        // index of the address in use
+	rpc  pb.CloudEventServiceClient // of addrs[cur]
+	// subID is the subscription id of the current session, sent with
+	// every Publish so that the server routes it to this session.
+	subID string
 }
 
 var _ protocol.Conn = (*Client)(nil)
 
 // Dial starts the agent's link to addr and returns at once; the link runs
-// until ctx ends, after which Recv's channel closes. An error means the
-// options are unusable.
+// until ctx ends, after which Recv's channel closes. addr may list several
+// addresses separated by commas ("a:8091,b:8091"), tried in turn. An error
+// means the options or addresses are unusable.
 func Dial(ctx context.Context, addr, consumer string, opts DialOptions) (*Client, error) {
 	if consumer == "" {
 		return nil, errors.New("grpc dial: consumer is required")
+	}
+	addrs, err := SplitAddrs(addr)
+	if err != nil {
+		return nil, err
 	}
 	opts = opts.withDefaults(consumer)
 	dopts := []ggrpc.DialOption{ggrpc.WithTransportCredentials(insecure.NewCredentials())}
@@ -86,14 +101,51 @@ func Dial(ctx context.Context, addr, consumer string, opts DialOptions) (*Client
 	}
 	dopts = append(dopts, ggrpc.WithKeepaliveParams(keepalive.ClientParameters{
 		Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}))
-	cc, err := ggrpc.NewClient(addr, append(dopts, opts.GRPCOptions...)...)
-	if err != nil {
-		return nil, fmt.Errorf("grpc dial %s: %w", addr, err)
-	}
-	c := &Client{consumer: consumer, opts: opts, cc: cc, rpc: pb.NewCloudEventServiceClient(cc),
+	c := &Client{consumer: consumer, opts: opts, addrs: addrs,
 		recv: make(chan protocol.Message, streamBuffer), up: make(chan struct{}, 1)}
+	for _, a := range addrs {
+		cc, err := ggrpc.NewClient(a, append(dopts, opts.GRPCOptions...)...)
+		if err != nil {
+			for _, cc := range c.ccs {
+				_ = cc.Close()
+			}
+			return nil, fmt.Errorf("grpc dial %s: %w", a, err)
+		}
+		c.ccs = append(c.ccs, cc)
+	}
+	c.rpc = pb.NewCloudEventServiceClient(c.ccs[0])
 	go c.run(ctx)
 	return c, nil
+}
+
+// SplitAddrs splits a comma-separated list of server addresses; an empty
+// entry is an error naming its position.
+func SplitAddrs(list string) ([]string, error) {
+	parts := strings.Split(list, ",")
+	out := make([]string, 0, len(parts))
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return nil, fmt.Errorf("server address list %q: entry %d is empty", list, i+1)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// next moves the link to the next address.
+func (c *Client) next() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cur = (c.cur + 1) % len(c.ccs)
+	c.rpc = pb.NewCloudEventServiceClient(c.ccs[c.cur])
+}
+
+// Addr returns the address the link uses now.
+func (c *Client) Addr() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.addrs[c.cur]
 }
 
 func (o DialOptions) withDefaults(consumer string) DialOptions {
@@ -123,10 +175,16 @@ func (o DialOptions) withDefaults(consumer string) DialOptions {
 
 func (c *Client) run(ctx context.Context) {
 	defer close(c.recv)
-	defer c.cc.Close()
+	defer func() {
+		for _, cc := range c.ccs {
+			_ = cc.Close()
+		}
+	}()
 	log := c.opts.Logger.With("consumer", c.consumer)
 	backoff := c.opts.MinBackoff
+	fast := 0 // addresses tried without waiting since the last wait
 	for ctx.Err() == nil {
+		addr := c.Addr()
 		established, err := c.session(ctx)
 		if ctx.Err() != nil {
 			return
@@ -134,7 +192,18 @@ func (c *Client) run(ctx context.Context) {
 		if established {
 			backoff = c.opts.MinBackoff
 		}
-		log.Info("server link down", "err", err, "retry", backoff)
+		if len(c.ccs) > 1 {
+			c.next()
+			if established && fast < len(c.ccs)-1 {
+				// The next replica is tried at once (once per round):
+				// this one may be gone.
+				fast++
+				log.Info("server link down; trying the next server", "server", addr, "next", c.Addr(), "err", err)
+				continue
+			}
+		}
+		fast = 0
+		log.Info("server link down", "server", addr, "err", err, "retry", backoff)
 		wait := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-ctx.Done():
@@ -150,7 +219,10 @@ func (c *Client) run(ctx context.Context) {
 func (c *Client) session(ctx context.Context) (established bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.rpc.Subscribe(ctx, &pb.SubscriptionRequest{ClusterName: c.consumer, DataType: ce.DataType})
+	c.mu.RLock()
+	rpc := c.rpc
+	c.mu.RUnlock()
+	stream, err := rpc.Subscribe(ctx, &pb.SubscriptionRequest{ClusterName: c.consumer, DataType: ce.DataType})
 	if err != nil {
 		return false, err
 	}
@@ -165,7 +237,9 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 		_, err := stream.Recv()
 		return false, fmt.Errorf("subscribe: no %s header: %w", SubscriptionIDHeader, err)
 	}
-	c.setLive(true)
+	c.mu.Lock()
+	c.live, c.subID = true, hdr.Get(SubscriptionIDHeader)[0]
+	c.mu.Unlock()
 	defer c.setLive(false)
 	select {
 	case c.up <- struct{}{}:
@@ -238,7 +312,7 @@ func (c *Client) Send(ctx context.Context, m protocol.Message) error {
 		return nil
 	}
 	c.mu.RLock()
-	live := c.live
+	live, rpc, subID := c.live, c.rpc, c.subID
 	c.mu.RUnlock()
 	if !live {
 		return protocol.ErrDisconnected
@@ -252,7 +326,7 @@ func (c *Client) Send(ctx context.Context, m protocol.Message) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.consumer, err)
 	}
-	_, err = c.rpc.Publish(ctx, &pb.PublishRequest{Event: ev})
+	_, err = rpc.Publish(metadata.AppendToOutgoingContext(ctx, SubscriptionIDHeader, subID), &pb.PublishRequest{Event: ev})
 	if err == nil {
 		return nil
 	}

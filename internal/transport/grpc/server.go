@@ -137,7 +137,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.SequenceID = ids.NextString
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
-	s.agents = &agentService{s: s, sessions: map[string]*session{}}
+	s.agents = &agentService{s: s, sessions: map[string]*session{}, latest: map[string]*session{}}
 	s.sources = &sourceService{s: s, subs: map[string]map[*sourceSub]struct{}{}}
 	return s, nil
 }
@@ -264,10 +264,12 @@ func (s *Server) sendLoop(ctx context.Context, o *outStream, stream ggrpc.Server
 	}
 }
 
-// openStream sends the subscription-id header and returns a context that
-// ends with the stream or the server.
-func openStream(serverCtx context.Context, stream ggrpc.ServerStreamingServer[pb.CloudEvent]) (context.Context, context.CancelFunc, string, error) {
-	id := uuid.NewString()
+// openStream sends the subscription-id header (a new id when id is empty)
+// and returns a context that ends with the stream or the server.
+func openStream(serverCtx context.Context, stream ggrpc.ServerStreamingServer[pb.CloudEvent], id string) (context.Context, context.CancelFunc, string, error) {
+	if id == "" {
+		id = uuid.NewString()
+	}
 	if err := stream.SendHeader(metadata.Pairs(SubscriptionIDHeader, id)); err != nil {
 		return nil, nil, "", err
 	}

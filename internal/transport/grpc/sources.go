@@ -57,7 +57,7 @@ func (s *sourceService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.Serv
 	ch, unsubscribe := s.s.cfg.Changes.Subscribe(sub.wants, FromNow)
 	s.register(sub)
 	defer s.unregister(sub)
-	ctx, cancel, id, err := openStream(s.ctx, stream)
+	ctx, cancel, id, err := openStream(s.ctx, stream, "")
 	if err != nil {
 		unsubscribe()
 		return err
