@@ -5,7 +5,7 @@ PG_URL    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 MQTT_ADDR ?= 127.0.0.1:1883
 TEST_P    ?= 2
 
-.PHONY: all build run test test-unit bench kube-assets vet fmt demo clean
+.PHONY: all build run test test-unit bench kube-assets vet fmt demo clean fuzz fuzz-smoke
 
 all: build
 
@@ -24,6 +24,17 @@ kube-assets:
 test: kube-assets build
 	KUBEBUILDER_ASSETS=$$(internal/kubeassets/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' BATON_TEST_MQTT='$(MQTT_ADDR)' \
 	BATON_BIN=$(CURDIR)/$(BIN) $(GO) test -p $(TEST_P) -count=1 -timeout 20m ./...
+	$(MAKE) fuzz-smoke
+
+# Every fuzz target for FUZZTIME each (docs/security.md has the results).
+FUZZTIME ?= 10m
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) hack/fuzz.sh
+
+# A few hundred fuzzed inputs per target (part of `make test`); the seed
+# corpora and kept crashers also run in every plain `go test`.
+fuzz-smoke:
+	FUZZTIME=300x GO=$(GO) hack/fuzz.sh
 
 # Pure-logic tests only (no kube-apiserver, no PostgreSQL).
 test-unit:

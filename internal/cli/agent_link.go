@@ -35,7 +35,7 @@ func (o *grpcAgentOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&o.caFile, "server-ca", "", "CA (PEM) that signs the server's certificate; implies TLS")
 	f.StringVar(&o.certFile, "client-cert", "", "the agent's client certificate (PEM; its common name must be the consumer)")
 	f.StringVar(&o.keyFile, "client-key", "", "key (PEM) of --client-cert")
-	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token the server requires (its --grpc-token-file)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token the server requires (a token of its --auth-config)")
 }
 
 // dial opens the agent's gRPC link to addr; it reconnects by itself and

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/baton-dev/baton/internal/auth"
 	"github.com/baton-dev/baton/internal/replica"
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/store"
@@ -50,6 +51,11 @@ type serverOptions struct {
 	leaseTTL   time.Duration
 	healthAddr string
 	exts       []ServerExtension
+
+	authConfig      string
+	tlsCert, tlsKey string
+	insecure        bool
+	readTimeout     time.Duration
 }
 
 // serverDataDir is $BATON_DATA_DIR, else ./data.
@@ -112,6 +118,14 @@ their sessions over (the agents reconnect to another replica) and exits.`,
 	f.StringVar(&o.serverID, "server-id", "", "unique name of this replica in the database and agent state (default: the host name and a random suffix)")
 	f.DurationVar(&o.leaseTTL, "replica-lease", replica.DefaultTTL, "how long this replica's leases last unrenewed: a replica silent for longer is gone and its agents are disconnected")
 	f.StringVar(&o.healthAddr, "health-addr", "", "extra address serving only /livez, /healthz and /readyz (empty: the probes are on --http-addr only)")
+	f.StringVar(&o.authConfig, "auth-config", "", "auth config file (YAML: tokens, clientCA, oidc, kubernetes; see docs/security.md); "+
+		"without it the server authenticates nobody and listens on loopback only")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "certificate (PEM) of the REST listener; reloaded when the file changes. Empty serves plain HTTP")
+	f.StringVar(&o.tlsKey, "tls-key", "", "key (PEM) of --tls-cert")
+	f.BoolVar(&o.insecure, "insecure-allow-unauthenticated", false,
+		"let a server without --auth-config listen on non-loopback addresses (anyone who reaches it is an admin)")
+	f.DurationVar(&o.readTimeout, "http-read-timeout", server.DefaultHTTPLimits.ReadTimeout,
+		"how long a client may take to send one whole request, body included")
 	for _, newExt := range serverExtensions {
 		e := newExt()
 		o.exts = append(o.exts, e)
@@ -129,6 +143,27 @@ func (o *serverOptions) addStoreFlags(f *pflag.FlagSet) {
 
 func (o *serverOptions) storeConfig(log *slog.Logger) sqlstore.Config {
 	return sqlstore.Config{URL: o.dbURL, DataDir: o.dataDir, Logger: log}
+}
+
+// setupAuth loads --auth-config into opts, or logs that the server runs
+// unauthenticated.
+func (o *serverOptions) setupAuth(ctx context.Context, log *slog.Logger, opts *server.Options) error {
+	if o.authConfig == "" {
+		if o.insecure {
+			log.Warn("server: no --auth-config and --insecure-allow-unauthenticated: anyone who reaches the listeners is an admin")
+		} else {
+			log.Warn("server: no --auth-config: every caller is an admin; listening on loopback addresses only")
+		}
+		return nil
+	}
+	a, err := auth.New(ctx, o.authConfig, auth.Options{Logger: log, Registerer: opts.Registry})
+	if err != nil {
+		return &ExitError{Code: 2, Msg: "--auth-config: " + err.Error()}
+	}
+	opts.Auth, opts.ClientCAs = a, a.ClientCAs
+	opts.Runnables = append(opts.Runnables, a)
+	log.Info("server: authentication on", "auth_config", o.authConfig)
+	return nil
 }
 
 func serverLogger(level string) (*slog.Logger, error) {
@@ -153,6 +188,9 @@ func (o *serverOptions) run(ctx context.Context) error {
 			log.Error("server: close store", "err", err)
 		}
 	}()
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return &ExitError{Code: 2, Msg: "--tls-cert and --tls-key go together"}
+	}
 	id := o.serverID
 	if id == "" {
 		id = replica.DefaultID()
@@ -165,14 +203,18 @@ func (o *serverOptions) run(ctx context.Context) error {
 	}
 	rep := replica.New(st, id, replica.WithTTL(o.leaseTTL), replica.WithLogger(log))
 	opts := server.Options{
-		HTTPAddr:        o.httpAddr,
-		HealthAddr:      o.healthAddr,
-		Store:           st,
-		Logger:          log,
-		Source:          o.source,
-		ShutdownTimeout: o.shutdown,
-		Registry:        server.NewRegistry(),
-		Replica:         rep,
+		HTTPAddr:                     o.httpAddr,
+		HealthAddr:                   o.healthAddr,
+		TLSCertFile:                  o.tlsCert,
+		TLSKeyFile:                   o.tlsKey,
+		Limits:                       server.HTTPLimits{ReadTimeout: o.readTimeout},
+		InsecureAllowUnauthenticated: o.insecure,
+		Store:                        st,
+		Logger:                       log,
+		Source:                       o.source,
+		ShutdownTimeout:              o.shutdown,
+		Registry:                     server.NewRegistry(),
+		Replica:                      rep,
 		ReadyChecks: []server.ReadyCheck{
 			{Name: "schema", Check: st.SchemaReady},
 			{Name: "replica", Check: func(context.Context) error { return rep.Ready() }},
@@ -180,6 +222,9 @@ func (o *serverOptions) run(ctx context.Context) error {
 		// The change log only serves watch resumption: keep the newest
 		// 100,000 changes and the last hour. One replica prunes.
 		Runnables: []server.Runnable{rep, sqlstore.NewPruner(st, sqlstore.PrunerOptions{Logger: log, Leading: rep.Leading})},
+	}
+	if err := o.setupAuth(ctx, log, &opts); err != nil {
+		return err
 	}
 	for _, e := range o.exts {
 		if e.Apply == nil {

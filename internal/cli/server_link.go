@@ -62,6 +62,17 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 		return err
 	}
 	cfg := o.grpc
+	if a, ok := opts.Auth.(grpc.Authenticator); ok {
+		cfg.Auth = a
+	}
+	for _, addr := range []struct {
+		flag string
+		v    *string
+	}{{"--grpc-addr", &cfg.SourceAddr}, {"--agent-addr", &cfg.AgentAddr}} {
+		if *addr.v, err = server.SafeAddr(addr.flag, *addr.v, cfg.Auth != nil, opts.InsecureAllowUnauthenticated); err != nil {
+			return err
+		}
+	}
 	cfg.Agents, cfg.Bundles, cfg.Changes = h, st, broker
 	cfg.Validate, cfg.Notify, cfg.SequenceID = validate.Bundle, h.Notify, h.NextSequenceID
 	cfg.Logger = log

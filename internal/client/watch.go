@@ -18,6 +18,8 @@ const (
 	EventAdded    = "ADDED"
 	EventModified = "MODIFIED"
 	EventDeleted  = "DELETED"
+	// EventError ends a stream the server dropped; its object is an error body.
+	EventError = "ERROR"
 )
 
 // Event is one line of the watch stream. A final event with Err set tells
@@ -134,6 +136,10 @@ func (c *Client) stream(ctx context.Context, resp *http.Response, openErr error,
 		var ev Event
 		if err := json.Unmarshal(line, &ev); err != nil {
 			return last, n, fmt.Errorf("watch: decoding event: %w", err)
+		}
+		if ev.Type == EventError {
+			// The server dropped the stream (this client fell behind); resume.
+			return last, n, fmt.Errorf("watch: the server dropped the stream: this watcher fell behind")
 		}
 		select {
 		case ch <- ev:

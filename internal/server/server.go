@@ -13,6 +13,8 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +33,7 @@ import (
 	"github.com/baton-dev/baton/internal/api/rest"
 	"github.com/baton-dev/baton/internal/replica"
 	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/internal/tlsfiles"
 )
 
 // DefaultHTTPAddr is Maestro's REST port.
@@ -93,6 +96,58 @@ type Options struct {
 	HealthListener net.Listener
 	// ShutdownTimeout bounds the wait for requests in flight; default 10s.
 	ShutdownTimeout time.Duration
+	// Auth authenticates every request but the probes; nil serves everyone
+	// as auth.Anonymous (an admin: loopback development and tests).
+	Auth Authenticator
+	// TLSCertFile and TLSKeyFile serve HTTPS, reloading the files when they
+	// change; empty serves plain HTTP. ClientCAs, when set, verifies
+	// client certificates (optional; bearer tokens work beside them).
+	TLSCertFile, TLSKeyFile string
+	ClientCAs               func() *x509.CertPool
+	// InsecureAllowUnauthenticated lets a server without Auth listen on a
+	// non-loopback address (see SafeAddr).
+	InsecureAllowUnauthenticated bool
+	// Limits bound what one client can hold; zero fields take the defaults
+	// of DefaultHTTPLimits.
+	Limits HTTPLimits
+}
+
+// HTTPLimits bound the time and memory one HTTP client can hold.
+type HTTPLimits struct {
+	// ReadHeaderTimeout bounds reading the request headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading the whole request, body included (a
+	// client trickling a body is cut off after it).
+	ReadTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request headers.
+	MaxHeaderBytes int
+}
+
+// DefaultHTTPLimits are the limits of a server that sets none.
+var DefaultHTTPLimits = HTTPLimits{
+	ReadHeaderTimeout: 10 * time.Second,
+	ReadTimeout:       time.Minute,
+	IdleTimeout:       2 * time.Minute,
+	MaxHeaderBytes:    64 << 10,
+}
+
+func (l HTTPLimits) withDefaults() HTTPLimits {
+	d := DefaultHTTPLimits
+	if l.ReadHeaderTimeout > 0 {
+		d.ReadHeaderTimeout = l.ReadHeaderTimeout
+	}
+	if l.ReadTimeout > 0 {
+		d.ReadTimeout = l.ReadTimeout
+	}
+	if l.IdleTimeout > 0 {
+		d.IdleTimeout = l.IdleTimeout
+	}
+	if l.MaxHeaderBytes > 0 {
+		d.MaxHeaderBytes = l.MaxHeaderBytes
+	}
+	return d
 }
 
 // ReadyCheck is one condition of readiness: Check returns nil when it holds.
@@ -130,6 +185,13 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Listener == nil {
+		addr, err := SafeAddr("--http-addr", opts.HTTPAddr, opts.Auth != nil, opts.InsecureAllowUnauthenticated)
+		if err != nil {
+			return nil, err
+		}
+		opts.HTTPAddr = addr
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -169,7 +231,11 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: new: http metrics: %w", err)
 	}
-	s.handler = m.wrap(mux, s.routeOf(mux))
+	var h http.Handler = mux
+	if opts.Auth != nil {
+		h = s.authenticate(mux, s.routeOf(mux))
+	}
+	s.handler = m.wrap(h, s.routeOf(mux))
 	return s, nil
 }
 
@@ -224,13 +290,25 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("server: listen %s: %w", s.opts.HTTPAddr, err)
 		}
 	}
+	scheme := "http"
+	if s.opts.TLSCertFile != "" {
+		kp, err := tlsfiles.Load(s.opts.TLSCertFile, s.opts.TLSKeyFile, s.log)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("server: --tls-cert: %w", err)
+		}
+		ln, scheme = tls.NewListener(ln, tlsfiles.ServerConfig(kp, s.opts.ClientCAs)), "https"
+	}
+	lim := s.opts.Limits.withDefaults()
 	stopping := make(chan struct{})
 	base, cancelBase := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), stoppingKey{}, stopping))
 	defer cancelBase()
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
@@ -240,7 +318,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	g.Go(func() error {
-		s.log.Info("server: serving HTTP", "addr", ln.Addr().String())
+		s.log.Info("server: serving "+scheme, "addr", ln.Addr().String(), "authenticated", s.opts.Auth != nil)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("server: http: %w", err)
 		}

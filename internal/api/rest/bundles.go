@@ -6,16 +6,20 @@ import (
 	"strconv"
 
 	"github.com/baton-dev/baton/internal/api/search"
+	"github.com/baton-dev/baton/internal/auth"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
 func (h *Handler) listBundles(w http.ResponseWriter, r *http.Request) {
 	if h.watch != nil && r.URL.Query().Get("watch") == "true" {
-		h.watch.ServeHTTP(w, r)
+		h.serveWatch(w, r)
 		return
 	}
 	lp, err := parseList(r, search.BundleFields, bundleMembers)
+	if err == nil {
+		lp.opts.Filter, err = scopeList(r, lp.opts.Filter)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -35,7 +39,7 @@ func (h *Handler) listBundles(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(api.ChangeSeqHeader, strconv.FormatInt(seq, 10))
 	lw := startList(w, api.KindResourceBundleList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
 	for i := range page.Items {
-		lw.item(h.bundleOut(&page.Items[i]))
+		lw.item(h.bundleOut(forCaller(r, &page.Items[i])))
 		page.Items[i] = store.Bundle{} // let the encoded bundle go
 	}
 	h.finishList(r, lw)
@@ -51,11 +55,14 @@ func (h *Handler) getBundle(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	b, err := h.store.GetBundle(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = allowBundle(r, &b, auth.VerbSub)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if err := writeOne(w, http.StatusOK, h.bundleOut(&b), p); err != nil {
+	if err := writeOne(w, http.StatusOK, h.bundleOut(forCaller(r, &b)), p); err != nil {
 		h.fail(w, r, err)
 	}
 }
@@ -63,6 +70,16 @@ func (h *Handler) getBundle(w http.ResponseWriter, r *http.Request) {
 // deleteBundle marks the bundle deleting; it disappears once its agent
 // confirms removal. Deleting a bundle already marked is a no-op.
 func (h *Handler) deleteBundle(w http.ResponseWriter, r *http.Request) {
+	if !caller(r).IsAdmin() {
+		cur, err := h.store.GetBundle(r.Context(), r.PathValue("id"))
+		if err == nil {
+			err = allowBundle(r, &cur, auth.VerbPub)
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
 	b, err := h.store.DeleteBundle(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
@@ -78,7 +95,14 @@ func (h *Handler) createBundle(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	// A source identity creates bundles of its own source.
+	if src, ok := caller(r).FixedSource(); ok && in.Source == "" {
+		in.Source = src
+	}
 	b, err := h.newBundle(&in)
+	if err == nil {
+		err = allowBundle(r, &b, auth.VerbPub)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -126,6 +150,9 @@ func (h *Handler) putBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cur, err := h.store.GetBundle(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = allowBundle(r, &cur, auth.VerbPub)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -145,6 +172,9 @@ func (h *Handler) patchBundle(w http.ResponseWriter, r *http.Request) {
 	}
 	for attempt := 0; ; attempt++ {
 		cur, err := h.store.GetBundle(r.Context(), r.PathValue("id"))
+		if err == nil {
+			err = allowBundle(r, &cur, auth.VerbPub)
+		}
 		if err != nil {
 			h.fail(w, r, err)
 			return

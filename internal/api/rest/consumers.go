@@ -51,6 +51,10 @@ func (h *Handler) listConsumers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) createConsumer(w http.ResponseWriter, r *http.Request) {
+	if err := allowAdmin(r, "create consumers"); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	var in consumerCreate
 	if err := decodeBody(w, r, &in, MaxConsumerBody); err != nil {
 		h.fail(w, r, err)
@@ -82,6 +86,10 @@ func (h *Handler) getConsumer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) patchConsumer(w http.ResponseWriter, r *http.Request) {
+	if err := allowAdmin(r, "change consumers"); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	var in consumerPatch
 	if err := decodeBody(w, r, &in, MaxConsumerBody); err != nil {
 		h.fail(w, r, err)
@@ -109,6 +117,10 @@ func (h *Handler) patchConsumer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) deleteConsumer(w http.ResponseWriter, r *http.Request) {
+	if err := allowAdmin(r, "delete consumers"); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	cur, err := h.store.GetConsumer(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)

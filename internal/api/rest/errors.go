@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/baton-dev/baton/internal/api/search"
+	"github.com/baton-dev/baton/internal/auth"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/validate"
 	"github.com/baton-dev/baton/pkg/api"
@@ -17,12 +18,16 @@ import (
 
 // Maestro's error codes (the number in "maestro-N" and in the error href).
 const (
+	CodeForbidden  = 4
 	CodeConflict   = 6
 	CodeNotFound   = 7
 	CodeValidation = 8
 	CodeGeneral    = 9
 	CodeBadRequest = 17
 	CodeSearch     = 21
+	// CodeUnauthenticated is Maestro's "account authentication could not
+	// be verified" (HTTP 401).
+	CodeUnauthenticated = 15
 )
 
 // OperationIDHeader carries the operation id of a request; a client may
@@ -73,6 +78,8 @@ func fromError(err error) *Error {
 		return errorf(http.StatusConflict, CodeConflict, "%s", err.Error())
 	case errors.Is(err, store.ErrInvalid):
 		return errorf(http.StatusBadRequest, CodeValidation, "%s", err.Error())
+	case errors.Is(err, auth.ErrForbidden):
+		return errorf(http.StatusForbidden, CodeForbidden, "%s", err.Error())
 	}
 	return nil
 }
@@ -88,6 +95,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 			"internal error; the server log has the details under operation id %s", opID)
 	}
 	writeError(w, ae, opID)
+}
+
+// WriteError writes a Maestro error body (for the server's own answers
+// outside the API, such as 401).
+func WriteError(w http.ResponseWriter, r *http.Request, status, code int, reason string) {
+	writeError(w, errorf(status, code, "%s", reason), operationID(r))
 }
 
 func writeError(w http.ResponseWriter, ae *Error, opID string) {

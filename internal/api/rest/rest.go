@@ -26,6 +26,7 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"github.com/baton-dev/baton/internal/auth"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/pkg/api"
 )
@@ -166,6 +167,10 @@ func (h *Handler) Pattern(r *http.Request) string {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		h.noRoute(w, r)
+		return
+	}
+	if id := caller(r); r.Method != http.MethodGet && r.Method != http.MethodHead && !id.CanWrite() {
+		h.fail(w, r, auth.Forbidden(id, "is read-only: %s %s is a write", r.Method, r.URL.Path))
 		return
 	}
 	h.mux.ServeHTTP(w, r)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/baton-dev/baton/internal/auth"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/store"
 )
@@ -17,6 +18,10 @@ func (h *Handler) specWritten(consumer string) {
 
 // resyncConsumer asks the consumer's agent to re-report every bundle.
 func (h *Handler) resyncConsumer(w http.ResponseWriter, r *http.Request) {
+	if err := allowAdmin(r, "resync a whole consumer"); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	c, err := h.store.GetConsumer(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
@@ -28,6 +33,9 @@ func (h *Handler) resyncConsumer(w http.ResponseWriter, r *http.Request) {
 // resyncBundle asks the bundle's agent to re-report it.
 func (h *Handler) resyncBundle(w http.ResponseWriter, r *http.Request) {
 	b, err := h.store.GetBundle(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = allowBundle(r, &b, auth.VerbPub)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return

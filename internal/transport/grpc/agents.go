@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/baton-dev/baton/internal/auth"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/store"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
@@ -56,8 +57,8 @@ func (a *agentService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.Serve
 	if dt := req.GetDataType(); dt != "" && dt != ce.DataType {
 		return status.Errorf(codes.InvalidArgument, "subscribe: data type %q: unsupported", dt)
 	}
-	if err := authorizeConsumer(stream.Context(), consumer); err != nil {
-		return err
+	if err := auth.FromContext(stream.Context()).AuthorizeConsumer(consumer); err != nil {
+		return denied(err)
 	}
 	// Register before the header, so the agent's first Publish (sent once
 	// it sees the header) finds the session.
@@ -150,8 +151,8 @@ func (a *agentService) Publish(ctx context.Context, req *pb.PublishRequest) (*em
 	if !fromAgent[m.Type] {
 		return nil, status.Errorf(codes.InvalidArgument, "publish: %s: not an agent message", e.Type)
 	}
-	if err := authorizeConsumer(ctx, m.Consumer); err != nil {
-		return nil, err
+	if err := auth.FromContext(ctx).AuthorizeConsumer(m.Consumer); err != nil {
+		return nil, denied(err)
 	}
 	sess := a.route(ctx, m.Consumer)
 	if sess == nil {

@@ -2,11 +2,10 @@ package grpc
 
 import (
 	"context"
-	"crypto/subtle"
-	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
-	"os"
+	"log/slog"
 	"strings"
 
 	ggrpc "google.golang.org/grpc"
@@ -15,112 +14,138 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/tlsfiles"
 )
 
-// TLSConfig secures both listeners. The zero value serves plaintext without
-// authentication (development and tests).
+// Authenticator turns a caller into an identity (auth.Authenticator).
+type Authenticator interface {
+	Authenticate(ctx context.Context, r auth.Request) (*auth.Identity, error)
+	// ClientCAs verifies client certificates; nil accepts none.
+	ClientCAs() *x509.CertPool
+	// Denied counts and logs a refused call.
+	Denied(port auth.Port, reason, subject, what string, err error)
+}
+
+// TLSConfig secures both listeners. The zero value serves plaintext
+// (loopback development and tests).
 type TLSConfig struct {
-	// CertFile and KeyFile are the server's certificate and key (PEM).
+	// CertFile and KeyFile are the server's certificate and key (PEM),
+	// reloaded when the files change.
 	CertFile string
 	KeyFile  string
-	// ClientCAFile, when set, makes the agent listener require a client
-	// certificate signed by this CA; the certificate's common name must equal
-	// the consumer the agent subscribes and publishes for.
-	ClientCAFile string
-	// Token, when set, is the bearer token every call must carry in its
-	// "authorization" metadata, except agent calls authenticated by a
-	// verified client certificate.
-	Token string
 }
 
-func (c TLSConfig) serverOptions() (sources, agents []ggrpc.ServerOption, err error) {
-	if c.Token != "" {
-		chk := tokenChecker(c.Token)
-		sources = append(sources, ggrpc.UnaryInterceptor(chk.unary), ggrpc.StreamInterceptor(chk.stream))
-		agents = append(agents, ggrpc.UnaryInterceptor(chk.unary), ggrpc.StreamInterceptor(chk.stream))
-	}
-	if c.CertFile == "" {
-		if c.ClientCAFile != "" {
-			return nil, nil, fmt.Errorf("tls: client CA without a server certificate")
-		}
+// serverOptions returns the credentials and identity interceptors of the
+// source and agent listeners.
+func (s *Server) serverOptions() (sources, agents []ggrpc.ServerOption, err error) {
+	sources = s.authOptions(auth.PortSource)
+	agents = s.authOptions(auth.PortAgent)
+	if s.cfg.TLS.CertFile == "" {
 		return sources, agents, nil
 	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	kp, err := tlsfiles.Load(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tls: load key pair: %w", err)
+		return nil, nil, err
 	}
-	base := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	sources = append(sources, ggrpc.Creds(credentials.NewTLS(base)))
-	agentTLS := base.Clone()
-	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("tls: client CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("tls: client CA %s: no certificate", c.ClientCAFile)
-		}
-		agentTLS.ClientCAs = pool
-		agentTLS.ClientAuth = tls.VerifyClientCertIfGiven
-		if c.Token == "" {
-			agentTLS.ClientAuth = tls.RequireAndVerifyClientCert
-		}
+	var cas func() *x509.CertPool
+	if s.cfg.Auth != nil {
+		cas = s.cfg.Auth.ClientCAs
 	}
-	agents = append(agents, ggrpc.Creds(credentials.NewTLS(agentTLS)))
-	return sources, agents, nil
+	creds := credentials.NewTLS(tlsfiles.ServerConfig(kp, cas))
+	return append(sources, ggrpc.Creds(creds)), append(agents, ggrpc.Creds(creds)), nil
 }
 
-// certIdentity returns the common name of the caller's verified client
-// certificate, or "" when it presented none.
-func certIdentity(ctx context.Context) string {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return ""
-	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
-		return ""
-	}
-	return info.State.VerifiedChains[0][0].Subject.CommonName
-}
-
-// authorizeConsumer refuses a caller whose client certificate names another consumer.
-func authorizeConsumer(ctx context.Context, consumer string) error {
-	if id := certIdentity(ctx); id != "" && id != consumer {
-		return status.Errorf(codes.PermissionDenied, "certificate %q may not act for consumer %q", id, consumer)
-	}
-	return nil
-}
-
-type tokenChecker string
-
-func (t tokenChecker) check(ctx context.Context) error {
-	if certIdentity(ctx) != "" {
+func (s *Server) authOptions(port auth.Port) []ggrpc.ServerOption {
+	if s.cfg.Auth == nil {
 		return nil
 	}
+	g := &guard{a: s.cfg.Auth, port: port, log: s.log}
+	return []ggrpc.ServerOption{ggrpc.ChainUnaryInterceptor(g.unary), ggrpc.ChainStreamInterceptor(g.stream)}
+}
+
+// guard authenticates every call of one listener and attaches the
+// caller's identity to its context; handlers authorize with it. Refusals
+// (Unauthenticated, PermissionDenied) are counted and logged.
+type guard struct {
+	a    Authenticator
+	port auth.Port
+	log  *slog.Logger
+}
+
+func (g *guard) identify(ctx context.Context, method string) (context.Context, *auth.Identity, error) {
+	req := auth.Request{Port: g.port, Certificates: peerCertificates(ctx)}
 	md, _ := metadata.FromIncomingContext(ctx)
 	for _, v := range md.Get("authorization") {
-		got, ok := strings.CutPrefix(v, "Bearer ")
-		if ok && subtle.ConstantTimeCompare([]byte(got), []byte(t)) == 1 {
-			return nil
+		if tok, ok := strings.CutPrefix(v, "Bearer "); ok {
+			req.Bearer = strings.TrimSpace(tok)
 		}
 	}
-	return status.Error(codes.Unauthenticated, "missing or invalid bearer token")
+	id, err := g.a.Authenticate(ctx, req)
+	if err != nil {
+		g.a.Denied(g.port, "unauthenticated", "", method, err)
+		return nil, nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	if err := id.AuthorizePort(g.port); err != nil {
+		g.a.Denied(g.port, "forbidden", id.Subject, method, err)
+		return nil, nil, status.Error(codes.PermissionDenied, err.Error())
+	}
+	return auth.WithIdentity(ctx, id), id, nil
 }
 
-func (t tokenChecker) unary(ctx context.Context, req any, _ *ggrpc.UnaryServerInfo, h ggrpc.UnaryHandler) (any, error) {
-	if err := t.check(ctx); err != nil {
+func (g *guard) done(id *auth.Identity, method string, err error) {
+	if status.Code(err) == codes.PermissionDenied {
+		g.a.Denied(g.port, "forbidden", id.Subject, method, err)
+	}
+}
+
+func (g *guard) unary(ctx context.Context, req any, info *ggrpc.UnaryServerInfo, h ggrpc.UnaryHandler) (any, error) {
+	ctx, id, err := g.identify(ctx, info.FullMethod)
+	if err != nil {
 		return nil, err
 	}
-	return h(ctx, req)
+	resp, err := h(ctx, req)
+	g.done(id, info.FullMethod, err)
+	return resp, err
 }
 
-func (t tokenChecker) stream(srv any, ss ggrpc.ServerStream, _ *ggrpc.StreamServerInfo, h ggrpc.StreamHandler) error {
-	if err := t.check(ss.Context()); err != nil {
+func (g *guard) stream(srv any, ss ggrpc.ServerStream, info *ggrpc.StreamServerInfo, h ggrpc.StreamHandler) error {
+	ctx, id, err := g.identify(ss.Context(), info.FullMethod)
+	if err != nil {
 		return err
 	}
-	return h(srv, ss)
+	err = h(srv, &identStream{ServerStream: ss, ctx: ctx})
+	g.done(id, info.FullMethod, err)
+	return err
+}
+
+type identStream struct {
+	ggrpc.ServerStream
+	ctx context.Context
+}
+
+func (s *identStream) Context() context.Context { return s.ctx }
+
+// peerCertificates returns the caller's verified client certificate chain.
+func peerCertificates(ctx context.Context) []*x509.Certificate {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 {
+		return nil
+	}
+	return info.State.VerifiedChains[0]
+}
+
+// denied maps an authorization error to PermissionDenied.
+func denied(err error) error {
+	if errors.Is(err, auth.ErrForbidden) {
+		return status.Error(codes.PermissionDenied, err.Error())
+	}
+	return status.Error(codes.Internal, fmt.Sprintf("authorization: %v", err))
 }
 
 // tokenCreds attaches a bearer token to every call of a client.

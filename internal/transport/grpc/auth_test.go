@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/baton-dev/baton/internal/auth"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
 )
@@ -92,8 +93,8 @@ func TestAgentClientCertificates(t *testing.T) {
 	c, k := ca.issue(t, "server", x509.ExtKeyUsageServerAuth)
 	hub := newFakeHub()
 	cfg := serverConfig(hub)
-	cfg.TLS = TLSConfig{CertFile: writeFile(t, dir, "tls.crt", c), KeyFile: writeFile(t, dir, "tls.key", k),
-		ClientCAFile: writeFile(t, dir, "ca.crt", ca.pem)}
+	cfg.TLS = TLSConfig{CertFile: writeFile(t, dir, "tls.crt", c), KeyFile: writeFile(t, dir, "tls.key", k)}
+	cfg.Auth = newAuth(t, "clientCA: "+writeFile(t, dir, "ca.crt", ca.pem)+"\n")
 	srv, _ := startServer(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -137,7 +138,7 @@ func TestAgentClientCertificates(t *testing.T) {
 func TestBearerToken(t *testing.T) {
 	hub := newFakeHub()
 	cfg := serverConfig(hub)
-	cfg.TLS.Token = "s3cret"
+	cfg.Auth = newAuth(t, "tokens:\n- {token: s3cret, subject: agent-c1, role: agent, consumer: c1}\n")
 	srv, _ := startServer(t, cfg)
 	stream, err := rawClient(t, srv.SourceAddr()).Subscribe(context.Background(),
 		&pb.SubscriptionRequest{Source: "cs", DataType: ce.DataType})
@@ -166,16 +167,26 @@ func TestBearerToken(t *testing.T) {
 	}
 }
 
+// newAuth loads an auth config written to a temporary file.
+func newAuth(t *testing.T, config string) *auth.Authenticator {
+	t.Helper()
+	a, err := auth.New(context.Background(), writeFile(t, t.TempDir(), "auth.yaml", []byte(config)), auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func TestBindFlags(t *testing.T) {
 	dir := t.TempDir()
 	var c Config
 	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 	c.BindFlags(fs)
-	err := fs.Parse([]string{"--agent-addr=:9191", "--grpc-token-file=" + writeFile(t, dir, "tok", []byte("abc\n"))})
+	err := fs.Parse([]string{"--agent-addr=:9191", "--grpc-tls-cert=" + filepath.Join(dir, "c")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SourceAddr != DefaultSourceAddr || c.AgentAddr != ":9191" || c.TLS.Token != "abc" {
+	if c.SourceAddr != DefaultSourceAddr || c.AgentAddr != ":9191" || c.TLS.CertFile != filepath.Join(dir, "c") {
 		t.Errorf("config = %+v", c)
 	}
 }

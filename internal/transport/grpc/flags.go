@@ -2,12 +2,11 @@ package grpc
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/baton-dev/baton/internal/tlsfiles"
 )
 
 // BindFlags registers the server's listener and TLS flags on fs, with the
@@ -23,40 +22,27 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AgentAddr, "agent-addr", c.AgentAddr, "address of the gRPC endpoint for agents")
 	fs.StringVar(&c.TLS.CertFile, "grpc-tls-cert", c.TLS.CertFile, "server certificate (PEM) for both gRPC endpoints; empty serves plaintext")
 	fs.StringVar(&c.TLS.KeyFile, "grpc-tls-key", c.TLS.KeyFile, "server key (PEM) for --grpc-tls-cert")
-	fs.StringVar(&c.TLS.ClientCAFile, "agent-client-ca", c.TLS.ClientCAFile,
-		"CA (PEM) that signs agent client certificates; a certificate's common name must be its consumer")
-	fs.Func("grpc-token-file", "file holding the bearer token every gRPC call must carry", func(path string) error {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		c.TLS.Token = strings.TrimSpace(string(b))
-		return nil
-	})
 }
 
 // ClientTLS builds an agent's TLS configuration: caFile verifies the server
 // (empty: the system roots); certFile and keyFile, when set, are the agent's
-// client certificate.
+// client certificate, reloaded when the files change (a rotated
+// certificate is used from the next connection on, without a restart).
 func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := tlsfiles.CAPool(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("tls: server CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls: server CA %s: no certificate", caFile)
 		}
 		cfg.RootCAs = pool
 	}
 	if certFile != "" {
-		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		kp, err := tlsfiles.Load(certFile, keyFile, nil)
 		if err != nil {
 			return nil, fmt.Errorf("tls: client key pair: %w", err)
 		}
-		cfg.Certificates = []tls.Certificate{pair}
+		cfg.GetClientCertificate = kp.GetClientCertificate
 	}
 	return cfg, nil
 }

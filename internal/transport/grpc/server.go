@@ -86,8 +86,11 @@ type Config struct {
 	// heartbeat event (default 10 s; sdk-go clients give up after 20 s).
 	HeartbeatInterval time.Duration
 	TLS               TLSConfig
-	Clock             clock.WithTicker
-	Logger            *slog.Logger
+	// Auth authenticates every call; nil serves everyone as auth.Anonymous
+	// (an admin), for loopback development and tests.
+	Auth   Authenticator
+	Clock  clock.WithTicker
+	Logger *slog.Logger
 }
 
 // Server is the gRPC CloudEvents endpoint for source clients and agents.
@@ -158,7 +161,7 @@ func addrString(a net.Addr) string {
 
 // Start listens on both addresses and serves until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
-	srcOpts, agentOpts, err := s.cfg.TLS.serverOptions()
+	srcOpts, agentOpts, err := s.serverOptions()
 	if err != nil {
 		return fmt.Errorf("grpc server: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/baton-dev/baton/internal/auth"
 	"github.com/baton-dev/baton/internal/store"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
@@ -48,6 +49,9 @@ func (s *sourceService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.Serv
 	}
 	if dt := req.GetDataType(); dt != "" && dt != ce.DataType {
 		return status.Errorf(codes.InvalidArgument, "subscribe: data type %q: unsupported", dt)
+	}
+	if err := auth.FromContext(stream.Context()).AuthorizeSource(stream.Context(), req.GetSource(), auth.VerbSub); err != nil {
+		return denied(err)
 	}
 	sub := &sourceSub{source: req.GetSource(), consumer: req.GetClusterName(), out: newOutStream(),
 		sent: map[string]string{}, gens: map[string]int64{}}
@@ -275,6 +279,15 @@ func (s *sourceService) Publish(ctx context.Context, req *pb.PublishRequest) (*e
 	}
 	if e.Source == "" {
 		return nil, status.Error(codes.InvalidArgument, "publish: event source is required")
+	}
+	// The event's source is who the caller claims to be: it must be a
+	// source the caller may act as.
+	verb := auth.VerbPub
+	if e.Type == ce.TypeStatusResync {
+		verb = auth.VerbSub
+	}
+	if err := auth.FromContext(ctx).AuthorizeSource(ctx, e.Source, verb); err != nil {
+		return nil, denied(err)
 	}
 	switch e.Type {
 	case ce.TypeSpecCreate, ce.TypeSpecUpdate, ce.TypeSpecDelete:

@@ -1,0 +1,66 @@
+package auth
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+	"slices"
+)
+
+// certMapper maps verified client certificates to identities.
+type certMapper struct {
+	pool  *x509.CertPool
+	rules []CertRule
+}
+
+func newCertMapper(caFile string, rules []CertRule) (*certMapper, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("clientCA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("clientCA %s: no PEM certificate", caFile)
+	}
+	return &certMapper{pool: pool, rules: rules}, nil
+}
+
+// identity maps a verified leaf certificate. Without rules, a certificate
+// on the agent port is the agent of its common name; elsewhere it is not
+// an identity.
+func (m *certMapper) identity(port Port, leaf *x509.Certificate) (*Identity, error) {
+	cn := leaf.Subject.CommonName
+	if len(m.rules) == 0 {
+		if port == PortAgent && cn != "" {
+			return &Identity{Subject: "cert:" + cn, Role: RoleAgent, Consumer: cn, Method: "certificate"}, nil
+		}
+		return nil, fmt.Errorf("%w: client certificate %q: no certificate rule maps it to an identity on the %s port", ErrUnauthenticated, cn, port)
+	}
+	for _, r := range m.rules {
+		if !r.matches(leaf) {
+			continue
+		}
+		id := &Identity{Subject: "cert:" + cn, Role: r.Role, Source: r.Source, Consumer: r.Consumer, Method: "certificate"}
+		if id.Role == RoleAgent && id.Consumer == "" {
+			id.Consumer = cn
+		}
+		if id.Role == RoleSource && id.Source == "" {
+			id.Source = cn
+		}
+		if (id.Role == RoleAgent && id.Consumer == "") || (id.Role == RoleSource && id.Source == "") {
+			return nil, fmt.Errorf("%w: client certificate without a common name", ErrUnauthenticated)
+		}
+		return id, nil
+	}
+	return nil, fmt.Errorf("%w: client certificate %q matches no certificate rule", ErrUnauthenticated, cn)
+}
+
+func (r CertRule) matches(c *x509.Certificate) bool {
+	if r.CommonName != "" && (r.CommonName == "*" || r.CommonName == c.Subject.CommonName) {
+		return true
+	}
+	if r.DNSName != "" && (r.DNSName == "*" && len(c.DNSNames) > 0 || slices.Contains(c.DNSNames, r.DNSName)) {
+		return true
+	}
+	return false
+}
