@@ -40,6 +40,9 @@ func baton(t *testing.T, stdin string, args ...string) (string, string, error) {
 	t.Helper()
 	t.Setenv(EnvServer, "")
 	t.Setenv(EnvConfig, filepath.Join(t.TempDir(), "none.yaml"))
+	if os.Getenv(envTestToken) == "" {
+		t.Setenv(EnvToken, "")
+	}
 	root := NewRoot()
 	var out, errOut bytes.Buffer
 	root.SetArgs(args)

@@ -31,6 +31,7 @@ type Client struct {
 	server  string
 	http    *http.Client
 	timeout time.Duration
+	token   string
 }
 
 // Option configures a Client.
@@ -39,6 +40,9 @@ type Option func(*Client)
 // WithHTTPClient replaces the HTTP client (for TLS or tests). Its Timeout
 // must be zero or watches end early; per-request timeouts come from WithTimeout.
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithToken sends token as "Authorization: Bearer <token>" on every request.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
 // WithTimeout sets the timeout of every request except watches.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
@@ -75,6 +79,12 @@ func (e *Error) Error() string {
 	msg := e.Reason
 	if msg == "" {
 		msg = fmt.Sprintf("%s %s failed", e.Method, e.Path)
+	}
+	switch e.StatusCode {
+	case http.StatusUnauthorized:
+		msg = "the server requires a token: give --token, set BATON_TOKEN or add token: to the config file (" + msg + ")"
+	case http.StatusForbidden:
+		msg = "the server refused this to your token's identity: " + msg + "; an admin can give you a token with the role it needs"
 	}
 	if e.Code != "" {
 		return fmt.Sprintf("%s (HTTP %d, %s)", msg, e.StatusCode, e.Code)
@@ -176,6 +186,9 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, in
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
