@@ -83,7 +83,7 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 	opts.Freshness = tracker.Source()
 	opts.OnSpecWrite = func(consumer string) { h.Notify(consumer); broker.Kick() }
 	opts.Resync = h.RequestStatus
-	opts.Watch = func(render func(store.Bundle) any) http.Handler {
+	opts.Watch = func(render func(*http.Request, store.Bundle) any) http.Handler {
 		return watch.NewHandler(broker, st, render, watch.WithHandlerLogger(log))
 	}
 	opts.Runnables = append(opts.Runnables, broker, h, tracker, gs)

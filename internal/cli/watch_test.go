@@ -24,7 +24,7 @@ func startWatchServer(t *testing.T) (string, *watch.Broker) {
 	broker := watch.New(st, watch.WithPollInterval(20*time.Millisecond))
 	url := servertest.Start(t, server.Options{Store: st,
 		OnSpecWrite: func(string) { broker.Kick() },
-		Watch: func(render func(store.Bundle) any) http.Handler {
+		Watch: func(render func(*http.Request, store.Bundle) any) http.Handler {
 			return watch.NewHandler(broker, st, render)
 		},
 		Runnables: []server.Runnable{broker}})

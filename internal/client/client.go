@@ -189,6 +189,10 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, in
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	// baton's additions that Maestro's schema has no place for (consumer
+	// agent, bundle source) are served only when asked; a Maestro server
+	// ignores the header.
+	req.Header.Set(api.ExtensionsHeader, "true")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -69,7 +69,7 @@ type Options struct {
 	// OnSpecWrite, Watch and Resync connect the REST API to the agent link
 	// (see rest.Options); nil leaves the feature out.
 	OnSpecWrite func(consumer string)
-	Watch       func(render func(store.Bundle) any) http.Handler
+	Watch       func(render func(*http.Request, store.Bundle) any) http.Handler
 	Resync      func(ctx context.Context, consumer string, bundleIDs []string) error
 	// Source is the source of bundles created over REST without one;
 	// empty is rest.DefaultSource.

@@ -24,8 +24,9 @@ import (
 // proxies and clients know it is alive.
 const DefaultHeartbeat = 15 * time.Second
 
-// Renderer turns a stored bundle into its REST JSON object.
-type Renderer func(store.Bundle) any
+// Renderer turns a stored bundle into its REST JSON object as request r
+// asks for it.
+type Renderer func(r *http.Request, b store.Bundle) any
 
 // Event is one line of a REST watch stream.
 type Event struct {
@@ -232,7 +233,7 @@ func (h *Handler) event(r *http.Request, c store.Change, filter store.Filter, se
 			return Event{}, false, nil
 		}
 		delete(seen, c.BundleID)
-		return Event{Type: c.Type, Seq: c.Seq, Object: h.render(stub)}, true, nil
+		return Event{Type: c.Type, Seq: c.Seq, Object: h.render(r, stub)}, true, nil
 	}
 	b, err := h.st.GetBundle(r.Context(), c.BundleID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -249,7 +250,7 @@ func (h *Handler) event(r *http.Request, c store.Change, filter store.Filter, se
 	if redact != nil {
 		b = redact(b)
 	}
-	return Event{Type: c.Type, Seq: c.Seq, Object: h.render(b)}, true, nil
+	return Event{Type: c.Type, Seq: c.Seq, Object: h.render(r, b)}, true, nil
 }
 
 // EventError is the type of the last event of a stream the server ends

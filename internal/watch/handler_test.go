@@ -23,7 +23,7 @@ type rendered struct {
 	Version  int64  `json:"version"`
 }
 
-func render(b store.Bundle) any {
+func render(_ *http.Request, b store.Bundle) any {
 	return rendered{ID: b.ID, Consumer: b.ConsumerName, Version: b.Generation}
 }
 

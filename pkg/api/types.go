@@ -9,6 +9,8 @@ package api
 
 import (
 	"encoding/json"
+	"net/http"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +34,18 @@ const BasePath = "/api/maestro/v1"
 // after the list is missed. A since older than the kept history is 410 Gone.
 const ChangeSeqHeader = "X-Baton-Change-Seq"
 
+// ExtensionsHeader asks for baton's additions that Maestro's schema has no
+// open place for: the consumer's "agent" and the bundle's top-level
+// "source". Without it (or with any value but "true") every REST response
+// decodes with Maestro's generated client types with unknown fields
+// disallowed; additions that fit an open object (everything under
+// "status", "metadata") are always served. baton's own client always sends
+// it.
+const ExtensionsHeader = "X-Baton-Extensions"
+
+// WantsExtensions reports whether a request's header asks for baton's additions.
+func WantsExtensions(h http.Header) bool { return strings.EqualFold(h.Get(ExtensionsHeader), "true") }
+
 // Consumer is a cluster that runs one agent.
 type Consumer struct {
 	ID        string            `json:"id"`
@@ -41,7 +55,8 @@ type Consumer struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	CreatedAt time.Time         `json:"created_at"`
 	UpdatedAt time.Time         `json:"updated_at"`
-	// Agent is baton's addition: what the server knows of the consumer's agent.
+	// Agent is baton's addition: what the server knows of the consumer's
+	// agent. Served only to clients that send ExtensionsHeader.
 	Agent *AgentState `json:"agent,omitempty"`
 }
 
@@ -53,13 +68,33 @@ type AgentState struct {
 }
 
 // ObjectMeta is the work ObjectMeta a bundle carries (Maestro's "metadata").
+// The timestamps are server-set: REST and status events fill them from the
+// bundle's created_at and deleted_at (Maestro's behaviour); on input they
+// are ignored.
 type ObjectMeta struct {
-	Name            string            `json:"name,omitempty"`
-	Namespace       string            `json:"namespace,omitempty"`
-	UID             string            `json:"uid,omitempty"`
-	ResourceVersion string            `json:"resourceVersion,omitempty"`
-	Labels          map[string]string `json:"labels,omitempty"`
-	Annotations     map[string]string `json:"annotations,omitempty"`
+	Name              string            `json:"name,omitempty"`
+	Namespace         string            `json:"namespace,omitempty"`
+	UID               string            `json:"uid,omitempty"`
+	ResourceVersion   string            `json:"resourceVersion,omitempty"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	Annotations       map[string]string `json:"annotations,omitempty"`
+	CreationTimestamp *metav1.Time      `json:"creationTimestamp,omitempty"`
+	DeletionTimestamp *metav1.Time      `json:"deletionTimestamp,omitempty"`
+}
+
+// WithTimestamps returns m with the server-set timestamps of a bundle
+// created at created and marked deleting at deleted (nil: not deleting).
+func (m ObjectMeta) WithTimestamps(created time.Time, deleted *time.Time) ObjectMeta {
+	m.CreationTimestamp, m.DeletionTimestamp = nil, nil
+	if !created.IsZero() {
+		t := metav1.NewTime(created.UTC())
+		m.CreationTimestamp = &t
+	}
+	if deleted != nil {
+		t := metav1.NewTime(deleted.UTC())
+		m.DeletionTimestamp = &t
+	}
+	return m
 }
 
 // BundleSpec is what an agent applies: the ManifestBundle of a ManifestWork.
@@ -74,11 +109,13 @@ type BundleSpec struct {
 // shape; server-set fields (id, kind, href, version, timestamps, status) are
 // ignored on input.
 type ResourceBundle struct {
-	ID              string                        `json:"id"`
-	Kind            string                        `json:"kind"`
-	Href            string                        `json:"href"`
-	Name            string                        `json:"name"`
-	ConsumerName    string                        `json:"consumer_name"`
+	ID           string `json:"id"`
+	Kind         string `json:"kind"`
+	Href         string `json:"href"`
+	Name         string `json:"name"`
+	ConsumerName string `json:"consumer_name"`
+	// Source is baton's addition, served only to clients that send
+	// ExtensionsHeader (Maestro's schema has no such member).
 	Source          string                        `json:"source,omitempty"`
 	Version         int64                         `json:"version"`
 	CreatedAt       time.Time                     `json:"created_at"`

@@ -290,6 +290,7 @@ func (c *cluster) do(method, path string, body, out any) (int, error) {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(api.ExtensionsHeader, "true") // the e2e tests read baton's additions
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err

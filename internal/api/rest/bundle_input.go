@@ -3,6 +3,7 @@ package rest
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 	"k8s.io/apimachinery/pkg/api/validate/content"
@@ -51,6 +52,7 @@ func (h *Handler) newBundle(in *api.ResourceBundle) (store.Bundle, error) {
 	if in.Metadata.Namespace == "" && len(content.IsDNS1123Label(in.ConsumerName)) == 0 {
 		in.Metadata.Namespace = in.ConsumerName
 	}
+	in.Metadata = in.Metadata.WithTimestamps(time.Time{}, nil) // server-set
 	in.Metadata.UID, in.Metadata.ResourceVersion = "", ""
 	if err := validate.Bundle(in); err != nil {
 		return store.Bundle{}, err
@@ -90,6 +92,7 @@ func (h *Handler) changedBundle(cur *store.Bundle, in *api.ResourceBundle) (stor
 	if in.Metadata.Namespace == "" {
 		in.Metadata.Namespace = cur.Meta.Namespace
 	}
+	in.Metadata = in.Metadata.WithTimestamps(time.Time{}, nil) // server-set
 	in.Metadata.UID, in.Metadata.ResourceVersion = "", ""
 	if err := validate.Bundle(in); err != nil {
 		return store.Bundle{}, err

@@ -39,7 +39,7 @@ func (h *Handler) listBundles(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(api.ChangeSeqHeader, strconv.FormatInt(seq, 10))
 	lw := startList(w, api.KindResourceBundleList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
 	for i := range page.Items {
-		lw.item(h.bundleOut(forCaller(r, &page.Items[i])))
+		lw.item(h.bundleOut(forCaller(r, &page.Items[i]), ext(r)))
 		page.Items[i] = store.Bundle{} // let the encoded bundle go
 	}
 	h.finishList(r, lw)
@@ -62,7 +62,7 @@ func (h *Handler) getBundle(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if err := writeOne(w, http.StatusOK, h.bundleOut(forCaller(r, &b)), p); err != nil {
+	if err := writeOne(w, http.StatusOK, h.bundleOut(forCaller(r, &b), ext(r)), p); err != nil {
 		h.fail(w, r, err)
 	}
 }
@@ -179,7 +179,7 @@ func (h *Handler) patchBundle(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		merged := h.bundleOut(&cur).ResourceBundle
+		merged := h.bundleOut(&cur, true).ResourceBundle
 		merged.Version = 0
 		if err := decodeJSON(data, &merged); err != nil {
 			h.fail(w, r, err)
@@ -226,7 +226,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, cur *store.Bund
 }
 
 func (h *Handler) writeBundle(w http.ResponseWriter, r *http.Request, status int, b *store.Bundle) {
-	if err := writeOne(w, status, h.bundleOut(b), nil); err != nil {
+	if err := writeOne(w, status, h.bundleOut(b, ext(r)), nil); err != nil {
 		h.fail(w, r, err)
 	}
 }

@@ -45,7 +45,7 @@ func (h *Handler) listConsumers(w http.ResponseWriter, r *http.Request) {
 	}
 	lw := startList(w, api.KindConsumerList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
 	for i := range page.Items {
-		lw.item(consumerOut(&page.Items[i]))
+		lw.item(consumerOut(&page.Items[i], ext(r)))
 	}
 	h.finishList(r, lw)
 }
@@ -73,7 +73,7 @@ func (h *Handler) createConsumer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, consumerOut(&c))
+	writeJSON(w, http.StatusCreated, consumerOut(&c, ext(r)))
 }
 
 func (h *Handler) getConsumer(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +82,7 @@ func (h *Handler) getConsumer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, consumerOut(&c))
+	writeJSON(w, http.StatusOK, consumerOut(&c, ext(r)))
 }
 
 func (h *Handler) patchConsumer(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +101,7 @@ func (h *Handler) patchConsumer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.Labels == nil {
-		writeJSON(w, http.StatusOK, consumerOut(&cur))
+		writeJSON(w, http.StatusOK, consumerOut(&cur, ext(r)))
 		return
 	}
 	if err := validate.Labels("labels", *in.Labels); err != nil {
@@ -113,7 +113,7 @@ func (h *Handler) patchConsumer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, consumerOut(&c))
+	writeJSON(w, http.StatusOK, consumerOut(&c, ext(r)))
 }
 
 func (h *Handler) deleteConsumer(w http.ResponseWriter, r *http.Request) {

@@ -38,7 +38,10 @@ func bundleHref(id string) string   { return api.BasePath + "/resource-bundles/"
 func consumerHref(id string) string { return api.BasePath + "/consumers/" + id }
 
 // bundleOut converts a stored bundle. Manifests are shared, not copied.
-func (h *Handler) bundleOut(b *store.Bundle) *bundleJSON {
+// ext adds baton's members that Maestro's schema has no place for (the
+// top-level source); without it the result decodes with Maestro's strict
+// client types.
+func (h *Handler) bundleOut(b *store.Bundle, ext bool) *bundleJSON {
 	st := &statusJSON{
 		ObservedVersion: b.Status.ObservedGeneration,
 		SequenceID:      b.Status.SequenceID,
@@ -59,6 +62,10 @@ func (h *Handler) bundleOut(b *store.Bundle) *bundleJSON {
 	if manifests == nil {
 		manifests = []json.RawMessage{}
 	}
+	source := ""
+	if ext {
+		source = b.Source
+	}
 	return &bundleJSON{
 		ResourceBundle: api.ResourceBundle{
 			ID:              b.ID,
@@ -66,12 +73,12 @@ func (h *Handler) bundleOut(b *store.Bundle) *bundleJSON {
 			Href:            bundleHref(b.ID),
 			Name:            b.Name,
 			ConsumerName:    b.ConsumerName,
-			Source:          b.Source,
+			Source:          source,
 			Version:         b.Generation,
 			CreatedAt:       b.CreatedAt,
 			UpdatedAt:       b.UpdatedAt,
 			DeletedAt:       b.DeletedAt,
-			Metadata:        b.Meta,
+			Metadata:        b.Meta.WithTimestamps(b.CreatedAt, b.DeletedAt),
 			Manifests:       manifests,
 			ManifestConfigs: b.Spec.ManifestConfigs,
 			DeleteOption:    b.Spec.DeleteOption,
@@ -80,8 +87,9 @@ func (h *Handler) bundleOut(b *store.Bundle) *bundleJSON {
 	}
 }
 
-// consumerOut converts a stored consumer, agent state included.
-func consumerOut(c *store.Consumer) *api.Consumer {
+// consumerOut converts a stored consumer; ext adds the agent state (baton's
+// addition, not in Maestro's schema).
+func consumerOut(c *store.Consumer, ext bool) *api.Consumer {
 	out := &api.Consumer{
 		ID:        c.ID,
 		Kind:      api.KindConsumer,
@@ -90,8 +98,11 @@ func consumerOut(c *store.Consumer) *api.Consumer {
 		Labels:    c.Labels,
 		CreatedAt: c.CreatedAt,
 		UpdatedAt: c.UpdatedAt,
-		Agent:     &api.AgentState{Connected: c.Agent.Connected, Epoch: c.Agent.Epoch},
 	}
+	if !ext {
+		return out
+	}
+	out.Agent = &api.AgentState{Connected: c.Agent.Connected, Epoch: c.Agent.Epoch}
 	if !c.Agent.LastHeartbeat.IsZero() {
 		hb := c.Agent.LastHeartbeat
 		out.Agent.LastHeartbeat = &hb

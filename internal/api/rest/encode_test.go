@@ -37,7 +37,7 @@ func TestBundleEncodingMatchesEncodingJSON(t *testing.T) {
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
-			v := h.bundleOut(&b)
+			v := h.bundleOut(&b, true)
 			got, err := newItemEncoder().encode(v)
 			if err != nil {
 				t.Fatal(err)

@@ -23,6 +23,10 @@ type client struct {
 	base string
 	hc   *http.Client
 	st   store.Store
+	// strict leaves out api.ExtensionsHeader, as Maestro's clients do;
+	// otherwise every request asks for baton's additions, as baton's own
+	// client does.
+	strict bool
 }
 
 func newClient(t testing.TB, s store.Store, opts rest.Options) *client {
@@ -70,6 +74,9 @@ func (c *client) do(method, path string, body any) response {
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if !c.strict {
+		req.Header.Set(api.ExtensionsHeader, "true")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -66,7 +66,7 @@ type Options struct {
 	OnSpecWrite func(consumer string)
 	// Watch, when set, builds the handler of GET /resource-bundles?watch=true
 	// from the function that renders a stored bundle as REST JSON.
-	Watch func(render func(store.Bundle) any) http.Handler
+	Watch func(render func(*http.Request, store.Bundle) any) http.Handler
 	// Resync, when set, asks the agent of consumer to re-report the given
 	// bundles now (all of them for none); an error wrapping
 	// protocol.ErrDisconnected means no agent session is open. It serves POST

@@ -7,6 +7,7 @@ import (
 	"github.com/baton-dev/baton/internal/auth"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/pkg/api"
 )
 
 // specWritten tells the delivery path that consumer has a new spec event.
@@ -59,5 +60,9 @@ func (h *Handler) requestResync(w http.ResponseWriter, r *http.Request, consumer
 	writeJSON(w, http.StatusAccepted, map[string]any{"kind": "ResyncRequest", "consumer": consumer, "bundles": ids})
 }
 
-// Render returns the REST JSON object of a stored bundle (for the watch stream).
-func (h *Handler) Render(b store.Bundle) any { return h.bundleOut(&b) }
+// Render returns the REST JSON object of a stored bundle as the request r
+// asks for it (for the watch stream).
+func (h *Handler) Render(r *http.Request, b store.Bundle) any { return h.bundleOut(&b, ext(r)) }
+
+// ext reports whether r asks for baton's additions (api.ExtensionsHeader).
+func ext(r *http.Request) bool { return api.WantsExtensions(r.Header) }

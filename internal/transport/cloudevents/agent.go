@@ -43,6 +43,10 @@ const (
 	ExtBatch             = "batonbatch"
 	ExtBatches           = "batonbatches"
 	ExtIncarnation       = "batonincarnation"
+	// ExtObserved carries, on agent status events, the JSON array of the
+	// per-object observed identities (api.Observed) in resourceStatus
+	// order, so the data stays exactly OCM's ManifestBundleStatus.
+	ExtObserved = "batonobserved"
 )
 
 // ResourceVersion is one entry of a spec resync request. Incarnation is
@@ -93,7 +97,8 @@ func Encode(m protocol.Message, source string, now time.Time) (Event, error) {
 		if m.Status == nil {
 			return e, fmt.Errorf("status message: empty: %w", ErrMalformed)
 		}
-		data = m.Status.Reported
+		data = sourceStatusData{Conditions: m.Status.Reported.Conditions,
+			ResourceStatus: manifestConditions(m.Status.Reported.ResourceStatus)}
 		encodeStatus(&e, m.Status)
 	case protocol.TypeStatusAck:
 		if m.StatusAck == nil {
@@ -174,6 +179,14 @@ func encodeStatus(e *Event, s *protocol.Status) {
 	e.setInt(ExtRevision, s.Revision)
 	e.set(ExtStatusHash, s.Hash)
 	e.set(ExtDeleted, s.Deleted)
+	if len(s.Reported.ResourceStatus) > 0 {
+		obs := make([]api.Observed, len(s.Reported.ResourceStatus))
+		for i, r := range s.Reported.ResourceStatus {
+			obs[i] = r.Observed
+		}
+		raw, _ := json.Marshal(obs) // strings, integers, booleans and times only
+		e.set(ExtObserved, string(raw))
+	}
 }
 
 func helloData(held map[string]int64, incs map[string]string) resourceVersionList {
@@ -302,6 +315,17 @@ func decodeStatus(e Event) (*protocol.Status, error) {
 	s.Deleted, err6 = e.Bool(ExtDeleted)
 	if err := first(err1, err2, err3, err4, err5, err6, unmarshal(e, &s.Reported)); err != nil {
 		return nil, err
+	}
+	if raw, err := e.String(ExtObserved); err != nil {
+		return nil, err
+	} else if raw != "" {
+		var obs []api.Observed
+		if err := json.Unmarshal([]byte(raw), &obs); err != nil || len(obs) != len(s.Reported.ResourceStatus) {
+			return nil, fmt.Errorf("extension %s: want one entry per resourceStatus (%d): %w", ExtObserved, len(s.Reported.ResourceStatus), ErrMalformed)
+		}
+		for i := range obs {
+			s.Reported.ResourceStatus[i].Observed = obs[i]
+		}
 	}
 	if s.Hash == "" {
 		s.Hash = protocol.HashStatus(s.Reported)

@@ -1,6 +1,7 @@
 package cloudevents
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/baton-dev/baton/internal/api/maestro"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/pkg/api"
 )
@@ -90,6 +92,9 @@ func TestRoundTrip(t *testing.T) {
 			if IsKeepalive(e) {
 				t.Fatalf("IsKeepalive = true for a protocol message")
 			}
+			if e.Type == TypeStatusUpdate || e.Type == TypeSpecCreate || e.Type == TypeSpecUpdate {
+				strictData(t, e)
+			}
 			got, err := Decode(e)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
@@ -156,5 +161,20 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	if _, err := Encode(protocol.Message{Type: protocol.TypeSpec}, "s", t0); !errors.Is(err, ErrMalformed) {
 		t.Errorf("Encode of empty spec: %v; want ErrMalformed", err)
+	}
+}
+
+// strictData decodes a spec or status event's data with OCM's payload types
+// and unknown fields disallowed, as a strict Maestro peer would.
+func strictData(t *testing.T, e Event) {
+	t.Helper()
+	var out any = &maestro.ManifestBundle{}
+	if e.Type == TypeStatusUpdate {
+		out = &maestro.ManifestBundleStatus{}
+	}
+	d := json.NewDecoder(bytes.NewReader(e.Data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(out); err != nil {
+		t.Fatalf("%s data %s: a strict peer rejects it: %v", e.Type, e.Data, err)
 	}
 }

@@ -106,14 +106,46 @@ type SourceStatus struct {
 	Consumer   string
 	Generation int64
 	SequenceID string
-	Meta       api.ObjectMeta
-	Reported   api.ReportedStatus
+	// Meta is the work metadata; its timestamps are the bundle's
+	// creation and deletion times (Maestro's behaviour).
+	Meta     api.ObjectMeta
+	Reported api.ReportedStatus
+	// Spec, when set, is sent as the event's manifestBundle, as Maestro
+	// sends it: a watcher that sees a deleted work still finds its manifests.
+	Spec *api.BundleSpec
+}
+
+// sourceStatusData is the data of a status event to a source: exactly
+// sdk-go's ManifestBundleStatus, so a client that decodes it with unknown
+// fields disallowed accepts it. baton's per-object additions (observed)
+// are not part of it: sources read them over REST.
+type sourceStatusData struct {
+	ManifestBundle *api.BundleSpec            `json:"manifestBundle,omitempty"`
+	Conditions     []metav1.Condition         `json:"conditions"`
+	ResourceStatus []workv1.ManifestCondition `json:"resourceStatus,omitempty"`
+}
+
+// manifestConditions drops baton's additions from per-object statuses.
+func manifestConditions(rs []api.ResourceStatus) []workv1.ManifestCondition {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]workv1.ManifestCondition, len(rs))
+	for i, r := range rs {
+		out[i] = workv1.ManifestCondition{ResourceMeta: r.ResourceMeta, StatusFeedbacks: r.StatusFeedbacks, Conditions: r.Conditions}
+	}
+	return out
 }
 
 // EncodeSourceStatus builds the status.update_request event for a source.
 func EncodeSourceStatus(s SourceStatus, source string, now time.Time) (Event, error) {
 	e := Event{Source: source, Type: TypeStatusUpdate, Time: now.UTC()}
-	data, err := json.Marshal(s.Reported)
+	d := sourceStatusData{ManifestBundle: s.Spec, Conditions: s.Reported.Conditions,
+		ResourceStatus: manifestConditions(s.Reported.ResourceStatus)}
+	if d.Conditions == nil {
+		d.Conditions = []metav1.Condition{}
+	}
+	data, err := json.Marshal(d)
 	if err != nil {
 		return e, fmt.Errorf("bundle %s: encode status: %w", s.BundleID, err)
 	}
@@ -145,8 +177,18 @@ func DecodeSourceStatus(e Event) (SourceStatus, error) {
 	s.SequenceID, err3 = e.mustString(ExtSequenceID)
 	s.Consumer, err4 = e.String(ExtClusterName)
 	s.Meta, err5 = decodeMeta(e)
-	if err := first(err1, err2, err3, err4, err5, unmarshal(e, &s.Reported)); err != nil {
+	var d sourceStatusData
+	if err := first(err1, err2, err3, err4, err5, unmarshal(e, &d)); err != nil {
 		return s, fmt.Errorf("event %s: %w", e.Type, err)
+	}
+	s.Spec = d.ManifestBundle
+	s.Reported.Conditions = d.Conditions
+	if len(s.Reported.Conditions) == 0 {
+		s.Reported.Conditions = nil
+	}
+	for _, mc := range d.ResourceStatus {
+		s.Reported.ResourceStatus = append(s.Reported.ResourceStatus, api.ResourceStatus{
+			ResourceMeta: mc.ResourceMeta, StatusFeedbacks: mc.StatusFeedbacks, Conditions: mc.Conditions})
 	}
 	return s, nil
 }

@@ -1,15 +1,20 @@
 package cloudevents
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/baton-dev/baton/internal/api/maestro"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -67,15 +72,37 @@ func TestDecodeSDKCreate(t *testing.T) {
 }
 
 func TestSourceStatusRoundTrip(t *testing.T) {
+	created := metav1.NewTime(t0.Add(-time.Hour).Truncate(time.Second))
+	spec := api.BundleSpec{Manifests: []json.RawMessage{json.RawMessage(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}`)}}
 	s := SourceStatus{BundleID: "b-1", Consumer: "c1", Generation: 4, SequenceID: "2000808179721572352",
-		Meta: api.ObjectMeta{Name: "work"}, Reported: sampleReported()}
+		Meta: api.ObjectMeta{Name: "work", CreationTimestamp: &created}, Reported: sampleReported(), Spec: &spec}
 	e, err := EncodeSourceStatus(s, "baton", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A strict client (sdk-go's payload types, unknown fields disallowed)
+	// accepts the data and the metadata extension.
+	var strict maestro.ManifestBundleStatus
+	dec := json.NewDecoder(bytes.NewReader(e.Data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&strict); err != nil {
+		t.Fatalf("strict decode of %s: %v", e.Data, err)
+	}
+	if strict.ManifestBundle == nil || len(strict.ManifestBundle.Manifests) != 1 || len(strict.ResourceStatus) != 1 {
+		t.Errorf("strict data = %+v; want the spec and the resource status", strict)
+	}
+	var meta metav1.ObjectMeta
+	dec = json.NewDecoder(strings.NewReader(e.Ext[ExtMetadata].(string)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&meta); err != nil || !meta.CreationTimestamp.Equal(&created) {
+		t.Errorf("metadata %v: %v; want creationTimestamp %v", e.Ext[ExtMetadata], err, created)
+	}
 	got, err := DecodeSourceStatus(e)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := range s.Reported.ResourceStatus {
+		s.Reported.ResourceStatus[i].Observed = api.Observed{} // baton's addition: REST only
 	}
 	gb, _ := json.Marshal(got)
 	wb, _ := json.Marshal(s)

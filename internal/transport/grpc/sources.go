@@ -16,6 +16,7 @@ import (
 	"github.com/baton-dev/baton/internal/store"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
+	"github.com/baton-dev/baton/pkg/api"
 )
 
 // sourceService serves the source listener: source clients write bundles
@@ -39,8 +40,21 @@ type sourceSub struct {
 	out      *outStream
 
 	mu   sync.Mutex
-	sent map[string]string // bundle id → sequence id last sent by the live feed
-	gens map[string]int64  // bundle id → last generation seen
+	sent map[string]string      // bundle id → sequence id last sent by the live feed
+	seen map[string]sourceKnown // bundle id → the bundle as last seen
+}
+
+// sourceKnown is what a source stream remembers of a bundle it reported,
+// so that the Deleted status it sends after the bundle is purged still
+// carries the bundle's version, metadata and spec (as Maestro sends them).
+type sourceKnown struct {
+	gen  int64
+	meta api.ObjectMeta
+	spec api.BundleSpec
+}
+
+func (sub *sourceSub) remember(b *store.Bundle) {
+	sub.seen[b.ID] = sourceKnown{gen: b.Generation, meta: b.Meta.WithTimestamps(b.CreatedAt, b.DeletedAt), spec: b.Spec}
 }
 
 func (s *sourceService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.ServerStreamingServer[pb.CloudEvent]) error {
@@ -54,7 +68,7 @@ func (s *sourceService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.Serv
 		return denied(err)
 	}
 	sub := &sourceSub{source: req.GetSource(), consumer: req.GetClusterName(), out: newOutStream(),
-		sent: map[string]string{}, gens: map[string]int64{}}
+		sent: map[string]string{}, seen: map[string]sourceKnown{}}
 	// Follow the change feed and register before the client learns it is
 	// subscribed (the header), so the resync it sends next is answered on
 	// this stream and live changes after it leave no gap.
@@ -146,11 +160,14 @@ func (s *sourceService) follow(ctx context.Context, sub *sourceSub, ch <-chan st
 func (s *sourceService) onChange(ctx context.Context, sub *sourceSub, c store.Change) error {
 	if c.Type == store.ChangeDeleted {
 		sub.mu.Lock()
-		gen := sub.gens[c.BundleID]
-		delete(sub.gens, c.BundleID)
+		k, ok := sub.seen[c.BundleID]
+		delete(sub.seen, c.BundleID)
 		delete(sub.sent, c.BundleID)
 		sub.mu.Unlock()
-		return s.sendDeleted(ctx, sub, c.BundleID, c.Consumer, gen)
+		if !ok {
+			return s.sendDeleted(ctx, sub, c.BundleID, c.Consumer, nil)
+		}
+		return s.sendDeleted(ctx, sub, c.BundleID, c.Consumer, &k)
 	}
 	b, err := s.s.cfg.Bundles.GetBundle(ctx, c.BundleID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -160,7 +177,7 @@ func (s *sourceService) onChange(ctx context.Context, sub *sourceSub, c store.Ch
 		return err
 	}
 	sub.mu.Lock()
-	sub.gens[b.ID] = b.Generation
+	sub.remember(&b)
 	seq := b.Status.SequenceID
 	dup := seq == "" || sub.sent[b.ID] == seq
 	if !dup {
@@ -174,8 +191,10 @@ func (s *sourceService) onChange(ctx context.Context, sub *sourceSub, c store.Ch
 }
 
 func (s *sourceService) sendStatus(ctx context.Context, sub *sourceSub, b store.Bundle) error {
+	spec := b.Spec
 	e, err := ce.EncodeSourceStatus(ce.SourceStatus{BundleID: b.ID, Consumer: b.ConsumerName,
-		Generation: b.Generation, SequenceID: b.Status.SequenceID, Meta: b.Meta, Reported: b.Status.Reported},
+		Generation: sourceVersion(&b), SequenceID: b.Status.SequenceID, Meta: b.Meta.WithTimestamps(b.CreatedAt, b.DeletedAt),
+		Reported: b.Status.Reported, Spec: &spec},
 		s.s.cfg.SourceID, s.s.cfg.Clock.Now())
 	if err != nil {
 		return err
@@ -183,11 +202,21 @@ func (s *sourceService) sendStatus(ctx context.Context, sub *sourceSub, b store.
 	return s.enqueue(ctx, sub, e)
 }
 
-// sendDeleted tells the client a bundle is gone, which completes its delete.
-func (s *sourceService) sendDeleted(ctx context.Context, sub *sourceSub, id, consumer string, gen int64) error {
+// sendDeleted tells the client a bundle is gone, which completes its
+// delete. k, when the stream knew the bundle, gives the event the
+// bundle's version, metadata (with its deletion time) and spec.
+func (s *sourceService) sendDeleted(ctx context.Context, sub *sourceSub, id, consumer string, k *sourceKnown) error {
 	now := s.s.cfg.Clock.Now()
-	e, err := ce.EncodeSourceStatus(ce.SourceStatus{BundleID: id, Consumer: consumer, Generation: gen,
-		SequenceID: s.s.cfg.SequenceID(), Reported: ce.DeletedStatus(now)}, s.s.cfg.SourceID, now)
+	st := ce.SourceStatus{BundleID: id, Consumer: consumer, SequenceID: s.s.cfg.SequenceID(), Reported: ce.DeletedStatus(now)}
+	if k != nil {
+		st.Generation, st.Meta = k.gen, k.meta
+		if st.Meta.DeletionTimestamp == nil {
+			st.Meta = st.Meta.WithTimestamps(st.Meta.CreationTimestamp.Time, &now)
+		}
+		spec := k.spec
+		st.Spec = &spec
+	}
+	e, err := ce.EncodeSourceStatus(st, s.s.cfg.SourceID, now)
 	if err != nil {
 		return err
 	}
@@ -240,7 +269,7 @@ func (s *sourceService) resync(ctx context.Context, r ce.StatusResync) error {
 			continue // exists (another source or consumer), or unknown error: leave it
 		}
 		for _, sub := range subs {
-			if err := s.sendDeleted(ctx, sub, id, r.Consumer, 0); err != nil {
+			if err := s.sendDeleted(ctx, sub, id, r.Consumer, nil); err != nil {
 				return err
 			}
 		}
@@ -263,7 +292,7 @@ func (s *sourceService) resyncOne(ctx context.Context, subs []*sourceSub, r ce.S
 	}
 	for _, sub := range subs {
 		sub.mu.Lock()
-		sub.gens[b.ID] = b.Generation
+		sub.remember(&b)
 		sub.mu.Unlock()
 		if err := s.sendStatus(ctx, sub, b); err != nil {
 			return err
@@ -311,3 +340,6 @@ func (s *sourceService) Publish(ctx context.Context, req *pb.PublishRequest) (*e
 	}
 	return &emptypb.Empty{}, nil
 }
+
+// sourceVersion is the resourceversion a source sees for b.
+func sourceVersion(b *store.Bundle) int64 { return b.Generation }

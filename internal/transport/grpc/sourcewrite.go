@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -48,8 +49,9 @@ func (s *sourceService) write(ctx context.Context, r ce.SpecRequest) error {
 }
 
 func (s *sourceService) bundle(r ce.SpecRequest) store.Bundle {
+	// The metadata timestamps are server-set (from created_at, deleted_at).
 	return store.Bundle{ID: r.BundleID, Name: r.BundleID, ConsumerName: r.Consumer, Source: r.Source,
-		Meta: r.Meta, Spec: r.Spec}
+		Meta: r.Meta.WithTimestamps(time.Time{}, nil), Spec: r.Spec}
 }
 
 func (s *sourceService) validate(b store.Bundle) error {
@@ -116,7 +118,7 @@ func (s *sourceService) delete(ctx context.Context, r ce.SpecRequest) (store.Bun
 	if errors.Is(err, store.ErrNotFound) {
 		// Already gone: tell the client so its delete completes.
 		for _, sub := range s.subscribers(r.Source, r.Consumer) {
-			if err := s.sendDeleted(ctx, sub, r.BundleID, r.Consumer, r.Version); err != nil {
+			if err := s.sendDeleted(ctx, sub, r.BundleID, r.Consumer, nil); err != nil {
 				return store.Bundle{}, err
 			}
 		}
