@@ -238,7 +238,7 @@ func checkFeedback(t *testing.T, b api.ResourceBundle, objs []applied, want map[
 		if len(rules) == 0 {
 			continue
 		}
-		values, cond := evaluate.Feedback(o.get(), rules)
+		values, cond := evaluate.Feedback(o.get(), rules, nil)
 		if cond.Status != metav1.ConditionTrue {
 			t.Errorf("%s: StatusFeedbackSynced %s: %s", o.meta.Name, cond.Status, cond.Message)
 		}

@@ -254,17 +254,17 @@ func (a *Agent) loadRecords(ctx context.Context) error {
 				a.log.Error("agent: some bundle records are unreadable", "err", err)
 			}
 			a.mu.Lock()
-			seeded := map[string][]apply.ObjectResult{}
+			seeded := map[string][]observe.Key{}
 			for _, r := range recs {
 				b := bundleFromRecord(r)
 				a.bundles[r.BundleID] = b
 				if b.seeded {
-					seeded[r.BundleID] = b.results
+					seeded[r.BundleID] = observedKeys(b.results, b.spec.ManifestConfigs)
 				}
 			}
 			a.mu.Unlock()
-			for id, res := range seeded {
-				a.observer.Replace(id, observedKeys(res))
+			for id, keys := range seeded {
+				a.observer.Replace(id, keys)
 			}
 			for _, r := range recs {
 				a.queue.Add(r.BundleID)
@@ -293,7 +293,7 @@ func (a *Agent) waitSeeded(ctx context.Context) {
 	var keys []observe.Key
 	for _, b := range a.bundles {
 		if b.seeded {
-			keys = append(keys, observedKeys(b.results)...)
+			keys = append(keys, observedKeys(b.results, b.spec.ManifestConfigs)...)
 		}
 	}
 	a.mu.Unlock()

@@ -103,7 +103,7 @@ func (a *Agent) applyBundle(ctx context.Context, id string, v apply.Version, met
 	if mustAck {
 		a.ack(ctx, protocol.SpecAck{BundleID: id, Generation: gen})
 	}
-	a.observer.Replace(id, observedKeys(res.Objects))
+	a.observer.Replace(id, observedKeys(res.Objects, spec.ManifestConfigs))
 	if err := res.Err(); err != nil {
 		a.metrics.applies.WithLabelValues("failed").Inc()
 		a.log.Info("agent: some objects not applied", "bundle", id, "generation", gen, "retrying", res.Retryable(), "err", err)
@@ -190,12 +190,28 @@ func (a *Agent) evaluateBundle(id string, checkDrift bool) (reported, drift bool
 		if r.Ordinal >= 0 && r.Ordinal < len(manifests) {
 			manifest = manifests[r.Ordinal]
 		}
-		if checkDrift && drifted(r, manifest, obj) {
+		if checkDrift && drifted(r, apply.DriftBaseline(manifest, obj, configs, r), obj) {
 			drift = true
 		}
 		meta := r.ResourceMeta()
-		in := evaluate.Input{Meta: meta, Object: obj, FeedbackRules: evaluate.FeedbackRulesFor(configs, meta),
-			Apply: applyResult(r), ObservedAt: now}
+		cfg := evaluate.ConfigFor(configs, meta)
+		in := evaluate.Input{Meta: meta, Object: obj, Apply: applyResult(r), ObservedAt: now}.WithConfig(cfg)
+		if obj != nil && cfg != nil {
+			key, _ := keyOf(r)
+			for _, v := range evaluate.VersionsNeeded(cfg.FeedbackRules, key.GVR.Version) {
+				vk := key
+				vk.GVR.Version = v
+				if !a.observer.Synced(vk) {
+					return false, false
+				}
+				if o, ok := a.observer.Get(vk); ok {
+					if in.Versions == nil {
+						in.Versions = evaluate.Versions{}
+					}
+					in.Versions[v] = o
+				}
+			}
+		}
 		if i < len(prev) && prev[i].ResourceMeta == meta {
 			in.Previous = &prev[i]
 		}
@@ -244,11 +260,24 @@ func keyOf(r apply.ObjectResult) (observe.Key, bool) {
 	return observe.Key{GVR: r.GVR, Namespace: r.Namespace, Name: r.Name}, true
 }
 
-func observedKeys(rs []apply.ObjectResult) []observe.Key {
+// observedKeys are the keys a bundle's objects are observed under: each
+// object at its manifest's version, and at every other version its
+// feedback rules name (JsonPath.version), so values read at that version
+// follow the object too.
+func observedKeys(rs []apply.ObjectResult, configs []workv1.ManifestConfigOption) []observe.Key {
 	keys := make([]observe.Key, 0, len(rs))
 	for _, r := range rs {
-		if k, ok := keyOf(r); ok {
-			keys = append(keys, k)
+		k, ok := keyOf(r)
+		if !ok {
+			continue
+		}
+		keys = append(keys, k)
+		if cfg := evaluate.ConfigFor(configs, r.ResourceMeta()); cfg != nil {
+			for _, v := range evaluate.VersionsNeeded(cfg.FeedbackRules, k.GVR.Version) {
+				vk := k
+				vk.GVR.Version = v
+				keys = append(keys, vk)
+			}
 		}
 	}
 	return keys

@@ -203,7 +203,7 @@ func Compare(b *api.ResourceBundle, rs *api.ResourceStatus, live *unstructured.U
 	if rv := rs.Observed.ResourceVersion; rv != "" && rv != live.GetResourceVersion() {
 		add(FieldResourceVersion, rv, live.GetResourceVersion())
 	}
-	liveValues, _ := evaluate.Feedback(live, evaluate.FeedbackRulesFor(b.ManifestConfigs, rs.ResourceMeta))
+	liveValues, _ := evaluate.Feedback(live, evaluate.FeedbackRulesFor(b.ManifestConfigs, rs.ResourceMeta), nil)
 	for _, d := range diffValues(rs.StatusFeedbacks.Values, liveValues) {
 		add(FeedbackPrefix+d.name, d.reported, d.live)
 	}

@@ -32,6 +32,6 @@ func BenchmarkWellKnownDeployment(b *testing.B) {
 	r := rules(b, `[{type: WellKnownStatus}]`)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		Feedback(d, r)
+		Feedback(d, r, nil)
 	}
 }

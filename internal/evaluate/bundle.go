@@ -13,11 +13,15 @@ import (
 )
 
 // Bundle computes the bundle conditions from its per-object statuses, in
-// the order Applied, Available, each with ObservedGeneration gen:
+// the order Applied, Available, then every condition a condition rule set
+// on some object (in order of first appearance), each with
+// ObservedGeneration gen:
 //   - Applied is True iff every object is Applied=True, False if any is
 //     False, else Unknown (Progressing);
-//   - Available is True iff every object is Available=True, else False
-//     (Unknown if some object has no Available condition).
+//   - Available is True iff every object is Available=True (exists), else
+//     False (Unknown if some object has no Available condition);
+//   - a rule condition (Complete, Ready, ...) is True iff every object
+//     that carries it is True, False if any is False, else Unknown.
 //
 // A bundle without objects is Applied and Available. A condition whose
 // status equals its previous status (prev) keeps its lastTransitionTime;
@@ -32,12 +36,47 @@ func Bundle(objs []api.ResourceStatus, gen int64, prev []metav1.Condition) []met
 		[3]string{ReasonBundleAvailable, ReasonBundleNotAvail, ReasonBundleNotAvail},
 		[3]string{"All resources are available", "Not available", "Availability unknown"})
 	out := []metav1.Condition{applied, available}
+	for _, typ := range ruleTypes(objs) {
+		var with []api.ResourceStatus
+		for _, o := range objs {
+			if find(o.Conditions, typ) != nil {
+				with = append(with, o)
+			}
+		}
+		reason := "ConditionRulesTrue"
+		if typ == workv1.ManifestComplete {
+			reason = workv1.WorkManifestsComplete
+		}
+		out = append(out, aggregate(with, typ,
+			[3]string{reason, "ConditionRulesFalse", "ConditionRulesUnknown"},
+			[3]string{"Every manifest with this condition is " + typ, "Not " + typ, typ + " unknown"}))
+	}
 	for i := range out {
 		out[i].ObservedGeneration = gen
 		out[i].LastTransitionTime = metav1.NewTime(latestTransition(objs, out[i].Type))
 		for _, p := range prev {
 			if p.Type == out[i].Type && p.Status == out[i].Status {
 				out[i].LastTransitionTime = p.LastTransitionTime
+			}
+		}
+	}
+	return out
+}
+
+// builtIn are the per-object conditions the evaluator itself sets.
+var builtIn = map[string]bool{api.ConditionApplied: true, api.ConditionAvailable: true,
+	api.ConditionStatusFeedbackSynced: true, api.ConditionDeleted: true}
+
+// ruleTypes lists the condition types set by condition rules on objs, in
+// order of first appearance.
+func ruleTypes(objs []api.ResourceStatus) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, o := range objs {
+		for _, c := range o.Conditions {
+			if !builtIn[c.Type] && !seen[c.Type] {
+				seen[c.Type] = true
+				out = append(out, c.Type)
 			}
 		}
 	}
@@ -109,15 +148,23 @@ func Deleted() metav1.Condition {
 		Reason: ReasonBundleDeleted, Message: "All resources of the bundle were removed"}
 }
 
-// FeedbackRulesFor returns the feedback rules of the first manifestConfig
-// whose resourceIdentifier matches the manifest: group and resource equal,
-// namespace and name equal or matching a "*" wildcard pattern.
-func FeedbackRulesFor(configs []workv1.ManifestConfigOption, m workv1.ManifestResourceMeta) []workv1.FeedbackRule {
-	for _, c := range configs {
+// ConfigFor returns the first manifestConfig whose resourceIdentifier
+// matches the manifest (group and resource equal, namespace and name equal
+// or matching a "*" wildcard pattern), nil when none does.
+func ConfigFor(configs []workv1.ManifestConfigOption, m workv1.ManifestResourceMeta) *workv1.ManifestConfigOption {
+	for i, c := range configs {
 		id := c.ResourceIdentifier
 		if id.Group == m.Group && id.Resource == m.Resource && match(id.Namespace, m.Namespace) && match(id.Name, m.Name) {
-			return c.FeedbackRules
+			return &configs[i]
 		}
+	}
+	return nil
+}
+
+// FeedbackRulesFor returns the feedback rules of ConfigFor.
+func FeedbackRulesFor(configs []workv1.ManifestConfigOption, m workv1.ManifestResourceMeta) []workv1.FeedbackRule {
+	if c := ConfigFor(configs, m); c != nil {
+		return c.FeedbackRules
 	}
 	return nil
 }

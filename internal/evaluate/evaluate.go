@@ -6,8 +6,9 @@
 // Determinism (the reporter sends a status only when its JSON hash changes):
 //
 //   - Conditions always come in the order Applied, Available,
-//     StatusFeedbackSynced; feedback values follow rule order (first rule
-//     wins on a duplicate name).
+//     StatusFeedbackSynced, then one per condition rule in rule order;
+//     feedback values follow rule order (first rule wins on a duplicate
+//     name).
 //   - Times never change on their own. Pass the previous result as
 //     Input.Previous: a condition whose status did not change keeps its
 //     lastTransitionTime, and Observed.ObservedAt is kept while the observed
@@ -17,12 +18,21 @@
 //     Without Previous every evaluation carries fresh times, so callers must
 //     pass it to avoid re-reporting unchanged objects.
 //
+// Condition meanings are Open Cluster Management's: Applied is the apply
+// outcome, Available means the object exists (not that it is ready),
+// StatusFeedbackSynced that every feedback rule yielded its values, and
+// Deleted ends a bundle. Readiness is reported through WellKnownStatus
+// feedback values and through condition rules (Rules): WellKnownConditions
+// (Complete for Jobs and Pods, Ready for Deployments, StatefulSets,
+// DaemonSets and Pods) and CEL expressions.
+//
 // Missing objects (DESIGN.md I3) carry no feedback values, Available=False
-// and StatusFeedbackSynced=False with reason NotFound, Observed.Exists=false
-// and an empty uid.
+// and StatusFeedbackSynced=False with reason NotFound, rule conditions
+// Unknown with reason NotFound, Observed.Exists=false and an empty uid.
 package evaluate
 
 import (
+	"fmt"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,12 +64,11 @@ const (
 	ReasonApplyPending     = "ApplyPending"
 	ReasonReadOnly         = "ReadOnly"
 	ReasonAvailable        = "ResourceAvailable"
-	ReasonNotReady         = "NotReady"
-	ReasonJobFailed        = "JobFailed"
 	ReasonFeedbackSynced   = "StatusFeedbackSynced"
 	ReasonNoValue          = "NoValue"
 	ReasonInvalidJSONPath  = "InvalidJSONPath"
 	ReasonValueTooLarge    = "ValueTooLarge"
+	ReasonVersionNotFound  = "VersionNotFound"
 	ReasonNoWellKnownRule  = "NoWellKnownRule"
 	ReasonUnknownRuleType  = "UnknownRuleType"
 	ReasonBundleApplied    = "AppliedManifestWorkComplete"
@@ -85,9 +94,15 @@ type Input struct {
 	Meta workv1.ManifestResourceMeta
 	// Object is the live object; nil when it does not exist.
 	Object *unstructured.Unstructured
-	// FeedbackRules are the rules of the manifestConfig matching Meta
-	// (see FeedbackRulesFor).
-	FeedbackRules []workv1.FeedbackRule
+	// FeedbackRules, ConditionRules and ScrapeType come from the
+	// manifestConfig matching Meta (see ConfigFor and Input.WithConfig).
+	FeedbackRules  []workv1.FeedbackRule
+	ConditionRules []workv1.ConditionRule
+	ScrapeType     workv1.FeedbackScrapeType
+	// Versions holds the object as read at the other API versions its
+	// feedback rules name (JsonPath.version); a version missing here or
+	// nil means the object cannot be read at that version.
+	Versions Versions
 	// Apply is the applier's outcome for this manifest.
 	Apply ApplyResult
 	// ObservedAt is when the agent read Object; used only for changes.
@@ -95,6 +110,15 @@ type Input struct {
 	// Previous is the last result of Object for the same manifest, if any;
 	// it keeps times stable (see the package doc).
 	Previous *api.ResourceStatus
+}
+
+// WithConfig sets the rules of the manifest config c (nil: none).
+func (in Input) WithConfig(c *workv1.ManifestConfigOption) Input {
+	in.FeedbackRules, in.ConditionRules, in.ScrapeType = nil, nil, ""
+	if c != nil {
+		in.FeedbackRules, in.ConditionRules, in.ScrapeType = c.FeedbackRules, c.ConditionRules, c.FeedbackScrapeType
+	}
+	return in
 }
 
 // Object evaluates one manifest.
@@ -107,13 +131,25 @@ func Object(in Input) api.ResourceStatus {
 				Reason: api.ReasonNotFound, Message: "The object does not exist"},
 			metav1.Condition{Type: api.ConditionStatusFeedbackSynced, Status: metav1.ConditionFalse,
 				Reason: api.ReasonNotFound, Message: "The object does not exist; no values reported"})
+		conds = append(conds, missingRules(in.ConditionRules)...)
 	} else {
-		values, synced := Feedback(in.Object, in.FeedbackRules)
+		values, synced := Feedback(in.Object, in.FeedbackRules, in.Versions)
+		if in.ScrapeType != "" {
+			synced.Message += scrapeNote(in.ScrapeType)
+		}
 		st.StatusFeedbacks.Values = values
 		conds = append(conds, Available(in.Object), synced)
+		conds = append(conds, Rules(in.Object, in.ConditionRules)...)
 	}
 	st.Conditions = keepTimes(conds, prevConditions(in.Previous), in.ObservedAt)
 	return st
+}
+
+// scrapeNote tells, in StatusFeedbackSynced, that a feedbackScrapeType
+// was accepted but does not change how baton reads the object: it always
+// watches it, so values follow every change (Poll's interval does not apply).
+func scrapeNote(t workv1.FeedbackScrapeType) string {
+	return fmt.Sprintf(" (feedbackScrapeType %s accepted: baton always watches the object)", t)
 }
 
 func appliedCondition(a ApplyResult) metav1.Condition {

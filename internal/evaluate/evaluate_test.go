@@ -159,7 +159,7 @@ func TestObject(t *testing.T) {
 			want: want{values: `null`, applied: "True/ReadOnly", available: "True/ResourceAvailable",
 				synced: "False/UnknownRuleType", exists: true, uid: "uid-1"},
 		},
-		"deployment well-known values and readiness": {
+		"deployment not ready is available (it exists)": {
 			object: `
 apiVersion: apps/v1
 kind: Deployment
@@ -171,7 +171,7 @@ status: {replicas: 3, readyReplicas: 2, updatedReplicas: 3, observedGeneration: 
 				`{"name":"Replicas","fieldValue":{"type":"Integer","integer":3}},` +
 				`{"name":"UpdatedReplicas","fieldValue":{"type":"Integer","integer":3}},` +
 				`{"name":"ObservedGeneration","fieldValue":{"type":"Integer","integer":3}}]`,
-				applied: "True/AppliedManifestComplete", available: "False/NotReady",
+				applied: "True/AppliedManifestComplete", available: "True/ResourceAvailable",
 				synced: "True/StatusFeedbackSynced", exists: true, uid: "d1"},
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,9 +16,33 @@ import (
 	"github.com/baton-dev/baton/pkg/api"
 )
 
-// MaxJSONRawBytes caps a JsonRaw feedback value (compact JSON). A larger
-// value is dropped and StatusFeedbackSynced turns False (ValueTooLarge).
-const MaxJSONRawBytes = 10 << 10
+// MaxJSONRawBytes caps a JsonRaw feedback value (compact JSON), as Open
+// Cluster Management documents it (FieldValue.jsonRaw has maxLength 1024).
+// A larger value is dropped and StatusFeedbackSynced turns False
+// (ValueTooLarge), so a status never carries a value a ManifestWork could
+// not hold.
+const MaxJSONRawBytes = 1024
+
+// Versions is an object as read at other API versions than its
+// manifest's, by version ("v1beta1"), for JsonPath.version.
+type Versions map[string]*unstructured.Unstructured
+
+// VersionsNeeded lists the API versions other than own that the JSONPaths
+// rules name, in order of first use, without duplicates.
+func VersionsNeeded(rules []workv1.FeedbackRule, own string) []string {
+	var out []string
+	for _, r := range rules {
+		if r.Type != workv1.JSONPathsType {
+			continue
+		}
+		for _, jp := range r.JsonPaths {
+			if jp.Version != "" && jp.Version != own && !slices.Contains(out, jp.Version) {
+				out = append(out, jp.Version)
+			}
+		}
+	}
+	return out
+}
 
 // PathError is why a JSONPath yielded no value. Reason is one of
 // ReasonNoValue, ReasonInvalidJSONPath, ReasonValueTooLarge.
@@ -37,16 +62,19 @@ func (e *PathError) Unwrap() error { return e.Err }
 // in rule order plus the StatusFeedbackSynced condition (without time).
 //
 // Rules:
-//   - JSONPaths: each path is evaluated on the whole object (EvalPath). A
-//     path that finds nothing, cannot be parsed, or yields a value over
-//     MaxJSONRawBytes contributes no value and makes the condition False;
-//     the reason is the first problem's, the message lists all of them.
+//   - JSONPaths: each path is evaluated on the whole object (EvalPath), or,
+//     when it names a version other than obj's (JsonPath.version), on the
+//     object as read at that version (versions). A path that finds
+//     nothing, cannot be parsed, names a version the object cannot be read
+//     at (VersionNotFound), or yields a value over MaxJSONRawBytes
+//     contributes no value and makes the condition False; the reason is
+//     the first problem's, the message lists all of them.
 //   - WellKnownStatus: the fixed paths for the object's kind (WellKnownPaths);
 //     fields absent from the object are simply not reported (a zero replica
 //     count is omitted by Kubernetes), and a kind without a rule makes the
 //     condition False with NoWellKnownRule.
 //   - Duplicate names: the first value wins.
-func Feedback(obj *unstructured.Unstructured, rules []workv1.FeedbackRule) ([]workv1.FeedbackValue, metav1.Condition) {
+func Feedback(obj *unstructured.Unstructured, rules []workv1.FeedbackRule, versions Versions) ([]workv1.FeedbackValue, metav1.Condition) {
 	var values []workv1.FeedbackValue
 	var problems []string
 	reason := ""
@@ -67,7 +95,14 @@ func Feedback(obj *unstructured.Unstructured, rules []workv1.FeedbackRule) ([]wo
 		switch rule.Type {
 		case workv1.JSONPathsType:
 			for _, jp := range rule.JsonPaths {
-				v, err := EvalPath(obj.Object, jp.Path)
+				target := obj
+				if jp.Version != "" && jp.Version != obj.GroupVersionKind().Version {
+					if target = versions[jp.Version]; target == nil {
+						fail(ReasonVersionNotFound, fmt.Sprintf("%s: the object cannot be read at version %s", jp.Name, jp.Version))
+						continue
+					}
+				}
+				v, err := EvalPath(target.Object, jp.Path)
 				if err != nil {
 					fail(err.Reason, fmt.Sprintf("%s: %v", jp.Name, err))
 					continue

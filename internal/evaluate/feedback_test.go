@@ -132,7 +132,7 @@ func TestWellKnownRules(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			values, c := Feedback(obj(t, tc.object), []workv1.FeedbackRule{{Type: workv1.WellKnownStatusType}})
+			values, c := Feedback(obj(t, tc.object), []workv1.FeedbackRule{{Type: workv1.WellKnownStatusType}}, nil)
 			var parts []string
 			for _, v := range values {
 				x := ""
@@ -156,39 +156,6 @@ func TestWellKnownRules(t *testing.T) {
 	}
 	if _, ok := WellKnownPaths(schema.GroupKind{Kind: "Service"}); ok {
 		t.Error("Service has a well-known rule")
-	}
-}
-
-func TestAvailable(t *testing.T) {
-	cases := map[string]struct {
-		object string
-		want   string // Status/Reason
-	}{
-		"configmap exists":          {`{apiVersion: v1, kind: ConfigMap, metadata: {name: c}}`, "True/ResourceAvailable"},
-		"deployment ready":          {`{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {replicas: 2}, status: {readyReplicas: 2}}`, "True/ResourceAvailable"},
-		"deployment not ready":      {`{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {replicas: 2}, status: {readyReplicas: 1}}`, "False/NotReady"},
-		"deployment default one":    {`{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {}}`, "False/NotReady"},
-		"deployment scaled to zero": {`{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {replicas: 0}}`, "True/ResourceAvailable"},
-		"extensions deployment":     {`{apiVersion: example.com/v1, kind: Deployment, metadata: {name: d}, spec: {replicas: 5}}`, "True/ResourceAvailable"},
-		"daemonset ready":           {`{apiVersion: apps/v1, kind: DaemonSet, metadata: {name: d}, status: {desiredNumberScheduled: 3, numberReady: 3}}`, "True/ResourceAvailable"},
-		"daemonset not ready":       {`{apiVersion: apps/v1, kind: DaemonSet, metadata: {name: d}, status: {desiredNumberScheduled: 3, numberReady: 2}}`, "False/NotReady"},
-		"job running":               {`{apiVersion: batch/v1, kind: Job, metadata: {name: j}, status: {active: 1}}`, "True/ResourceAvailable"},
-		"job failed":                {`{apiVersion: batch/v1, kind: Job, metadata: {name: j}, status: {conditions: [{type: Failed, status: "True"}]}}`, "False/JobFailed"},
-		"pod ready":                 {`{apiVersion: v1, kind: Pod, metadata: {name: p}, status: {phase: Running, conditions: [{type: Ready, status: "True"}]}}`, "True/ResourceAvailable"},
-		"pod succeeded":             {`{apiVersion: v1, kind: Pod, metadata: {name: p}, status: {phase: Succeeded}}`, "True/ResourceAvailable"},
-		"pod pending":               {`{apiVersion: v1, kind: Pod, metadata: {name: p}, status: {phase: Pending}}`, "False/NotReady"},
-		"pod without status":        {`{apiVersion: v1, kind: Pod, metadata: {name: p}}`, "False/NotReady"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			c := Available(obj(t, tc.object))
-			if got := string(c.Status) + "/" + c.Reason; got != tc.want {
-				t.Errorf("Available = %s (%s); want %s", got, c.Message, tc.want)
-			}
-			if c.Message == "" {
-				t.Error("Available has no message")
-			}
-		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -12,6 +13,8 @@ import (
 	"k8s.io/client-go/util/jsonpath"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/baton-dev/baton/internal/evaluate"
+	"github.com/baton-dev/baton/internal/fieldpath"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -166,26 +169,63 @@ func (es *Errors) manifestConfig(f string, c *workv1.ManifestConfigOption) {
 	for j := range c.FeedbackRules {
 		es.feedbackRule(fmt.Sprintf("%s.feedbackRules[%d]", f, j), &c.FeedbackRules[j])
 	}
-	for j, r := range c.ConditionRules {
-		rf := fmt.Sprintf("%s.conditionRules[%d]", f, j)
-		switch r.Type {
-		case workv1.WellKnownConditionsType:
-		case workv1.CelConditionExpressionsType:
-			if r.Condition == "" {
-				es.add(rf+".condition", "is required for CEL rules")
-			}
-			if len(r.CelExpressions) == 0 {
-				es.add(rf+".celExpressions", "at least one expression is required for CEL rules")
-			}
-		default:
-			es.add(rf+".type", "unknown condition rule type %q (want WellKnownConditions or CEL)", r.Type)
-		}
+	conds := map[string]bool{}
+	for j := range c.ConditionRules {
+		es.conditionRule(fmt.Sprintf("%s.conditionRules[%d]", f, j), &c.ConditionRules[j], conds)
 	}
 	switch c.FeedbackScrapeType {
 	case "", workv1.FeedbackPollType, workv1.FeedbackWatchType:
 	default:
 		es.add(f+".feedbackScrapeType", "unknown scrape type %q (want Poll or Watch)", c.FeedbackScrapeType)
 	}
+}
+
+// reservedConditions are set by the agent itself; a rule may not set them.
+var reservedConditions = map[string]bool{api.ConditionApplied: true, api.ConditionAvailable: true,
+	api.ConditionStatusFeedbackSynced: true, api.ConditionDeleted: true}
+
+func (es *Errors) conditionRule(f string, r *workv1.ConditionRule, seen map[string]bool) {
+	cond := r.Condition
+	switch r.Type {
+	case workv1.WellKnownConditionsType:
+		if cond == "" {
+			cond = evaluate.DefaultRuleCondition
+		}
+		if len(r.CelExpressions) > 0 {
+			es.add(f+".celExpressions", "is only allowed with type CEL")
+		}
+	case workv1.CelConditionExpressionsType:
+		if cond == "" {
+			es.add(f+".condition", "is required for CEL rules")
+		}
+		if len(r.CelExpressions) == 0 {
+			es.add(f+".celExpressions", "at least one expression is required for CEL rules")
+		}
+		for k, e := range r.CelExpressions {
+			if err := evaluate.CheckCEL(e, false); err != nil {
+				es.add(fmt.Sprintf("%s.celExpressions[%d]", f, k), "%v", err)
+			}
+		}
+	default:
+		es.add(f+".type", "unknown condition rule type %q (want WellKnownConditions or CEL)", r.Type)
+	}
+	if r.MessageExpression != "" {
+		if err := evaluate.CheckCEL(r.MessageExpression, true); err != nil {
+			es.add(f+".messageExpression", "%v", err)
+		}
+	}
+	if cond == "" {
+		return
+	}
+	switch {
+	case reservedConditions[cond]:
+		es.add(f+".condition", "%q is set by the agent itself; choose another condition type (e.g. Ready or Complete)", cond)
+	case len(content.IsQualifiedName(cond)) > 0:
+		es.add(f+".condition", "%q is not a valid condition type: %s", cond, strings.Join(content.IsQualifiedName(cond), "; "))
+	case seen[cond]:
+		es.add(f+".condition", "%q is set by another rule of this manifest config", cond)
+	}
+	seen[cond] = true
 }
 
 func (es *Errors) serverSideApply(f string, s *workv1.ServerSideApplyConfig) {
@@ -195,13 +235,26 @@ func (es *Errors) serverSideApply(f string, s *workv1.ServerSideApplyConfig) {
 	for k, ig := range s.IgnoreFields {
 		igf := fmt.Sprintf("%s.ignoreFields[%d]", f, k)
 		switch ig.Condition {
-		case workv1.IgnoreFieldsConditionOnSpokePresent, workv1.IgnoreFieldsConditionOnSpokeChange:
+		case "", workv1.IgnoreFieldsConditionOnSpokePresent, workv1.IgnoreFieldsConditionOnSpokeChange:
 		default:
 			es.add(igf+".condition", "unknown condition %q (want OnSpokePresent or OnSpokeChange)", ig.Condition)
 		}
+		if len(ig.JSONPaths)+len(ig.JSONPointers)+len(ig.JQPathExpressions) == 0 {
+			es.add(igf, "names no field (set jsonPaths, jsonPointers or jqPathExpressions)")
+		}
 		for m, p := range ig.JSONPaths {
-			if err := JSONPath(p); err != nil {
+			if err := fieldpath.Check(workv1.IgnoreField{JSONPaths: []string{p}}); err != nil {
 				es.add(fmt.Sprintf("%s.jsonPaths[%d]", igf, m), "%v", err)
+			}
+		}
+		for m, p := range ig.JSONPointers {
+			if err := fieldpath.Check(workv1.IgnoreField{JSONPointers: []string{p}}); err != nil {
+				es.add(fmt.Sprintf("%s.jsonPointers[%d]", igf, m), "%v", err)
+			}
+		}
+		for m, p := range ig.JQPathExpressions {
+			if err := fieldpath.Check(workv1.IgnoreField{JQPathExpressions: []string{p}}); err != nil {
+				es.add(fmt.Sprintf("%s.jqPathExpressions[%d]", igf, m), "%v", err)
 			}
 		}
 	}
@@ -229,11 +282,17 @@ func (es *Errors) feedbackRule(f string, r *workv1.FeedbackRule) {
 			if err := JSONPath(p.Path); err != nil {
 				es.add(pf+".path", "%v", err)
 			}
+			if p.Version != "" && !apiVersion.MatchString(p.Version) {
+				es.add(pf+".version", "%q is not an API version (e.g. v1, v1beta1)", p.Version)
+			}
 		}
 	default:
 		es.add(f+".type", "unknown feedback rule type %q (want WellKnownStatus or JSONPaths)", r.Type)
 	}
 }
+
+// apiVersion is the form of a Kubernetes API version within a group.
+var apiVersion = regexp.MustCompile(`^v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?$`)
 
 // JSONPath checks a Kubernetes JSONPath expression as feedback rules use it
 // (".status.loadBalancer.ingress[0].ip", without the braces).

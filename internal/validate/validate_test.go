@@ -111,12 +111,40 @@ func TestBundleInvalid(t *testing.T) {
 		}, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0].condition", "unknown condition"},
 		"ssa ignore path": {func(m map[string]any) {
 			obj(cfg(m), "updateStrategy", "serverSideApply", "ignoreFields", 0)["jsonPaths"] = []any{"{.a"}
-		}, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0].jsonPaths[0]", "invalid JSONPath"},
+		}, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0].jsonPaths[0]", "JSONPath"},
+		"ssa ignore pointer": {func(m map[string]any) {
+			obj(cfg(m), "updateStrategy", "serverSideApply", "ignoreFields", 0)["jsonPointers"] = []any{"spec/replicas"}
+		}, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0].jsonPointers[0]", "must start with \"/\""},
+		"ssa ignore jq": {func(m map[string]any) {
+			obj(cfg(m), "updateStrategy", "serverSideApply", "ignoreFields", 0)["jqPathExpressions"] = []any{".spec["}
+		}, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0].jqPathExpressions[0]", "jq expression"},
+		"ssa ignore nothing": {func(m map[string]any) {
+			delete(obj(cfg(m), "updateStrategy", "serverSideApply", "ignoreFields", 0), "jsonPaths")
+		}, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0]", "names no field"},
 		"no resource":        {func(m map[string]any) { obj(cfg(m), "resourceIdentifier")["resource"] = "" }, "manifest_configs[0].resourceIdentifier.resource", "required"},
 		"no identifier name": {func(m map[string]any) { obj(cfg(m), "resourceIdentifier")["name"] = "" }, "manifest_configs[0].resourceIdentifier.name", "required"},
 		"bad condition rule": {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["type"] = "Magic" }, "manifest_configs[0].conditionRules[0].type", "unknown condition rule type"},
 		"cel no expressions": {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["celExpressions"] = []any{} }, "manifest_configs[0].conditionRules[0].celExpressions", "at least one"},
 		"bad scrape type":    {func(m map[string]any) { cfg(m)["feedbackScrapeType"] = "Push" }, "manifest_configs[0].feedbackScrapeType", "unknown scrape type"},
+		"cel syntax": {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["celExpressions"] = []any{"object.status >"} },
+			"manifest_configs[0].conditionRules[0].celExpressions[0]", "Syntax error"},
+		"cel not bool": {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["celExpressions"] = []any{"'x'"} },
+			"manifest_configs[0].conditionRules[0].celExpressions[0]", "not bool"},
+		"cel message not string": {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["messageExpression"] = "result" },
+			"manifest_configs[0].conditionRules[0].messageExpression", "not string"},
+		"cel without condition": {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["condition"] = "" },
+			"manifest_configs[0].conditionRules[0].condition", "required for CEL"},
+		"rule sets Available": {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["condition"] = "Available" },
+			"manifest_configs[0].conditionRules[0].condition", "set by the agent itself"},
+		"rule condition invalid": {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["condition"] = "not ok!" },
+			"manifest_configs[0].conditionRules[0].condition", "not a valid condition type"},
+		"rule condition twice": {func(m map[string]any) {
+			cfg(m)["conditionRules"] = append(cfg(m)["conditionRules"].([]any), map[string]any{"type": "WellKnownConditions"})
+		}, "manifest_configs[0].conditionRules[1].condition", "set by another rule"},
+		"well-known with cel": {func(m map[string]any) { obj(cfg(m), "conditionRules", 0)["type"] = "WellKnownConditions" },
+			"manifest_configs[0].conditionRules[0].celExpressions", "only allowed with type CEL"},
+		"jsonpath bad version": {func(m map[string]any) { obj(cfg(m), "feedbackRules", 0, "jsonPaths", 0)["version"] = "apps/v1" },
+			"manifest_configs[0].feedbackRules[0].jsonPaths[0].version", "not an API version"},
 		"bad propagation":    {func(m map[string]any) { obj(m, "delete_option")["propagationPolicy"] = "Background" }, "delete_option.propagationPolicy", "unknown propagation policy"},
 		"orphans wrong":      {func(m map[string]any) { obj(m, "delete_option")["propagationPolicy"] = "Orphan" }, "delete_option.selectivelyOrphans", "only allowed"},
 		"orphan rule no name": {func(m map[string]any) {

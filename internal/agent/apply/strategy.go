@@ -157,6 +157,12 @@ func (s *step) serverSideApply(ctx context.Context, cfg *workv1.ServerSideApplyC
 	if owned {
 		obj = s.stamped()
 	}
+	obj, err := ssaConfig(s.m.obj, obj, s.live, cfg)
+	if err != nil {
+		s.r.setLive(s.live)
+		s.r.fail(&Error{Object: s.m.id(), Action: "apply", Reason: ReasonIgnoreFieldError, Terminal: true, Err: err})
+		return
+	}
 	data, err := obj.MarshalJSON()
 	if err != nil {
 		s.r.fail(&Error{Object: s.m.id(), Action: "apply", Reason: ReasonInvalidManifest, Terminal: true, Err: err})
