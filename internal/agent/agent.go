@@ -83,6 +83,11 @@ type Options struct {
 	// RetryBase and RetryMax bound the per-bundle exponential backoff of
 	// failed applies and pending deletions (default 200 ms and 30 s).
 	RetryBase, RetryMax time.Duration
+	// HubHash identifies the server in the AppliedManifestWork records the
+	// agent keeps ("<hub hash>-<bundle id>"); default the applier's.
+	HubHash string
+	// DisableAppliedWorks turns the AppliedManifestWork records off.
+	DisableAppliedWorks bool
 	// MetricsAddr, when set, serves /healthz, /readyz and /metrics.
 	MetricsAddr string
 	// Registry receives the agent's metrics (default a new registry, served
@@ -165,7 +170,8 @@ func New(cfg *rest.Config, conn protocol.Conn, opts Options) (*Agent, error) {
 		return nil, errors.New("agent: new: consumer name is required")
 	}
 	ap, err := apply.New(cfg, apply.Options{Namespace: opts.RecordsNamespace, AgentName: opts.Consumer,
-		Clock: opts.Clock, Propagation: opts.DeletePropagation})
+		Clock: opts.Clock, Propagation: opts.DeletePropagation, HubHash: opts.HubHash,
+		DisableAppliedWorks: opts.DisableAppliedWorks, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("agent: new: %w", err)
 	}
@@ -268,6 +274,11 @@ func (a *Agent) loadRecords(ctx context.Context) error {
 			}
 			for _, r := range recs {
 				a.queue.Add(r.BundleID)
+			}
+			if err == nil {
+				if err := a.applier.SyncAppliedWorks(ctx, recs); err != nil {
+					a.log.Warn("agent: AppliedManifestWorks not in step with the records; each is rewritten at its bundle's next apply", "err", err)
+				}
 			}
 			return nil
 		}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/baton-dev/baton/internal/agent"
+	"github.com/baton-dev/baton/internal/agent/apply"
 )
 
 func init() { register(newAgentCmd) }
@@ -31,6 +32,8 @@ type agentOptions struct {
 	heartbeat   time.Duration
 	logLevel    string
 	propagation string
+	hubHash     string
+	appliedWork bool
 	grpc        grpcAgentOptions
 	mqtt        mqttAgentOptions
 }
@@ -70,6 +73,8 @@ it holds and re-reports it.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.propagation, "delete-propagation", string(metav1.DeletePropagationBackground),
 		"propagationPolicy of the agent's delete calls: Background (the object goes at once, the cluster's garbage collector removes its dependents) or Foreground (an object counts as gone once its dependents are; needs a garbage collector)")
+	f.StringVar(&o.hubHash, "hub-hash", "", "hub identity in AppliedManifestWork names (<hub hash>-<bundle id>) (default: SHA-256 of the server address; set it when agents reach one server by several addresses)")
+	f.BoolVar(&o.appliedWork, "applied-manifestworks", true, "keep an AppliedManifestWork (work.open-cluster-management.io/v1) per bundle, installing its CRD when missing")
 	o.grpc.flags(f)
 	o.mqtt.flags(f)
 	_ = cmd.MarkFlagRequired("consumer")
@@ -92,6 +97,10 @@ func (o *agentOptions) run(ctx context.Context) error {
 	}
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	cfg.UserAgent = "baton-agent/" + o.consumer
+	hubHash := o.hubHash
+	if hubHash == "" {
+		hubHash = apply.HubHash(o.endpoint())
+	}
 	conn, err := o.dial(ctx, log)
 	if err != nil {
 		return fmt.Errorf("agent: connect to %s: %w", o.endpoint(), err)
@@ -99,6 +108,7 @@ func (o *agentOptions) run(ctx context.Context) error {
 	a, err := agent.New(cfg, conn, agent.Options{
 		Consumer: o.consumer, Workers: o.workers, Resync: o.resync, RecordsNamespace: o.recordsNS,
 		HeartbeatInterval: o.heartbeat, MetricsAddr: o.metricsAddr, Logger: log, DeletePropagation: prop,
+		HubHash: hubHash, DisableAppliedWorks: !o.appliedWork,
 	})
 	if err != nil {
 		return err

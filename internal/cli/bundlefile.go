@@ -237,6 +237,7 @@ func decodeWork(data []byte, consumer string) (api.ResourceBundle, error) {
 			Labels: w.Labels, Annotations: w.Annotations},
 		DeleteOption:    w.Spec.DeleteOption,
 		ManifestConfigs: w.Spec.ManifestConfigs,
+		Executor:        w.Spec.Executor,
 	}
 	if b.ConsumerName == "" {
 		b.ConsumerName, b.Metadata.Namespace = consumer, consumer

@@ -189,6 +189,7 @@ type bundleInput struct {
 	Manifests       any            `json:"manifests"`
 	ManifestConfigs any            `json:"manifest_configs,omitempty"`
 	DeleteOption    any            `json:"delete_option,omitempty"`
+	Executor        any            `json:"executor,omitempty"`
 }
 
 func writable(b *api.ResourceBundle) bundleInput {
@@ -199,6 +200,9 @@ func writable(b *api.ResourceBundle) bundleInput {
 	}
 	if b.DeleteOption != nil {
 		in.DeleteOption = b.DeleteOption
+	}
+	if b.Executor != nil {
+		in.Executor = b.Executor
 	}
 	return in
 }

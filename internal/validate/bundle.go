@@ -32,6 +32,7 @@ func Bundle(b *api.ResourceBundle) error {
 		es.manifestConfig(fmt.Sprintf("manifest_configs[%d]", i), &b.ManifestConfigs[i])
 	}
 	es.deleteOption(b.DeleteOption)
+	es.executor(b.Executor)
 	if len(es) == 0 {
 		es.size(b)
 	}
@@ -335,6 +336,26 @@ func (es *Errors) deleteOption(d *workv1.DeleteOption) {
 	}
 	if d.TTLSecondsAfterFinished != nil && *d.TTLSecondsAfterFinished < 0 {
 		es.add(f+".ttlSecondsAfterFinished", "must not be negative")
+	}
+}
+
+func (es *Errors) executor(e *workv1.ManifestWorkExecutor) {
+	if e == nil {
+		return
+	}
+	const f = "executor.subject"
+	if e.Subject.Type != workv1.ExecutorSubjectTypeServiceAccount {
+		es.add(f+".type", "unknown subject type %q (want ServiceAccount)", e.Subject.Type)
+	}
+	sa := e.Subject.ServiceAccount
+	if sa == nil {
+		es.add(f+".serviceAccount", "is required (namespace and name of a service account of the managed cluster)")
+		return
+	}
+	for field, v := range map[string]string{"namespace": sa.Namespace, "name": sa.Name} {
+		if msgs := content.IsDNS1123Subdomain(v); len(msgs) > 0 {
+			es.add(f+".serviceAccount."+field, "%q is not a valid service account %s: %s", v, field, strings.Join(msgs, "; "))
+		}
 	}
 }
 

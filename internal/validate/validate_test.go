@@ -26,6 +26,7 @@ const validBundle = `{
     "conditionRules": [{"condition": "Complete", "type": "CEL", "celExpressions": ["true"]}],
     "feedbackScrapeType": "Watch"
   }],
+  "executor": {"subject": {"type": "ServiceAccount", "serviceAccount": {"namespace": "deployers", "name": "ingress"}}},
   "delete_option": {"propagationPolicy": "SelectivelyOrphan",
     "selectivelyOrphans": {"orphaningRules": [{"resource": "services", "name": "router"}]}}
 }`
@@ -145,8 +146,11 @@ func TestBundleInvalid(t *testing.T) {
 			"manifest_configs[0].conditionRules[0].celExpressions", "only allowed with type CEL"},
 		"jsonpath bad version": {func(m map[string]any) { obj(cfg(m), "feedbackRules", 0, "jsonPaths", 0)["version"] = "apps/v1" },
 			"manifest_configs[0].feedbackRules[0].jsonPaths[0].version", "not an API version"},
-		"bad propagation":    {func(m map[string]any) { obj(m, "delete_option")["propagationPolicy"] = "Background" }, "delete_option.propagationPolicy", "unknown propagation policy"},
-		"orphans wrong":      {func(m map[string]any) { obj(m, "delete_option")["propagationPolicy"] = "Orphan" }, "delete_option.selectivelyOrphans", "only allowed"},
+		"executor type":        {func(m map[string]any) { obj(m, "executor", "subject")["type"] = "User" }, "executor.subject.type", "unknown subject type"},
+		"executor no sa":       {func(m map[string]any) { delete(obj(m, "executor", "subject"), "serviceAccount") }, "executor.subject.serviceAccount", "required"},
+		"executor bad sa name": {func(m map[string]any) { obj(m, "executor", "subject", "serviceAccount")["name"] = "Not_OK" }, "executor.subject.serviceAccount.name", "not a valid service account name"},
+		"bad propagation":      {func(m map[string]any) { obj(m, "delete_option")["propagationPolicy"] = "Background" }, "delete_option.propagationPolicy", "unknown propagation policy"},
+		"orphans wrong":        {func(m map[string]any) { obj(m, "delete_option")["propagationPolicy"] = "Orphan" }, "delete_option.selectivelyOrphans", "only allowed"},
 		"orphan rule no name": {func(m map[string]any) {
 			obj(m, "delete_option", "selectivelyOrphans", "orphaningRules", 0)["name"] = ""
 		}, "delete_option.selectivelyOrphans.orphaningRules[0].name", "required"},

@@ -103,6 +103,10 @@ type BundleSpec struct {
 	Manifests       []json.RawMessage             `json:"manifests"`
 	DeleteOption    *workv1.DeleteOption          `json:"deleteOption,omitempty"`
 	ManifestConfigs []workv1.ManifestConfigOption `json:"manifestConfigs,omitempty"`
+	// Executor, when set, is the identity the agent applies the manifests
+	// as (a service account of the managed cluster), after checking its
+	// permissions (ManifestWork's spec.executor).
+	Executor *workv1.ManifestWorkExecutor `json:"executor,omitempty"`
 }
 
 // ResourceBundle is a bundle as REST serves it. POST and PUT accept the same
@@ -125,12 +129,15 @@ type ResourceBundle struct {
 	Manifests       []json.RawMessage             `json:"manifests"`
 	ManifestConfigs []workv1.ManifestConfigOption `json:"manifest_configs,omitempty"`
 	DeleteOption    *workv1.DeleteOption          `json:"delete_option,omitempty"`
-	Status          *BundleStatus                 `json:"status,omitempty"`
+	// Executor is ManifestWork's spec.executor (baton's addition to
+	// Maestro's shape, present only when set).
+	Executor *workv1.ManifestWorkExecutor `json:"executor,omitempty"`
+	Status   *BundleStatus                `json:"status,omitempty"`
 }
 
 // Spec returns the part of the bundle an agent applies.
 func (b *ResourceBundle) Spec() BundleSpec {
-	return BundleSpec{Manifests: b.Manifests, DeleteOption: b.DeleteOption, ManifestConfigs: b.ManifestConfigs}
+	return BundleSpec{Manifests: b.Manifests, DeleteOption: b.DeleteOption, ManifestConfigs: b.ManifestConfigs, Executor: b.Executor}
 }
 
 // BundleStatus is the status of a bundle as REST serves it: what the agent

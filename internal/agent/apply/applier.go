@@ -29,6 +29,16 @@
 // restarted agent knows it holds it) and after every change, and removed
 // when a Delete completes.
 //
+// Executor: a bundle with spec.executor (a service account subject) is
+// applied as that service account. Before each manifest is written,
+// SubjectAccessReviews check that the service account may do what the
+// manifest's strategy needs (and delete it, when the bundle will), as Open
+// Cluster Management's work agent does; then the writes impersonate it, so
+// the API server enforces its RBAC (escalation checks included). A denial
+// fails the manifest with ReasonExecutorForbidden and is retried. Records,
+// reads for observation and deletes use the agent's own identity (a
+// revoked permission must never make a delete wait forever).
+//
 // Concurrency: Apply and Delete of different bundles may run in parallel;
 // calls for one bundle are serialized. Within a tier, objects are applied
 // in parallel up to Options.Concurrency, each writing its own result slot,
@@ -48,6 +58,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
@@ -81,6 +92,13 @@ type Options struct {
 	// EstablishTimeout bounds the wait for a CRD of the bundle to become
 	// Established before its custom resources are applied. Default 30s.
 	EstablishTimeout time.Duration
+	// HubHash identifies the server in AppliedManifestWork names
+	// ("<hub hash>-<bundle id>"); default HubHash("baton"). The agent sets
+	// it from its server's address.
+	HubHash string
+	// DisableAppliedWorks turns the AppliedManifestWork records off (and
+	// the installation of their CRD).
+	DisableAppliedWorks bool
 	// Propagation is the propagationPolicy of the applier's delete calls.
 	// Default Background: the object itself goes at once and the cluster's
 	// garbage collector removes its dependents later, so a bundle's removal
@@ -129,19 +147,28 @@ func (o Options) withDefaults() Options {
 	if o.Propagation == "" {
 		o.Propagation = d.Propagation
 	}
+	if o.HubHash == "" {
+		o.HubHash = HubHash("baton")
+	}
 	return o
 }
 
 // Applier applies and deletes bundles in one cluster.
 type Applier struct {
 	opts    Options
+	cfg     *rest.Config
 	dyn     dynamic.Interface
 	core    corev1client.CoreV1Interface
+	authz   authorizationv1client.AuthorizationV1Interface
 	mapper  *restmapper.DeferredDiscoveryRESTMapper
 	mu      sync.Mutex
 	records map[string]*Record     // cache of stored records by bundle id
 	locks   map[string]*sync.Mutex // per-bundle call serialization
 	nsReady bool
+	// amwReady: the AppliedManifestWork CRD is served.
+	amwReady bool
+	// executors caches a client per impersonated executor user.
+	executors map[string]dynamic.Interface
 }
 
 // New builds an Applier for the cluster of cfg.
@@ -158,13 +185,20 @@ func New(cfg *rest.Config, opts Options) (*Applier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("applier: discovery client: %w", err)
 	}
+	authz, err := authorizationv1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("applier: authorization client: %w", err)
+	}
 	return &Applier{
-		opts:    opts.withDefaults(),
-		dyn:     dyn,
-		core:    core,
-		mapper:  restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
-		records: map[string]*Record{},
-		locks:   map[string]*sync.Mutex{},
+		opts:      opts.withDefaults(),
+		cfg:       rest.CopyConfig(cfg),
+		dyn:       dyn,
+		core:      core,
+		authz:     authz,
+		executors: map[string]dynamic.Interface{},
+		mapper:    restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
+		records:   map[string]*Record{},
+		locks:     map[string]*sync.Mutex{},
 	}, nil
 }
 

@@ -97,6 +97,7 @@ func (a *Applier) ApplyVersion(ctx context.Context, bundleID string, v Version, 
 			return res, err
 		}
 	}
+	a.syncAppliedWork(ctx, bundleID, rec)
 	a.opts.Logger.Debug("applied bundle", "bundle", bundleID, "generation", gen,
 		"objects", len(res.Objects), "removed", len(res.Removed), "retryable", res.Retryable())
 	return res, nil
@@ -123,7 +124,7 @@ func (a *Applier) applyTiers(ctx context.Context, bundleID string, ms []*manifes
 				if p, ok := prevByKey[m.key()]; ok {
 					prev = &p
 				}
-				results[m.ordinal] = a.applyOne(ctx, bundleID, m, spec.ManifestConfigs, prev)
+				results[m.ordinal] = a.applyOne(ctx, bundleID, m, spec, prev)
 				return nil
 			})
 		}
@@ -160,16 +161,26 @@ func (a *Applier) prepare(m *manifest, refreshed *bool, bundleKinds map[schema.G
 }
 
 // applyOne applies one manifest with its update strategy.
-func (a *Applier) applyOne(ctx context.Context, bundleID string, m *manifest, configs []workv1.ManifestConfigOption, prev *RecordedObject) ObjectResult {
+func (a *Applier) applyOne(ctx context.Context, bundleID string, m *manifest, spec api.BundleSpec, prev *RecordedObject) ObjectResult {
 	r := ObjectResult{Ordinal: m.ordinal, GVK: m.gvk, Namespace: m.obj.GetNamespace(), Name: m.obj.GetName()}
 	if m.err != nil {
 		r.fail(m.err)
 		return r
 	}
 	r.GVR = m.mapping.Resource
-	st := strategyFor(configs, identity{Group: m.gvk.Group, Resource: r.GVR.Resource, Namespace: r.Namespace, Name: r.Name})
+	id := identity{Group: m.gvk.Group, Resource: r.GVR.Resource, Namespace: r.Namespace, Name: r.Name}
+	st := strategyFor(spec.ManifestConfigs, id)
 	r.Strategy = st.Type
 	c := a.client(m.mapping, r.Namespace)
+	if spec.Executor != nil {
+		orphan, _ := orphaned(spec.DeleteOption, id)
+		ec, err := a.executorClient(ctx, spec.Executor, m, st.Type, !orphan)
+		if err != nil {
+			r.fail(err)
+			return r
+		}
+		c = ec
+	}
 	live, err := c.Get(ctx, r.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):

@@ -43,8 +43,12 @@ func (a *Applier) DeleteVersion(ctx context.Context, bundleID string, v Version,
 	gen := v.Generation
 	res := Result{BundleID: bundleID, Generation: gen}
 	rec, err := a.loadRecord(ctx, bundleID)
-	if err != nil || rec == nil {
-		return res, err == nil, err
+	if err != nil {
+		return res, false, err
+	}
+	if rec == nil {
+		a.syncAppliedWork(ctx, bundleID, nil)
+		return res, true, nil
 	}
 	if v.olderThan(rec) {
 		return res, false, fmt.Errorf("bundle %s: delete generation %d (recorded %d): %w", bundleID, gen, rec.Generation, ErrStaleGeneration)
@@ -96,6 +100,7 @@ func (a *Applier) DeleteVersion(ctx context.Context, bundleID string, v Version,
 		if err := a.dropRecord(ctx, rec); err != nil {
 			return res, false, err
 		}
+		a.syncAppliedWork(ctx, bundleID, nil)
 		return res, true, nil
 	}
 	if len(left) != len(rec.Objects) {
@@ -104,6 +109,7 @@ func (a *Applier) DeleteVersion(ctx context.Context, bundleID string, v Version,
 			return res, false, err
 		}
 	}
+	a.syncAppliedWork(ctx, bundleID, rec)
 	return res, false, nil
 }
 

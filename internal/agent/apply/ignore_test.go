@@ -156,4 +156,3 @@ func TestIgnoreFieldsBadPath(t *testing.T) {
 		t.Error("the deployment was created despite the bad path")
 	}
 }
-

@@ -82,6 +82,7 @@ func (h *Handler) bundleOut(b *store.Bundle, ext bool) *bundleJSON {
 			Manifests:       manifests,
 			ManifestConfigs: b.Spec.ManifestConfigs,
 			DeleteOption:    b.Spec.DeleteOption,
+			Executor:        b.Spec.Executor,
 		},
 		Status: st,
 	}
@@ -131,6 +132,7 @@ type bundleHead struct {
 type bundleTail struct {
 	ManifestConfigs []workv1.ManifestConfigOption `json:"manifest_configs,omitempty"`
 	DeleteOption    *workv1.DeleteOption          `json:"delete_option,omitempty"`
+	Executor        *workv1.ManifestWorkExecutor  `json:"executor,omitempty"`
 	Status          *statusJSON                   `json:"status"`
 }
 
@@ -187,7 +189,7 @@ func (e *itemEncoder) bundle(b *bundleJSON) ([]byte, error) {
 	}
 	e.out = append(e.out, "],"...)
 	e.buf.Reset()
-	if err := e.enc.Encode(bundleTail{ManifestConfigs: rb.ManifestConfigs, DeleteOption: rb.DeleteOption, Status: b.Status}); err != nil {
+	if err := e.enc.Encode(bundleTail{ManifestConfigs: rb.ManifestConfigs, DeleteOption: rb.DeleteOption, Executor: rb.Executor, Status: b.Status}); err != nil {
 		return nil, err
 	}
 	tail := bytes.TrimSpace(e.buf.Bytes())

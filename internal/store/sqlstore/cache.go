@@ -100,7 +100,7 @@ func copyMeta(m *api.ObjectMeta) api.ObjectMeta {
 // copySpec copies a spec; manifests are not copied deeply: RawMessage bytes
 // are shared, callers must not write into them.
 func copySpec(s *api.BundleSpec) api.BundleSpec {
-	out := api.BundleSpec{Manifests: slices.Clone(s.Manifests), DeleteOption: s.DeleteOption.DeepCopy()}
+	out := api.BundleSpec{Manifests: slices.Clone(s.Manifests), DeleteOption: s.DeleteOption.DeepCopy(), Executor: s.Executor.DeepCopy()}
 	if s.ManifestConfigs != nil {
 		out.ManifestConfigs = make([]workv1.ManifestConfigOption, len(s.ManifestConfigs))
 		for i := range s.ManifestConfigs {

@@ -60,7 +60,7 @@ func (s *sourceService) validate(b store.Bundle) error {
 	}
 	rb := &api.ResourceBundle{ID: b.ID, Kind: api.KindResourceBundle, Name: b.Name, ConsumerName: b.ConsumerName,
 		Source: b.Source, Metadata: b.Meta, Manifests: b.Spec.Manifests, ManifestConfigs: b.Spec.ManifestConfigs,
-		DeleteOption: b.Spec.DeleteOption}
+		DeleteOption: b.Spec.DeleteOption, Executor: b.Spec.Executor}
 	if err := s.s.cfg.Validate(rb); err != nil {
 		return &invalidError{err}
 	}
