@@ -187,4 +187,3 @@ func intValue(s *protocol.Status, i int, name string) int64 {
 	}
 	return -1
 }
-
