@@ -149,16 +149,23 @@ func Deleted() metav1.Condition {
 }
 
 // ConfigFor returns the first manifestConfig whose resourceIdentifier
-// matches the manifest (group and resource equal, namespace and name equal
-// or matching a "*" wildcard pattern), nil when none does.
+// matches the manifest (Matches), nil when none does.
 func ConfigFor(configs []workv1.ManifestConfigOption, m workv1.ManifestResourceMeta) *workv1.ManifestConfigOption {
 	for i, c := range configs {
-		id := c.ResourceIdentifier
-		if id.Group == m.Group && id.Resource == m.Resource && match(id.Namespace, m.Namespace) && match(id.Name, m.Name) {
+		if Matches(c.ResourceIdentifier, m.Group, m.Resource, m.Namespace, m.Name) {
 			return &configs[i]
 		}
 	}
 	return nil
+}
+
+// Matches reports whether a resourceIdentifier (of a manifest config or an
+// orphaning rule) selects an object: every field equal, or matching as a
+// pattern ("*" any sequence, "?" one character, as path.Match); an empty
+// group or namespace matches only the core group or a cluster-scoped
+// object. The agent's strategies, rules and orphaning all match with it.
+func Matches(id workv1.ResourceIdentifier, group, resource, namespace, name string) bool {
+	return match(id.Group, group) && match(id.Resource, resource) && match(id.Namespace, namespace) && match(id.Name, name)
 }
 
 // FeedbackRulesFor returns the feedback rules of ConfigFor.

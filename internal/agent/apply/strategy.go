@@ -11,19 +11,18 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/baton-dev/baton/internal/evaluate"
 )
 
 // identity is what resourceIdentifier and orphaning rules match on.
 type identity struct{ Group, Resource, Namespace, Name string }
 
-// matches reports whether rule selects id; "*" in a rule field matches
-// anything, and an empty group or namespace matches only empty.
+// matches reports whether rule selects id (evaluate.Matches: the same
+// matching as feedback and condition rules).
 func matches(rule workv1.ResourceIdentifier, id identity) bool {
-	return field(rule.Group, id.Group) && field(rule.Resource, id.Resource) &&
-		field(rule.Namespace, id.Namespace) && field(rule.Name, id.Name)
+	return evaluate.Matches(rule, id.Group, id.Resource, id.Namespace, id.Name)
 }
-
-func field(rule, value string) bool { return rule == "*" || rule == value }
 
 // strategyFor returns the update strategy of the object: the first
 // manifest config whose resourceIdentifier matches it, else Update.

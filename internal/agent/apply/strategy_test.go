@@ -50,6 +50,7 @@ func TestOrphaned(t *testing.T) {
 		"orphan":         {&workv1.DeleteOption{PropagationPolicy: workv1.DeletePropagationPolicyTypeOrphan}, ReasonOrphanPolicy},
 		"rule matches":   {sel(workv1.OrphaningRule{Resource: "configmaps", Namespace: "ns", Name: "a"}), ReasonOrphaningRule},
 		"rule wildcard":  {sel(workv1.OrphaningRule{Resource: "*", Namespace: "*", Name: "*"}), ReasonOrphaningRule},
+		"rule pattern":   {sel(workv1.OrphaningRule{Resource: "config*", Namespace: "n?", Name: "a*"}), ReasonOrphaningRule},
 		"rule other":     {sel(workv1.OrphaningRule{Resource: "configmaps", Namespace: "ns", Name: "b"}), ""},
 		"selective none": {&workv1.DeleteOption{PropagationPolicy: workv1.DeletePropagationPolicyTypeSelectivelyOrphan}, ""},
 	} {
