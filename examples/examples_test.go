@@ -39,8 +39,9 @@ func TestMain(m *testing.M) { testenv.Main(m, &cfg) }
 // want is the feedback each example reports once the cluster plays its part
 // (load balancer IP, Deployment status); values are doctor.FormatValue strings.
 var want = map[string]map[string]map[string]string{
-	"shared-ingress.yaml":     {"router": {"ip": "20.1.2.3"}},
-	"deployment.yaml":         {"hello": {"ReadyReplicas": "2", "Replicas": "2", "AvailableReplicas": "2"}},
+	"shared-ingress.yaml": {"router": {"ip": "20.1.2.3"}},
+	"deployment.yaml": {"hello": {"ReadyReplicas": "2", "Replicas": "2", "AvailableReplicas": "2",
+		"condition Ready": "True", "condition RolledOut": "True"}},
 	"crd-and-cr.json":         {"widgets.demo.baton.dev": {"established": "True"}, "blue": {"size": "3", "color": "blue"}},
 	"selectively-orphan.yaml": {},
 }
@@ -205,7 +206,7 @@ func playController(t *testing.T, ctx context.Context, kc kubernetes.Interface, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Status.Replicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = 2, 2, 2
+	d.Status.Replicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas, d.Status.UpdatedReplicas = 2, 2, 2, 2
 	if _, err := kc.AppsV1().Deployments(u.GetNamespace()).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -228,23 +229,27 @@ func waitEstablished(t *testing.T, ctx context.Context, ri dynamic.ResourceInter
 	t.Fatalf("CRD %s not established", name)
 }
 
-// checkFeedback evaluates each manifest's feedback rules on the live object
-// (as the agent does) and compares the values with want.
+// checkFeedback evaluates each manifest's feedback and condition rules on
+// the live object (as the agent does) and compares the values (and, as
+// "condition <type>", the rule conditions' statuses) with want.
 func checkFeedback(t *testing.T, b api.ResourceBundle, objs []applied, want map[string]map[string]string) {
 	t.Helper()
 	got := map[string]map[string]string{}
 	for _, o := range objs {
-		rules := evaluate.FeedbackRulesFor(b.ManifestConfigs, o.meta)
-		if len(rules) == 0 {
+		c := evaluate.ConfigFor(b.ManifestConfigs, o.meta)
+		if c == nil || len(c.FeedbackRules)+len(c.ConditionRules) == 0 {
 			continue
 		}
-		values, cond := evaluate.Feedback(o.get(), rules, nil)
+		values, cond := evaluate.Feedback(o.get(), c.FeedbackRules, nil)
 		if cond.Status != metav1.ConditionTrue {
 			t.Errorf("%s: StatusFeedbackSynced %s: %s", o.meta.Name, cond.Status, cond.Message)
 		}
 		got[o.meta.Name] = map[string]string{}
 		for _, v := range values {
 			got[o.meta.Name][v.Name] = doctor.FormatValue(v.Value)
+		}
+		for _, rc := range evaluate.Rules(o.get(), c.ConditionRules) {
+			got[o.meta.Name]["condition "+rc.Type] = string(rc.Status)
 		}
 	}
 	for obj, vals := range want {
