@@ -140,7 +140,8 @@ func TestFeedbackAtVersion(t *testing.T) {
 	c := config("widgets", h.ns, "w1", workv1.UpdateStrategyTypeUpdate,
 		workv1.JsonPath{Name: "own", Path: ".apiVersion"},
 		workv1.JsonPath{Name: "v2", Version: "v2", Path: ".apiVersion"},
-		workv1.JsonPath{Name: "size2", Version: "v2", Path: ".spec.size"})
+		workv1.JsonPath{Name: "size2", Version: "v2", Path: ".spec.size"},
+		workv1.JsonPath{Name: "color2", Version: "v2", Path: ".spec.color"})
 	c.ResourceIdentifier.Group = group
 	h.server.sendSpec(t, spec("versions", 1, []json.RawMessage{widget}, c))
 	h.server.waitFor(t, protocol.TypeStatus, 0, 20*time.Second, "the value read at v2", func(m protocol.Message) bool {
@@ -150,14 +151,16 @@ func TestFeedbackAtVersion(t *testing.T) {
 		return own == group+"/v1" && v2 == group+"/v2" && intValue(s, 0, "size2") == 3
 	})
 
-	// The value read at v2 follows a change made through v1.
+	// The value read at v2 follows a change made through v1 (to a field
+	// the manifest leaves to the cluster, so it is no drift).
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	gvr := schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"}
-	if _, err := dyn.Resource(gvr).Namespace(h.ns).Patch(h.ctx, "w1", types.MergePatchType, []byte(`{"spec":{"size":5}}`), metav1.PatchOptions{}); err != nil {
+	if _, err := dyn.Resource(gvr).Namespace(h.ns).Patch(h.ctx, "w1", types.MergePatchType, []byte(`{"spec":{"color":"blue"}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	h.server.waitFor(t, protocol.TypeStatus, 0, 10*time.Second, "size 5 at v2", func(m protocol.Message) bool {
-		return intValue(status(m, "versions"), 0, "size2") == 5
+	h.server.waitFor(t, protocol.TypeStatus, 0, 10*time.Second, "color blue at v2", func(m protocol.Message) bool {
+		v, _ := value(status(m, "versions"), 0, "color2")
+		return v == "blue"
 	})
 
 	// A version the server does not serve yields no value and says why.

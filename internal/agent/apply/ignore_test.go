@@ -113,8 +113,12 @@ func TestIgnoreFieldsOnSpokeChange(t *testing.T) {
 		raw, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
 			"metadata": map[string]any{"name": "app", "namespace": e.ns}, "data": map[string]any{"a": a, "b": b}})
 		s := spec(raw)
-		s.ManifestConfigs = []workv1.ManifestConfigOption{ignoring("configmaps", "",
-			workv1.IgnoreField{Condition: workv1.IgnoreFieldsConditionOnSpokeChange, JSONPointers: []string{"/data/a"}})}
+		c := ignoring("configmaps", "",
+			workv1.IgnoreField{Condition: workv1.IgnoreFieldsConditionOnSpokeChange, JSONPointers: []string{"/data/a"}})
+		// Force: taking the field back from the actor that changed it is a
+		// conflict otherwise (reported as ApplyConflict).
+		c.UpdateStrategy.ServerSideApply.Force = true
+		s.ManifestConfigs = []workv1.ManifestConfigOption{c}
 		return s
 	}
 	e.apply("c", 1, bundle("1", "1"))
