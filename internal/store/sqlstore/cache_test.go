@@ -50,7 +50,7 @@ func TestJSONCacheBounded(t *testing.T) {
 func TestCopiesKnowEveryField(t *testing.T) {
 	for typ, want := range map[reflect.Type]int{
 		reflect.TypeFor[api.ObjectMeta]():     6,
-		reflect.TypeFor[api.BundleSpec]():     3,
+		reflect.TypeFor[api.BundleSpec]():     4,
 		reflect.TypeFor[api.ReportedStatus](): 2,
 		reflect.TypeFor[api.ResourceStatus](): 4,
 		reflect.TypeFor[api.Observed]():       5,
