@@ -42,7 +42,7 @@ func (id *Identity) AuthorizeSource(ctx context.Context, source, verb string) er
 			return id.Reviewer.Review(ctx, id, source, verb)
 		}
 	}
-	return Forbidden(id, "may not %s source %q", verbText(verb), source)
+	return Forbidden(id, "may not %s source %q", VerbText(verb), source)
 }
 
 // AuthorizeConsumer checks that id may act as the agent of consumer.
@@ -77,7 +77,7 @@ func (id *Identity) AuthorizePort(p Port) error {
 // SeesSecrets reports whether bundles are shown to id with Secret data.
 func (id *Identity) SeesSecrets() bool { return id.Role != RoleReader }
 
-func verbText(verb string) string {
+func VerbText(verb string) string {
 	if verb == VerbPub {
 		return "write to"
 	}

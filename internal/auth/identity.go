@@ -14,13 +14,16 @@
 // the non-resource URL /sources/<source> with verb pub (write) or sub
 // (read), Maestro's model.
 //
-// With no authenticator configured the server runs unauthenticated: every
-// request is Anonymous (an admin), and the server binds loopback addresses
-// only unless told otherwise.
+// Package authn holds the authenticators and the auth config file; this
+// package is the model alone, so handlers can authorize without importing
+// them. With no authenticator configured the server runs unauthenticated:
+// every request is Anonymous (an admin), and the server binds loopback
+// addresses only unless told otherwise.
 package auth
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 )
@@ -127,4 +130,15 @@ func FromContext(ctx context.Context) *Identity {
 		return id
 	}
 	return Anonymous
+}
+
+// Request is what a listener knows about a caller.
+type Request struct {
+	Port Port
+	// Bearer is the token of "Authorization: Bearer <token>" (REST) or of
+	// the "authorization" metadata (gRPC); empty when none was sent.
+	Bearer string
+	// Certificates are the caller's verified client certificate chain
+	// (leaf first); nil when it presented none.
+	Certificates []*x509.Certificate
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/auth/authn"
 	"github.com/baton-dev/baton/internal/replica"
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/store"
@@ -156,7 +156,7 @@ func (o *serverOptions) setupAuth(ctx context.Context, log *slog.Logger, opts *s
 		}
 		return nil
 	}
-	a, err := auth.New(ctx, o.authConfig, auth.Options{Logger: log, Registerer: opts.Registry})
+	a, err := authn.New(ctx, o.authConfig, authn.Options{Logger: log, Registerer: opts.Registry})
 	if err != nil {
 		return &ExitError{Code: 2, Msg: "--auth-config: " + err.Error()}
 	}

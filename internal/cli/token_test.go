@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/auth/authn"
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/server/servertest"
 	"github.com/baton-dev/baton/internal/store/storetest"
@@ -22,7 +22,7 @@ func TestClientToken(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "auth.yaml")
 	os.WriteFile(cfg, []byte("tokens:\n- {token: adm, subject: ops, role: admin}\n- {token: rd, subject: viewer, role: reader}\n"), 0o600)
-	a, err := auth.New(context.Background(), cfg, auth.Options{})
+	a, err := authn.New(context.Background(), cfg, authn.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/auth/authn"
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/storetest"
@@ -35,7 +35,7 @@ func startAuthServer(t *testing.T) (string, *prometheus.Registry, store.Store) {
 		t.Fatal(err)
 	}
 	reg := server.NewRegistry()
-	a, err := auth.New(context.Background(), path, auth.Options{Registerer: reg})
+	a, err := authn.New(context.Background(), path, authn.Options{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

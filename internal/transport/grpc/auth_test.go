@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/auth/authn"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
 )
@@ -168,9 +168,9 @@ func TestBearerToken(t *testing.T) {
 }
 
 // newAuth loads an auth config written to a temporary file.
-func newAuth(t *testing.T, config string) *auth.Authenticator {
+func newAuth(t *testing.T, config string) *authn.Authenticator {
 	t.Helper()
-	a, err := auth.New(context.Background(), writeFile(t, t.TempDir(), "auth.yaml", []byte(config)), auth.Options{})
+	a, err := authn.New(context.Background(), writeFile(t, t.TempDir(), "auth.yaml", []byte(config)), authn.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

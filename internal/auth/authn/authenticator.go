@@ -1,4 +1,9 @@
-package auth
+// Package authn authenticates callers for package auth: static bearer
+// tokens, client certificates, OIDC JWTs (go-oidc) and Kubernetes tokens
+// (TokenReview, with SubjectAccessReview on /sources/<source>), configured
+// by the file of `baton server --auth-config` and reloaded on SIGHUP or
+// when a file changes.
+package authn
 
 import (
 	"context"
@@ -16,18 +21,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// Request is what a listener knows about a caller.
-type Request struct {
-	Port Port
-	// Bearer is the token of "Authorization: Bearer <token>" (REST) or of
-	// the "authorization" metadata (gRPC); empty when none was sent.
-	Bearer string
-	// Certificates are the caller's verified client certificate chain
-	// (leaf first); nil when it presented none.
-	Certificates []*x509.Certificate
-}
+	"github.com/baton-dev/baton/internal/auth"
+)
 
 // Authenticator turns requests into identities using the authenticators of
 // an auth config file, and reloads the file on SIGHUP or when it (or a
@@ -53,7 +49,7 @@ type state struct {
 
 type tokenEntry struct {
 	sum [sha256.Size]byte
-	id  *Identity
+	id  *auth.Identity
 }
 
 // Options configure New.
@@ -99,7 +95,7 @@ func (a *Authenticator) load(ctx context.Context) (*state, string, error) {
 	st := &state{cfg: cfg}
 	for _, t := range cfg.Tokens {
 		st.tokens = append(st.tokens, tokenEntry{sum: sha256.Sum256([]byte(t.Token)),
-			id: &Identity{Subject: t.Subject, Role: t.Role, Source: t.Source, Consumer: t.Consumer, Method: "token"}})
+			id: &auth.Identity{Subject: t.Subject, Role: t.Role, Source: t.Source, Consumer: t.Consumer, Method: "token"}})
 	}
 	if cfg.ClientCA != "" {
 		if st.certs, err = newCertMapper(cfg.ClientCA, cfg.Certificates); err != nil {
@@ -205,9 +201,9 @@ func (a *Authenticator) ClientCAs() *x509.CertPool {
 }
 
 // Authenticate returns the caller's identity. It fails with an error
-// wrapping ErrUnauthenticated (also for no credentials at all); the error
+// wrapping auth.ErrUnauthenticated (also for no credentials at all); the error
 // text never holds the credential.
-func (a *Authenticator) Authenticate(ctx context.Context, r Request) (*Identity, error) {
+func (a *Authenticator) Authenticate(ctx context.Context, r auth.Request) (*auth.Identity, error) {
 	st := a.state()
 	if r.Bearer != "" {
 		return st.bearer(ctx, r.Bearer)
@@ -215,12 +211,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, r Request) (*Identity,
 	if len(r.Certificates) > 0 && st.certs != nil {
 		return st.certs.identity(r.Port, r.Certificates[0])
 	}
-	return nil, fmt.Errorf("%w: no bearer token or client certificate", ErrUnauthenticated)
+	return nil, fmt.Errorf("%w: no bearer token or client certificate", auth.ErrUnauthenticated)
 }
 
-func (st *state) bearer(ctx context.Context, token string) (*Identity, error) {
+func (st *state) bearer(ctx context.Context, token string) (*auth.Identity, error) {
 	sum := sha256.Sum256([]byte(token))
-	var found *Identity
+	var found *auth.Identity
 	for _, t := range st.tokens { // no early exit: the time taken does not depend on which token matched
 		if subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1 {
 			found = t.id
@@ -235,13 +231,13 @@ func (st *state) bearer(ctx context.Context, token string) (*Identity, error) {
 	if st.kube != nil {
 		return st.kube.authenticate(ctx, token)
 	}
-	return nil, fmt.Errorf("%w: unknown bearer token", ErrUnauthenticated)
+	return nil, fmt.Errorf("%w: unknown bearer token", auth.ErrUnauthenticated)
 }
 
 // Denied counts and logs a refused request. reason is "unauthenticated"
 // or "forbidden"; subject is "" when the caller is unknown. Credentials
 // never reach the log.
-func (a *Authenticator) Denied(port Port, reason, subject, what string, err error) {
+func (a *Authenticator) Denied(port auth.Port, reason, subject, what string, err error) {
 	if a == nil {
 		return
 	}
@@ -251,5 +247,5 @@ func (a *Authenticator) Denied(port Port, reason, subject, what string, err erro
 
 // IsUnauthenticated reports whether err is an authentication failure.
 func IsUnauthenticated(err error) bool {
-	return errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrNoCredentials)
+	return errors.Is(err, auth.ErrUnauthenticated) || errors.Is(err, auth.ErrNoCredentials)
 }

@@ -1,4 +1,4 @@
-package auth
+package authn
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/baton-dev/baton/internal/auth"
 )
 
 // kubeAuth authenticates Kubernetes tokens with TokenReview and authorizes
@@ -43,32 +45,32 @@ func newKubeFor(rc *rest.Config, audiences []string) (*kubeAuth, error) {
 	return &kubeAuth{client: c, audiences: audiences}, nil
 }
 
-func (k *kubeAuth) authenticate(ctx context.Context, token string) (*Identity, error) {
+func (k *kubeAuth) authenticate(ctx context.Context, token string) (*auth.Identity, error) {
 	tr, err := k.client.AuthenticationV1().TokenReviews().Create(ctx, &authnv1.TokenReview{
 		Spec: authnv1.TokenReviewSpec{Token: token, Audiences: k.audiences}}, metav1.CreateOptions{})
 	if err != nil {
 		// The API server could not answer: not the caller's fault, but
 		// nothing proves who they are either.
-		return nil, fmt.Errorf("%w: token review: %v", ErrUnauthenticated, err)
+		return nil, fmt.Errorf("%w: token review: %v", auth.ErrUnauthenticated, err)
 	}
 	if !tr.Status.Authenticated {
 		msg := tr.Status.Error
 		if msg == "" {
 			msg = "not authenticated"
 		}
-		return nil, fmt.Errorf("%w: kubernetes token: %s", ErrUnauthenticated, msg)
+		return nil, fmt.Errorf("%w: kubernetes token: %s", auth.ErrUnauthenticated, msg)
 	}
 	u := tr.Status.User
 	extra := map[string][]string{}
 	for k, v := range u.Extra {
 		extra[k] = v
 	}
-	return &Identity{Subject: "kube:" + u.Username, Role: RoleSource, Method: "kubernetes",
+	return &auth.Identity{Subject: "kube:" + u.Username, Role: auth.RoleSource, Method: "kubernetes",
 		Groups: u.Groups, UID: u.UID, Extra: extra, Reviewer: k}, nil
 }
 
 // Review asks the API server whether id may use verb on /sources/<source>.
-func (k *kubeAuth) Review(ctx context.Context, id *Identity, source, verb string) error {
+func (k *kubeAuth) Review(ctx context.Context, id *auth.Identity, source, verb string) error {
 	extra := map[string]authzv1.ExtraValue{}
 	for key, v := range id.Extra {
 		extra[key] = v
@@ -79,10 +81,10 @@ func (k *kubeAuth) Review(ctx context.Context, id *Identity, source, verb string
 			NonResourceAttributes: &authzv1.NonResourceAttributes{Path: "/sources/" + source, Verb: verb},
 		}}, metav1.CreateOptions{})
 	if err != nil {
-		return Forbidden(id, "may not %s source %q: subject access review: %v", verbText(verb), source, err)
+		return auth.Forbidden(id, "may not %s source %q: subject access review: %v", auth.VerbText(verb), source, err)
 	}
 	if !sar.Status.Allowed {
-		return Forbidden(id, "may not %s source %q (SubjectAccessReview %s /sources/%s denied)", verbText(verb), source, verb, source)
+		return auth.Forbidden(id, "may not %s source %q (SubjectAccessReview %s /sources/%s denied)", auth.VerbText(verb), source, verb, source)
 	}
 	return nil
 }

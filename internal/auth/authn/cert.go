@@ -1,10 +1,12 @@
-package auth
+package authn
 
 import (
 	"crypto/x509"
 	"fmt"
 	"os"
 	"slices"
+
+	"github.com/baton-dev/baton/internal/auth"
 )
 
 // certMapper maps verified client certificates to identities.
@@ -28,31 +30,31 @@ func newCertMapper(caFile string, rules []CertRule) (*certMapper, error) {
 // identity maps a verified leaf certificate. Without rules, a certificate
 // on the agent port is the agent of its common name; elsewhere it is not
 // an identity.
-func (m *certMapper) identity(port Port, leaf *x509.Certificate) (*Identity, error) {
+func (m *certMapper) identity(port auth.Port, leaf *x509.Certificate) (*auth.Identity, error) {
 	cn := leaf.Subject.CommonName
 	if len(m.rules) == 0 {
-		if port == PortAgent && cn != "" {
-			return &Identity{Subject: "cert:" + cn, Role: RoleAgent, Consumer: cn, Method: "certificate"}, nil
+		if port == auth.PortAgent && cn != "" {
+			return &auth.Identity{Subject: "cert:" + cn, Role: auth.RoleAgent, Consumer: cn, Method: "certificate"}, nil
 		}
-		return nil, fmt.Errorf("%w: client certificate %q: no certificate rule maps it to an identity on the %s port", ErrUnauthenticated, cn, port)
+		return nil, fmt.Errorf("%w: client certificate %q: no certificate rule maps it to an identity on the %s port", auth.ErrUnauthenticated, cn, port)
 	}
 	for _, r := range m.rules {
 		if !r.matches(leaf) {
 			continue
 		}
-		id := &Identity{Subject: "cert:" + cn, Role: r.Role, Source: r.Source, Consumer: r.Consumer, Method: "certificate"}
-		if id.Role == RoleAgent && id.Consumer == "" {
+		id := &auth.Identity{Subject: "cert:" + cn, Role: r.Role, Source: r.Source, Consumer: r.Consumer, Method: "certificate"}
+		if id.Role == auth.RoleAgent && id.Consumer == "" {
 			id.Consumer = cn
 		}
-		if id.Role == RoleSource && id.Source == "" {
+		if id.Role == auth.RoleSource && id.Source == "" {
 			id.Source = cn
 		}
-		if (id.Role == RoleAgent && id.Consumer == "") || (id.Role == RoleSource && id.Source == "") {
-			return nil, fmt.Errorf("%w: client certificate without a common name", ErrUnauthenticated)
+		if (id.Role == auth.RoleAgent && id.Consumer == "") || (id.Role == auth.RoleSource && id.Source == "") {
+			return nil, fmt.Errorf("%w: client certificate without a common name", auth.ErrUnauthenticated)
 		}
 		return id, nil
 	}
-	return nil, fmt.Errorf("%w: client certificate %q matches no certificate rule", ErrUnauthenticated, cn)
+	return nil, fmt.Errorf("%w: client certificate %q matches no certificate rule", auth.ErrUnauthenticated, cn)
 }
 
 func (r CertRule) matches(c *x509.Certificate) bool {

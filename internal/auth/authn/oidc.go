@@ -1,4 +1,4 @@
-package auth
+package authn
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/baton-dev/baton/internal/auth"
 )
 
 // oidcAuth verifies JWTs of one OpenID Connect issuer with go-oidc: the
@@ -75,18 +77,18 @@ func (o *oidcAuth) getVerifier(ctx context.Context) (*oidc.IDTokenVerifier, erro
 	return o.verifier, nil
 }
 
-func (o *oidcAuth) authenticate(ctx context.Context, token string) (*Identity, error) {
+func (o *oidcAuth) authenticate(ctx context.Context, token string) (*auth.Identity, error) {
 	v, err := o.getVerifier(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: oidc issuer %s: %v", ErrUnauthenticated, o.cfg.IssuerURL, err)
+		return nil, fmt.Errorf("%w: oidc issuer %s: %v", auth.ErrUnauthenticated, o.cfg.IssuerURL, err)
 	}
 	idt, err := v.Verify(oidc.ClientContext(ctx, o.client), token)
 	if err != nil {
-		return nil, fmt.Errorf("%w: oidc token: %v", ErrUnauthenticated, err)
+		return nil, fmt.Errorf("%w: oidc token: %v", auth.ErrUnauthenticated, err)
 	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		return nil, fmt.Errorf("%w: oidc claims: %v", ErrUnauthenticated, err)
+		return nil, fmt.Errorf("%w: oidc claims: %v", auth.ErrUnauthenticated, err)
 	}
 	subClaim, roleClaim := o.cfg.SubjectClaim, o.cfg.Claim
 	if subClaim == "" {
@@ -103,12 +105,12 @@ func (o *oidcAuth) authenticate(ctx context.Context, token string) (*Identity, e
 	for _, r := range o.cfg.Roles {
 		for _, v := range values {
 			if v == r.Value {
-				return &Identity{Subject: "oidc:" + subject, Role: r.Role, Source: r.Source, Consumer: r.Consumer,
+				return &auth.Identity{Subject: "oidc:" + subject, Role: r.Role, Source: r.Source, Consumer: r.Consumer,
 					Method: "oidc", Groups: values}, nil
 			}
 		}
 	}
-	return nil, fmt.Errorf("%w: oidc subject %q: claim %s maps to no role", ErrUnauthenticated, subject, roleClaim)
+	return nil, fmt.Errorf("%w: oidc subject %q: claim %s maps to no role", auth.ErrUnauthenticated, subject, roleClaim)
 }
 
 func claimValues(v any) []string {

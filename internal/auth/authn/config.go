@@ -1,4 +1,4 @@
-package auth
+package authn
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/baton-dev/baton/internal/auth"
 )
 
 // Config is the file given to `baton server --auth-config`. Every
@@ -36,8 +38,8 @@ type TokenConfig struct {
 	Token     string `json:"token,omitempty"`
 	TokenFile string `json:"tokenFile,omitempty"`
 	// Subject names the caller in logs.
-	Subject string `json:"subject"`
-	Role    Role   `json:"role"`
+	Subject string    `json:"subject"`
+	Role    auth.Role `json:"role"`
 	// Source is required with role source, Consumer with role agent.
 	Source   string `json:"source,omitempty"`
 	Consumer string `json:"consumer,omitempty"`
@@ -45,15 +47,15 @@ type TokenConfig struct {
 
 // CertRule maps a verified client certificate to an identity. A rule
 // matches when CommonName (or one of the certificate's DNS SANs) equals
-// the rule's, or when the rule's is "*". Role agent with an empty
+// the rule's, or when the rule's is "*". auth.Role agent with an empty
 // Consumer takes the consumer from the common name; role source with an
 // empty Source takes the source from it.
 type CertRule struct {
-	CommonName string `json:"commonName,omitempty"`
-	DNSName    string `json:"dnsName,omitempty"`
-	Role       Role   `json:"role"`
-	Source     string `json:"source,omitempty"`
-	Consumer   string `json:"consumer,omitempty"`
+	CommonName string    `json:"commonName,omitempty"`
+	DNSName    string    `json:"dnsName,omitempty"`
+	Role       auth.Role `json:"role"`
+	Source     string    `json:"source,omitempty"`
+	Consumer   string    `json:"consumer,omitempty"`
 }
 
 // OIDCConfig validates JWTs from one issuer.
@@ -74,10 +76,10 @@ type OIDCConfig struct {
 
 // ClaimRole maps one claim value to a role.
 type ClaimRole struct {
-	Value    string `json:"value"`
-	Role     Role   `json:"role"`
-	Source   string `json:"source,omitempty"`
-	Consumer string `json:"consumer,omitempty"`
+	Value    string    `json:"value"`
+	Role     auth.Role `json:"role"`
+	Source   string    `json:"source,omitempty"`
+	Consumer string    `json:"consumer,omitempty"`
 }
 
 // KubernetesConfig enables TokenReview and SubjectAccessReview.
@@ -184,9 +186,9 @@ func (t *TokenConfig) resolve() error {
 	return nil
 }
 
-func checkRole(r Role) error {
+func checkRole(r auth.Role) error {
 	switch r {
-	case RoleAdmin, RoleSource, RoleReader, RoleAgent:
+	case auth.RoleAdmin, auth.RoleSource, auth.RoleReader, auth.RoleAgent:
 		return nil
 	case "":
 		return errors.New("role: is required (admin, source, reader or agent)")
@@ -194,18 +196,18 @@ func checkRole(r Role) error {
 	return fmt.Errorf("role: %q is not admin, source, reader or agent", r)
 }
 
-func checkScope(r Role, source, consumer string) error {
+func checkScope(r auth.Role, source, consumer string) error {
 	if err := checkRole(r); err != nil {
 		return err
 	}
 	switch {
-	case r == RoleSource && source == "":
+	case r == auth.RoleSource && source == "":
 		return errors.New("source: is required with role source")
-	case r == RoleAgent && consumer == "":
+	case r == auth.RoleAgent && consumer == "":
 		return errors.New("consumer: is required with role agent")
-	case r != RoleSource && source != "":
+	case r != auth.RoleSource && source != "":
 		return fmt.Errorf("source: only role source has one (role is %s)", r)
-	case r != RoleAgent && consumer != "":
+	case r != auth.RoleAgent && consumer != "":
 		return fmt.Errorf("consumer: only role agent has one (role is %s)", r)
 	}
 	return nil
