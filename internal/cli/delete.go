@@ -16,8 +16,8 @@ func newDeleteCmd() *cobra.Command {
 	var consumer string
 	var flags *clientFlags
 	cmd := &cobra.Command{
-		Use:   "delete bundle|consumer NAME",
-		Short: "Delete a resource bundle or a consumer",
+		Use:   "delete bundle|consumer|subscription NAME",
+		Short: "Delete a resource bundle, a consumer or a webhook subscription",
 		Long: `Delete a resource bundle or a consumer. A deleted bundle is marked deleting
 and disappears once its agent confirms the removal of its objects. A
 consumer can be deleted only when it has no bundles left.`,
@@ -25,7 +25,10 @@ consumer can be deleted only when it has no bundles left.`,
   baton delete bundle shared-ingress --consumer dev
 
   # Delete a consumer without bundles
-  baton delete consumer dev`,
+  baton delete consumer dev
+
+  # Stop a webhook subscription
+  baton delete subscription dns`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, err := resourceKind(args[0])
@@ -37,6 +40,13 @@ consumer can be deleted only when it has no bundles left.`,
 				return err
 			}
 			ctx, name := cmd.Context(), args[1]
+			if kind == kindSubscription {
+				if err := c.DeleteSubscription(ctx, name); err != nil {
+					return fmt.Errorf("subscription %s: delete: %w", name, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "subscription/%s deleted (its undelivered events with it)\n", name)
+				return nil
+			}
 			if kind == kindConsumer {
 				con, err := c.ConsumerByName(ctx, name)
 				if err != nil {

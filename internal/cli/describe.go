@@ -43,6 +43,9 @@ was observed) with its conditions and feedback values.`,
 			if err != nil {
 				return err
 			}
+			if kind == kindSubscription {
+				return getSubscriptions(cmd.Context(), c, newPrinter(cmd.OutOrStdout(), outYAML), args[1])
+			}
 			p := newPrinter(cmd.OutOrStdout(), "")
 			tw := tabwriter.NewWriter(p.w, 0, 8, 2, ' ', 0)
 			p.w = tw

@@ -26,8 +26,8 @@ type getOptions struct {
 func newGetCmd() *cobra.Command {
 	o := &getOptions{}
 	cmd := &cobra.Command{
-		Use:   "get consumers|bundles [NAME]",
-		Short: "List consumers or resource bundles, or show one",
+		Use:   "get consumers|bundles|subscriptions [NAME]",
+		Short: "List consumers, resource bundles or webhook subscriptions, or show one",
 		Long: `List consumers or resource bundles in a table, or print them as JSON or YAML
 (the REST API objects). The bundle table shows whether each bundle is applied
 and available and whether its status is confirmed current (FRESHNESS); "-"
@@ -43,7 +43,10 @@ means the server gives no verdict (a Maestro server).`,
 
   # Consumers labelled region=eastus, then follow bundle changes
   baton get consumers -l region=eastus
-  baton get bundles --watch`,
+  baton get bundles --watch
+
+  # Webhook subscriptions with their delivery state and backlog
+  baton get subscriptions`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, err := resourceKind(args[0])
@@ -68,8 +71,9 @@ means the server gives no verdict (a Maestro server).`,
 
 // Resource kinds the verbs take.
 const (
-	kindConsumer = "consumer"
-	kindBundle   = "bundle"
+	kindConsumer     = "consumer"
+	kindBundle       = "bundle"
+	kindSubscription = "subscription"
 )
 
 // resourceKind accepts kubectl-style singular, plural and short names.
@@ -79,8 +83,10 @@ func resourceKind(s string) (string, error) {
 		return kindConsumer, nil
 	case "bundle", "bundles", "resource-bundle", "resource-bundles", "resourcebundle", "resourcebundles", "rb":
 		return kindBundle, nil
+	case "subscription", "subscriptions", "sub", "subs":
+		return kindSubscription, nil
 	}
-	return "", fmt.Errorf("unknown resource type %q: want consumers or bundles", s)
+	return "", fmt.Errorf("unknown resource type %q: want consumers, bundles or subscriptions", s)
 }
 
 func (o *getOptions) run(cmd *cobra.Command, kind, name string) error {
@@ -93,11 +99,14 @@ func (o *getOptions) run(cmd *cobra.Command, kind, name string) error {
 	}
 	ctx := cmd.Context()
 	p := newPrinter(cmd.OutOrStdout(), o.output)
-	if kind == kindConsumer {
-		if o.watch {
-			return fmt.Errorf("--watch: only bundles can be watched")
-		}
+	if kind != kindBundle && o.watch {
+		return fmt.Errorf("--watch: only bundles can be watched")
+	}
+	switch kind {
+	case kindConsumer:
 		return o.getConsumers(ctx, c, p, name)
+	case kindSubscription:
+		return getSubscriptions(ctx, c, p, name)
 	}
 	search, err := o.bundleSearch(name)
 	if err != nil {

@@ -309,9 +309,9 @@ func (p *printer) paint(s string) string {
 		return s
 	}
 	switch {
-	case s == "True" || s == api.FreshnessFresh || s == "Connected":
+	case s == "True" || s == api.FreshnessFresh || s == "Connected" || s == api.SubscriptionActive:
 		return ansiGreen + s + ansiReset
-	case s == "False" || strings.HasPrefix(s, api.FreshnessStale) || s == "Disconnected":
+	case s == "False" || strings.HasPrefix(s, api.FreshnessStale) || s == "Disconnected" || s == api.SubscriptionFailing:
 		return ansiRed + s + ansiReset
 	case s == "Unknown" || s == "Deleting":
 		return ansiYellow + s + ansiReset

@@ -35,6 +35,9 @@ to see the new report.`,
 			ctx := cmd.Context()
 			if kind, name, ok := strings.Cut(args[0], "/"); ok {
 				k, err := resourceKind(kind)
+				if err == nil && k == kindSubscription {
+					err = fmt.Errorf("subscriptions are not resynced: their undelivered events are retried until delivered")
+				}
 				if err != nil {
 					return err
 				}

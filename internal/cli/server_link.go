@@ -16,6 +16,7 @@ import (
 	"github.com/baton-dev/baton/internal/transport/grpc"
 	"github.com/baton-dev/baton/internal/validate"
 	"github.com/baton-dev/baton/internal/watch"
+	"github.com/baton-dev/baton/internal/webhook"
 )
 
 // linkOptions configure the agent link of `baton server`: the gRPC
@@ -24,6 +25,8 @@ type linkOptions struct {
 	grpc             grpc.Config
 	heartbeatTimeout time.Duration
 	resendAfter      time.Duration
+	webhooks         webhook.Options
+	freshEvery       time.Duration
 }
 
 func init() {
@@ -39,6 +42,20 @@ func (o *linkOptions) flags(fs *pflag.FlagSet) {
 		"how long an agent may stay silent before its bundles turn Stale/AgentDisconnected")
 	fs.DurationVar(&o.resendAfter, "resend-after", hub.DefaultResendTimeout,
 		"how long a spec waits for the agent's acknowledgement before it is sent again")
+	fs.DurationVar(&o.freshEvery, "freshness-interval", freshnesstracker.DefaultInterval,
+		"how often every bundle's freshness is re-evaluated (metrics; freshness changes for watchers and webhooks)")
+	fs.DurationVar(&o.webhooks.Timeout, "webhook-timeout", 5*time.Second, "how long one webhook delivery may take")
+	fs.DurationVar(&o.webhooks.MaxBackoff, "webhook-max-backoff", 10*time.Second, "longest wait between attempts of a failing webhook delivery")
+	fs.IntVar(&o.webhooks.MaxBacklog, "webhook-max-backlog", 10_000, "undelivered events kept per subscription; the oldest beyond are dropped")
+}
+
+// webhookStore is what webhooks and bundle history need of the store
+// (sqlstore.Store).
+type webhookStore interface {
+	webhook.Store
+	webhook.SubscriptionStore
+	TouchBundles(ctx context.Context, ids []string) error
+	BundleHistory(ctx context.Context, id string, limit int) ([]store.Change, error)
 }
 
 func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logger, opts *server.Options) error {
@@ -55,11 +72,35 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 	if err != nil {
 		return err
 	}
-	tracker, err := freshnesstracker.NewTracker(st, opts.Registry,
-		freshnesstracker.WithLogger(log), freshnesstracker.WithHeartbeatTimeout(o.heartbeatTimeout),
-		freshnesstracker.WithLeading(leading(opts.Replica)))
+	topts := []freshnesstracker.Option{freshnesstracker.WithLogger(log), freshnesstracker.WithHeartbeatTimeout(o.heartbeatTimeout),
+		freshnesstracker.WithInterval(o.freshEvery), freshnesstracker.WithLeading(leading(opts.Replica))}
+	ws, hasWebhooks := st.(webhookStore)
+	if hasWebhooks {
+		// A verdict that moves without a write (the agent went silent)
+		// becomes a change, so watchers and webhooks see it.
+		topts = append(topts, freshnesstracker.WithTransitions(func(ctx context.Context, ids []string) {
+			if err := ws.TouchBundles(ctx, ids); err != nil {
+				log.Warn("freshness: log transitions", "bundles", len(ids), "err", err)
+				return
+			}
+			broker.Kick()
+		}))
+	}
+	tracker, err := freshnesstracker.NewTracker(st, opts.Registry, topts...)
 	if err != nil {
 		return err
+	}
+	if hasWebhooks {
+		wo := o.webhooks
+		wo.Logger = log
+		wo.Leading = leading(opts.Replica)
+		m := webhook.New(ws, broker, tracker, wo)
+		if err := m.Register(opts.Registry); err != nil {
+			return err
+		}
+		opts.Subscriptions = webhook.Service{SubscriptionStore: ws, M: m}
+		opts.History = ws.BundleHistory
+		opts.Runnables = append(opts.Runnables, m)
 	}
 	cfg := o.grpc
 	if a, ok := opts.Auth.(grpc.Authenticator); ok {

@@ -53,6 +53,11 @@ type Tracker struct {
 	tracked prometheus.Gauge
 	age     prometheus.Histogram
 
+	// onTransition receives the bundles whose verdict (state or reason)
+	// changed since the previous pass; prev holds the last pass's verdicts.
+	onTransition func(ctx context.Context, ids []string)
+	prev         map[string]string
+
 	mu         sync.Mutex
 	cache      map[string]consumerEntry // consumer name → cached state
 	refreshing map[string]bool          // consumers being reloaded in the background
@@ -84,6 +89,14 @@ func WithInterval(d time.Duration) Option { return func(t *Tracker) { t.interval
 // cluster does; the others export zeros, so a sum over replicas counts
 // every bundle once).
 func WithLeading(leading func() bool) Option { return func(t *Tracker) { t.leading = leading } }
+
+// WithTransitions makes every pass call f with the bundles whose verdict
+// changed since the previous pass (none on the first), so a transition
+// nothing else writes down — an agent going silent, a delivery overdue —
+// can be made a change watchers see.
+func WithTransitions(f func(ctx context.Context, ids []string)) Option {
+	return func(t *Tracker) { t.onTransition = f }
+}
 
 // WithCacheTTL sets how long consumer state is reused by Freshness.
 func WithCacheTTL(d time.Duration) Option { return func(t *Tracker) { t.ttl = d } }
@@ -263,6 +276,7 @@ func (t *Tracker) Pass(ctx context.Context) (map[string]int, error) {
 	total := 0
 	now := t.clock.Now()
 	var ages []float64
+	verdicts := map[string]string{}
 	for page := 1; ; page++ {
 		p, err := t.st.ListConsumers(ctx, store.ListOptions{Page: page, Size: pageSize})
 		if err != nil {
@@ -281,6 +295,7 @@ func (t *Tracker) Pass(ctx context.Context) (map[string]int, error) {
 				f := t.verdict(e, b)
 				total++
 				ages = append(ages, f.AgeSeconds)
+				verdicts[b.ID] = f.State + "/" + f.Reason
 				if f.State == api.FreshnessStale {
 					counts[f.Reason]++
 				}
@@ -297,5 +312,24 @@ func (t *Tracker) Pass(ctx context.Context) (map[string]int, error) {
 	for _, a := range ages {
 		t.age.Observe(a)
 	}
+	t.transitions(ctx, verdicts)
 	return counts, nil
+}
+
+// transitions reports the bundles whose verdict moved since the last pass.
+func (t *Tracker) transitions(ctx context.Context, verdicts map[string]string) {
+	prev := t.prev
+	t.prev = verdicts
+	if t.onTransition == nil || prev == nil {
+		return
+	}
+	var ids []string
+	for id, v := range verdicts {
+		if p, ok := prev[id]; ok && p != v {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > 0 {
+		t.onTransition(ctx, ids)
+	}
 }

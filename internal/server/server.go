@@ -71,6 +71,10 @@ type Options struct {
 	OnSpecWrite func(consumer string)
 	Watch       func(render func(*http.Request, store.Bundle) any) http.Handler
 	Resync      func(ctx context.Context, consumer string, bundleIDs []string) error
+	// Subscriptions and History serve the webhook subscription routes and
+	// bundle history (see rest.Options); nil answers 501.
+	Subscriptions rest.Subscriptions
+	History       func(ctx context.Context, id string, limit int) ([]store.Change, error)
 	// Source is the source of bundles created over REST without one;
 	// empty is rest.DefaultSource.
 	Source string
@@ -211,6 +215,7 @@ func New(opts Options) (*Server, error) {
 		Store: st, Logger: opts.Logger, Clock: opts.Clock,
 		Freshness: opts.Freshness, Source: opts.Source,
 		OnSpecWrite: opts.OnSpecWrite, Watch: opts.Watch, Resync: opts.Resync,
+		Subscriptions: opts.Subscriptions, History: opts.History,
 	})
 	mux := http.NewServeMux()
 	s.health = http.NewServeMux()

@@ -151,6 +151,9 @@ type Change struct {
 	Consumer string
 	Source   string
 	Type     ChangeType
+	// At is when the change was logged; only set by history reads
+	// (sqlstore's BundleHistory), zero from ChangesSince.
+	At time.Time
 }
 
 // ChangeType classifies a change.

@@ -72,6 +72,12 @@ type Options struct {
 	// protocol.ErrDisconnected means no agent session is open. It serves POST
 	// /consumers/{id}/resync and /resource-bundles/{id}/resync.
 	Resync func(ctx context.Context, consumer string, bundleIDs []string) error
+	// Subscriptions, when set, serves /subscriptions (webhooks); without it
+	// those routes answer 501.
+	Subscriptions Subscriptions
+	// History, when set, serves GET /resource-bundles/{id}/history: the
+	// newest change log entries of a bundle (web view).
+	History func(ctx context.Context, id string, limit int) ([]store.Change, error)
 }
 
 // Handler serves the REST API.
@@ -84,6 +90,8 @@ type Handler struct {
 	onWrite   func(consumer string)
 	watch     http.Handler
 	resync    func(ctx context.Context, consumer string, bundleIDs []string) error
+	subs      Subscriptions
+	history   func(ctx context.Context, id string, limit int) ([]store.Change, error)
 	mux       *http.ServeMux
 }
 
@@ -104,6 +112,8 @@ func New(opts Options) *Handler {
 		source:    opts.Source,
 		onWrite:   opts.OnSpecWrite,
 		resync:    opts.Resync,
+		subs:      opts.Subscriptions,
+		history:   opts.History,
 		mux:       http.NewServeMux(),
 	}
 	if h.log == nil {
@@ -143,6 +153,11 @@ func (h *Handler) routes() []Route {
 		{"DELETE", v1 + "/resource-bundles/{id}", h.deleteBundle},
 		{"POST", v1 + "/consumers/{id}/resync", h.resyncConsumer},
 		{"POST", v1 + "/resource-bundles/{id}/resync", h.resyncBundle},
+		{"GET", v1 + "/resource-bundles/{id}/history", h.bundleHistory},
+		{"GET", v1 + "/subscriptions", h.listSubscriptions},
+		{"POST", v1 + "/subscriptions", h.createSubscription},
+		{"GET", v1 + "/subscriptions/{id}", h.getSubscription},
+		{"DELETE", v1 + "/subscriptions/{id}", h.deleteSubscription},
 	}
 }
 
