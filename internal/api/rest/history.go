@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/baton-dev/baton/internal/auth"
 	"github.com/baton-dev/baton/internal/store"
 )
 
@@ -39,6 +40,9 @@ func (h *Handler) bundleHistory(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	b, err := h.store.GetBundle(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = allowBundle(r, &b, auth.VerbSub)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return

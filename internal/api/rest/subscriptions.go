@@ -25,8 +25,7 @@ type Subscriptions interface {
 var errNoWebhooks = errorf(http.StatusNotImplemented, CodeGeneral, "webhook subscriptions are not enabled on this server")
 
 func (h *Handler) listSubscriptions(w http.ResponseWriter, r *http.Request) {
-	if h.subs == nil {
-		h.fail(w, r, errNoWebhooks)
+	if !h.subscriptionsAllowed(w, r) {
 		return
 	}
 	subs, err := h.subs.ListSubscriptions(r.Context())
@@ -42,8 +41,7 @@ func (h *Handler) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) createSubscription(w http.ResponseWriter, r *http.Request) {
-	if h.subs == nil {
-		h.fail(w, r, errNoWebhooks)
+	if !h.subscriptionsAllowed(w, r) {
 		return
 	}
 	var in api.Subscription
@@ -65,8 +63,7 @@ func (h *Handler) createSubscription(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) getSubscription(w http.ResponseWriter, r *http.Request) {
-	if h.subs == nil {
-		h.fail(w, r, errNoWebhooks)
+	if !h.subscriptionsAllowed(w, r) {
 		return
 	}
 	s, err := h.subs.GetSubscription(r.Context(), r.PathValue("id"))
@@ -78,8 +75,7 @@ func (h *Handler) getSubscription(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) deleteSubscription(w http.ResponseWriter, r *http.Request) {
-	if h.subs == nil {
-		h.fail(w, r, errNoWebhooks)
+	if !h.subscriptionsAllowed(w, r) {
 		return
 	}
 	s, err := h.subs.GetSubscription(r.Context(), r.PathValue("id"))
@@ -91,6 +87,21 @@ func (h *Handler) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// subscriptionsAllowed answers the request itself (501 without webhooks,
+// 403 for anyone but an admin: URLs and headers may carry credentials)
+// and reports false, or reports true.
+func (h *Handler) subscriptionsAllowed(w http.ResponseWriter, r *http.Request) bool {
+	if err := allowAdmin(r, "manage webhook subscriptions"); err != nil {
+		h.fail(w, r, err)
+		return false
+	}
+	if h.subs == nil {
+		h.fail(w, r, errNoWebhooks)
+		return false
+	}
+	return true
 }
 
 // subscriptionOut is the REST shape of s: never with its secret.

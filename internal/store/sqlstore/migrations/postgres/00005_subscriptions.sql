@@ -1,5 +1,5 @@
 -- Webhook subscriptions (package webhook). Keep in step with the other
--- dialect's 00004_subscriptions.sql.
+-- dialect's 00005_subscriptions.sql.
 --   subscriptions        one row per subscription, with its delivery status;
 --                        last_seq numbers its events (per subscription).
 --   subscription_events  events rendered from the change log and not yet
@@ -11,35 +11,35 @@
 
 -- +goose Up
 CREATE TABLE subscriptions (
-    id            TEXT PRIMARY KEY,
-    name          TEXT NOT NULL UNIQUE,
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    name          TEXT COLLATE "C" NOT NULL UNIQUE,
     url           TEXT NOT NULL,
     secret        TEXT NOT NULL,
     search        TEXT NOT NULL DEFAULT '',
     events        TEXT NOT NULL DEFAULT '[]',
     headers       TEXT NOT NULL DEFAULT '{}',
-    created_at    TIMESTAMP NOT NULL,
-    last_seq      INTEGER NOT NULL DEFAULT 0,
-    last_success  TIMESTAMP NULL,
+    created_at    TIMESTAMPTZ NOT NULL,
+    last_seq      BIGINT NOT NULL DEFAULT 0,
+    last_success  TIMESTAMPTZ NULL,
     last_error    TEXT NOT NULL DEFAULT '',
-    last_error_at TIMESTAMP NULL,
-    failures      INTEGER NOT NULL DEFAULT 0,
-    delivered     INTEGER NOT NULL DEFAULT 0,
-    dropped       INTEGER NOT NULL DEFAULT 0
+    last_error_at TIMESTAMPTZ NULL,
+    failures      BIGINT NOT NULL DEFAULT 0,
+    delivered     BIGINT NOT NULL DEFAULT 0,
+    dropped       BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE TABLE subscription_events (
-    subscription_id TEXT NOT NULL,
-    seq             INTEGER NOT NULL,
-    bundle_id       TEXT NOT NULL,
+    subscription_id TEXT COLLATE "C" NOT NULL,
+    seq             BIGINT NOT NULL,
+    bundle_id       TEXT COLLATE "C" NOT NULL,
     type            TEXT NOT NULL,
     data            TEXT NOT NULL,
-    created_at      TIMESTAMP NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (subscription_id, seq)
 );
 
 CREATE TABLE bundle_snapshots (
-    bundle_id TEXT PRIMARY KEY,
+    bundle_id TEXT COLLATE "C" PRIMARY KEY,
     snapshot  TEXT NOT NULL
 );
 
