@@ -36,7 +36,7 @@ const ChangeSeqHeader = "X-Baton-Change-Seq"
 
 // ExtensionsHeader asks for baton's additions that Maestro's schema has no
 // open place for: the consumer's "agent" and the bundle's top-level
-// "source". Without it (or with any value but "true") every REST response
+// "source" and "executor". Without it (or with any value but "true") every REST response
 // decodes with Maestro's generated client types with unknown fields
 // disallowed; additions that fit an open object (everything under
 // "status", "metadata") are always served. baton's own client always sends
@@ -105,8 +105,9 @@ type BundleSpec struct {
 	ManifestConfigs []workv1.ManifestConfigOption `json:"manifestConfigs,omitempty"`
 	// Executor, when set, is the identity the agent applies the manifests
 	// as (a service account of the managed cluster), after checking its
-	// permissions (ManifestWork's spec.executor).
-	Executor *workv1.ManifestWorkExecutor `json:"executor,omitempty"`
+	// permissions (ManifestWork's spec.executor). On the wire it is
+	// "executer", as sdk-go's ManifestBundle spells it.
+	Executor *workv1.ManifestWorkExecutor `json:"executer,omitempty"`
 }
 
 // ResourceBundle is a bundle as REST serves it. POST and PUT accept the same
@@ -129,8 +130,8 @@ type ResourceBundle struct {
 	Manifests       []json.RawMessage             `json:"manifests"`
 	ManifestConfigs []workv1.ManifestConfigOption `json:"manifest_configs,omitempty"`
 	DeleteOption    *workv1.DeleteOption          `json:"delete_option,omitempty"`
-	// Executor is ManifestWork's spec.executor (baton's addition to
-	// Maestro's shape, present only when set).
+	// Executor is ManifestWork's spec.executor: baton's addition, accepted
+	// on input and served only to clients that send ExtensionsHeader.
 	Executor *workv1.ManifestWorkExecutor `json:"executor,omitempty"`
 	Status   *BundleStatus                `json:"status,omitempty"`
 }

@@ -39,7 +39,7 @@ func consumerHref(id string) string { return api.BasePath + "/consumers/" + id }
 
 // bundleOut converts a stored bundle. Manifests are shared, not copied.
 // ext adds baton's members that Maestro's schema has no place for (the
-// top-level source); without it the result decodes with Maestro's strict
+// top-level source and executor); without it the result decodes with Maestro's strict
 // client types.
 func (h *Handler) bundleOut(b *store.Bundle, ext bool) *bundleJSON {
 	st := &statusJSON{
@@ -63,8 +63,9 @@ func (h *Handler) bundleOut(b *store.Bundle, ext bool) *bundleJSON {
 		manifests = []json.RawMessage{}
 	}
 	source := ""
+	var executor *workv1.ManifestWorkExecutor
 	if ext {
-		source = b.Source
+		source, executor = b.Source, b.Spec.Executor
 	}
 	return &bundleJSON{
 		ResourceBundle: api.ResourceBundle{
@@ -82,7 +83,7 @@ func (h *Handler) bundleOut(b *store.Bundle, ext bool) *bundleJSON {
 			Manifests:       manifests,
 			ManifestConfigs: b.Spec.ManifestConfigs,
 			DeleteOption:    b.Spec.DeleteOption,
-			Executor:        b.Spec.Executor,
+			Executor:        executor,
 		},
 		Status: st,
 	}
