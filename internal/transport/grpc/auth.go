@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	ggrpc "google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -61,7 +62,7 @@ func (s *Server) authOptions(port auth.Port) []ggrpc.ServerOption {
 	if s.cfg.Auth == nil {
 		return nil
 	}
-	g := &guard{a: s.cfg.Auth, port: port, log: s.log}
+	g := &guard{a: s.cfg.Auth, port: port, log: s.log, maxStreams: s.cfg.MaxStreamsPerIdentity, open: map[string]int{}}
 	return []ggrpc.ServerOption{ggrpc.ChainUnaryInterceptor(g.unary), ggrpc.ChainStreamInterceptor(g.stream)}
 }
 
@@ -69,9 +70,32 @@ func (s *Server) authOptions(port auth.Port) []ggrpc.ServerOption {
 // caller's identity to its context; handlers authorize with it. Refusals
 // (Unauthenticated, PermissionDenied) are counted and logged.
 type guard struct {
-	a    Authenticator
-	port auth.Port
-	log  *slog.Logger
+	a          Authenticator
+	port       auth.Port
+	log        *slog.Logger
+	maxStreams int
+
+	mu   sync.Mutex
+	open map[string]int // streams by subject
+}
+
+// acquire counts a stream of subject against its cap.
+func (g *guard) acquire(subject string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open[subject] >= g.maxStreams {
+		return false
+	}
+	g.open[subject]++
+	return true
+}
+
+func (g *guard) release(subject string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open[subject]--; g.open[subject] <= 0 {
+		delete(g.open, subject)
+	}
 }
 
 func (g *guard) identify(ctx context.Context, method string) (context.Context, *auth.Identity, error) {
@@ -115,6 +139,11 @@ func (g *guard) stream(srv any, ss ggrpc.ServerStream, info *ggrpc.StreamServerI
 	if err != nil {
 		return err
 	}
+	if !g.acquire(id.Subject) {
+		g.a.Denied(g.port, "stream_limit", id.Subject, info.FullMethod, nil)
+		return status.Errorf(codes.ResourceExhausted, "%s already holds %d streams on the %s port (the limit)", id.Subject, g.maxStreams, g.port)
+	}
+	defer g.release(id.Subject)
 	err = h(srv, &identStream{ServerStream: ss, ctx: ctx})
 	g.done(id, info.FullMethod, err)
 	return err

@@ -193,3 +193,28 @@ func rawTLSClient(t *testing.T, addr string, cfg *tls.Config) pb.CloudEventServi
 	t.Cleanup(func() { cc.Close() })
 	return pb.NewCloudEventServiceClient(cc)
 }
+
+// TestGRPCLimits: one identity holds at most MaxStreamsPerIdentity
+// streams, and a source message larger than any valid bundle is refused.
+func TestGRPCLimits(t *testing.T) {
+	feed := newFakeFeed()
+	srv, _ := startServer(t, Config{Agents: newFakeHub(), Bundles: newFakeStore(feed, "c1"), Changes: feed,
+		Auth: newAuth(t, rolesConfig), MaxStreamsPerIdentity: 2})
+	rpc := rawClient(t, srv.SourceAddr())
+	for i := 0; i < 2; i++ {
+		if err := subscribeErr(t, rpc, "a-tok", &pb.SubscriptionRequest{Source: "a", DataType: ce.DataType}); err != nil {
+			t.Fatalf("stream %d: %v", i+1, err)
+		}
+	}
+	if err := subscribeErr(t, rpc, "a-tok", &pb.SubscriptionRequest{Source: "a", DataType: ce.DataType}); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("third stream of svc-a: %v; want ResourceExhausted", err)
+	}
+	if err := subscribeErr(t, rpc, "b-tok", &pb.SubscriptionRequest{Source: "b", DataType: ce.DataType}); err != nil {
+		t.Errorf("another identity's stream: %v", err)
+	}
+	e := spec(t, ce.ActionCreate, "huge", "a")
+	e.Data = make([]byte, MaxSourceMessage+1)
+	if err := publishErr(t, rpc, "a-tok", e); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("oversized publish: %v; want ResourceExhausted", err)
+	}
+}

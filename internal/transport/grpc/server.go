@@ -19,6 +19,7 @@ import (
 	"github.com/baton-dev/baton/internal/snowflake"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
+	"github.com/baton-dev/baton/internal/validate"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -33,6 +34,19 @@ const (
 	DefaultHeartbeatInterval = 10 * time.Second
 	DefaultSourceID          = "baton"
 	streamBuffer             = 256
+
+	// DefaultMaxStreamsPerIdentity caps the open streams of one identity on
+	// one port: an agent needs one, a source client a few.
+	DefaultMaxStreamsPerIdentity = 16
+	// MaxStreamsPerConnection caps concurrent streams on one connection.
+	MaxStreamsPerConnection = 100
+	// MaxSourceMessage bounds one message on the source port: a spec event
+	// carries at most a valid bundle (validate.MaxBundleBytes) plus its
+	// envelope, so anything larger is refused before it is read whole.
+	MaxSourceMessage = validate.MaxBundleBytes + 512<<10
+	// MaxAgentMessage bounds one message on the agent port (status with
+	// feedback of many resources); gRPC's own default.
+	MaxAgentMessage = 4 << 20
 )
 
 // AgentHandler serves one agent session. Attach blocks until ctx ends (the
@@ -88,9 +102,12 @@ type Config struct {
 	TLS               TLSConfig
 	// Auth authenticates every call; nil serves everyone as auth.Anonymous
 	// (an admin), for loopback development and tests.
-	Auth   Authenticator
-	Clock  clock.WithTicker
-	Logger *slog.Logger
+	Auth Authenticator
+	// MaxStreamsPerIdentity caps the open streams of one authenticated
+	// identity per port (default DefaultMaxStreamsPerIdentity).
+	MaxStreamsPerIdentity int
+	Clock                 clock.WithTicker
+	Logger                *slog.Logger
 }
 
 // Server is the gRPC CloudEvents endpoint for source clients and agents.
@@ -119,6 +136,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SourceID == "" {
 		cfg.SourceID = DefaultSourceID
+	}
+	if cfg.MaxStreamsPerIdentity <= 0 {
+		cfg.MaxStreamsPerIdentity = DefaultMaxStreamsPerIdentity
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
@@ -191,7 +211,10 @@ func (s *Server) Start(ctx context.Context) error {
 		// hub) has finished, so the store is not closed under them.
 		ggrpc.WaitForHandlers(true),
 	}
+	ka = append(ka, ggrpc.MaxConcurrentStreams(MaxStreamsPerConnection))
 	srcOpts, agentOpts = append(srcOpts, ka...), append(agentOpts, ka...)
+	srcOpts = append(srcOpts, ggrpc.MaxRecvMsgSize(MaxSourceMessage))
+	agentOpts = append(agentOpts, ggrpc.MaxRecvMsgSize(MaxAgentMessage))
 	src := ggrpc.NewServer(srcOpts...)
 	pb.RegisterCloudEventServiceServer(src, s.sources)
 	agt := ggrpc.NewServer(agentOpts...)
