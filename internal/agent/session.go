@@ -10,16 +10,6 @@ import (
 	"github.com/baton-dev/baton/internal/protocol"
 )
 
-// helloOverhead is a generous bound of a Hello message's encoding without
-// its Held entries (the CloudEvent envelope and extensions included);
-// heldEntryOverhead bounds the JSON around one entry in the most verbose
-// encoding a transport uses (CloudEvents' resourceVersions list spells out
-// "resourceID", "resourceVersion" and "batonIncarnation" for every entry).
-const (
-	helloOverhead     = 4096
-	heldEntryOverhead = 64
-)
-
 // session sends Hello each time a new session starts, then lets the
 // reporter re-send what the server has not acknowledged. The reporter
 // starts after the first Hello, so that the first Status of an epoch
@@ -48,8 +38,7 @@ func (a *Agent) session(ctx context.Context) {
 	}
 }
 
-// sendHello sends the held generations, split in batches under
-// protocol.MaxBatchBytes.
+// sendHello sends the held generations, split by protocol.Split.
 func (a *Agent) sendHello(ctx context.Context) error {
 	a.mu.Lock()
 	// Held means durably recorded: a generation still being taken is not
@@ -65,7 +54,7 @@ func (a *Agent) sendHello(ctx context.Context) error {
 		}
 	}
 	a.mu.Unlock()
-	batches := helloBatches(held, incs, protocol.MaxBatchBytes)
+	batches := helloBatches(held, incs)
 	for i, part := range batches {
 		m := protocol.Message{Type: protocol.TypeHello, Consumer: a.opts.Consumer, Hello: &protocol.Hello{
 			Epoch: a.opts.Epoch, Held: part, Incarnations: incarnationsOf(part, incs), Batch: i + 1, Batches: len(batches)}}
@@ -76,24 +65,23 @@ func (a *Agent) sendHello(ctx context.Context) error {
 	return nil
 }
 
-// helloBatches splits held into maps whose Hello encoding, with the
-// incarnations of their ids, stays under limit bytes; there is always at
-// least one (possibly empty) batch.
-func helloBatches(held map[string]int64, incs map[string]string, limit int) []map[string]int64 {
-	ids := slices.Sorted(maps.Keys(held))
-	out := []map[string]int64{{}}
-	size := helloOverhead
-	for _, id := range ids {
-		n := len(id) + len(strconv.FormatInt(held[id], 10)) + heldEntryOverhead
+// helloBatches splits held into the parts of a Hello (protocol.Split);
+// an entry's size counts its incarnation. There is always at least one
+// (possibly empty) part.
+func helloBatches(held map[string]int64, incs map[string]string) []map[string]int64 {
+	parts := protocol.Split(slices.Collect(maps.Keys(held)), func(id string) int {
+		gen := strconv.FormatInt(held[id], 10)
 		if inc, ok := incs[id]; ok {
-			n += len(id) + len(inc) + heldEntryOverhead
+			return protocol.EntrySize(id, id, gen, inc) // the id keys both maps
 		}
-		if size+n > limit && len(out[len(out)-1]) > 0 {
-			out = append(out, map[string]int64{})
-			size = helloOverhead
+		return protocol.EntrySize(id, gen)
+	})
+	out := make([]map[string]int64, len(parts))
+	for i, ids := range parts {
+		out[i] = make(map[string]int64, len(ids))
+		for _, id := range ids {
+			out[i][id] = held[id]
 		}
-		out[len(out)-1][id] = held[id]
-		size += n
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/baton-dev/baton/internal/agent/apply"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/mqtt"
@@ -28,14 +29,14 @@ func TestHelloBatches(t *testing.T) {
 					incs[id] = "7c4d1b2e-9a3f-4e6b-8c5d-2f1e0a9b8c7d"
 				}
 			}
-			batches := helloBatches(held, incs, protocol.MaxBatchBytes)
+			batches := helloBatches(held, incs)
 			seen := 0
 			for i, part := range batches {
 				b, _ := json.Marshal(protocol.Message{Type: protocol.TypeHello, Consumer: "a-consumer-name",
 					Hello: &protocol.Hello{Epoch: "0e6f7a44-1c77-4a55-9d0a-7d3b0f1d2a9b", Held: part,
 						Incarnations: incarnationsOf(part, incs), Batch: i + 1, Batches: len(batches)}})
-				if len(b) > protocol.MaxBatchBytes {
-					t.Errorf("batch %d encodes to %d bytes; limit %d", i+1, len(b), protocol.MaxBatchBytes)
+				if len(b) > limits.BatchBytes {
+					t.Errorf("batch %d encodes to %d bytes; limit %d", i+1, len(b), limits.BatchBytes)
 				}
 				// The transports' encoding (a CloudEvent in JSON, as MQTT
 				// carries it) must fit too: brokers refuse larger packets.
@@ -51,8 +52,8 @@ func TestHelloBatches(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(wire) > protocol.MaxBatchBytes {
-					t.Errorf("batch %d is %d bytes as a CloudEvent; limit %d", i+1, len(wire), protocol.MaxBatchBytes)
+				if len(wire) > limits.BatchBytes {
+					t.Errorf("batch %d is %d bytes as a CloudEvent; limit %d", i+1, len(wire), limits.BatchBytes)
 				}
 				for id, g := range part {
 					if held[id] != g {

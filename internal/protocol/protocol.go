@@ -38,11 +38,6 @@ const (
 	TypeStatusRequest Type = "status_request" // server → agent
 )
 
-// MaxBatchBytes bounds one encoded message (MQTT brokers such as Event Grid
-// cap a packet at 512 KiB); senders split Hello, Heartbeat and StatusRequest
-// into batches that fit.
-const MaxBatchBytes = 512 << 10
-
 // Message is one protocol message; exactly the field named by Type is set.
 type Message struct {
 	Type          Type           `json:"type"`

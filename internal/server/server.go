@@ -31,6 +31,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/baton-dev/baton/internal/api/rest"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/replica"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/tlsfiles"
@@ -75,6 +76,10 @@ type Options struct {
 	// bundle history (see rest.Options); nil answers 501.
 	Subscriptions rest.Subscriptions
 	History       func(ctx context.Context, id string, limit int) ([]store.Change, error)
+	// Transport is the most restrictive transport agents are served on
+	// (extensions lower it, see UseTransport); the API refuses a bundle
+	// whose spec message it cannot carry. "" is gRPC.
+	Transport limits.Transport
 	// Source is the source of bundles created over REST without one;
 	// empty is rest.DefaultSource.
 	Source string
@@ -160,6 +165,14 @@ type ReadyCheck struct {
 	Check func(ctx context.Context) error
 }
 
+// UseTransport records that agents are also served on t: Transport
+// becomes the more restrictive of the two.
+func (o *Options) UseTransport(t limits.Transport) {
+	if o.Transport == "" || limits.MessageBytes(t) < limits.MessageBytes(o.Transport) {
+		o.Transport = t
+	}
+}
+
 // NewRegistry returns a metrics registry with the Go and process collectors.
 func NewRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
@@ -216,6 +229,7 @@ func New(opts Options) (*Server, error) {
 		Freshness: opts.Freshness, Source: opts.Source,
 		OnSpecWrite: opts.OnSpecWrite, Watch: opts.Watch, Resync: opts.Resync,
 		Subscriptions: opts.Subscriptions, History: opts.History,
+		Transport: opts.Transport,
 	})
 	mux := http.NewServeMux()
 	s.health = http.NewServeMux()

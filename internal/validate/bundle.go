@@ -15,13 +15,17 @@ import (
 
 	"github.com/baton-dev/baton/internal/evaluate"
 	"github.com/baton-dev/baton/internal/fieldpath"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
 // Bundle checks a resource bundle as submitted (POST, PUT or the result of
 // a PATCH): names, metadata, every manifest, manifest configs, delete
-// option and the encoded size. Server-set fields are not looked at.
-func Bundle(b *api.ResourceBundle) error {
+// option and the encoded size. With a transport t it also checks that the
+// spec message fits what t carries (limits.MessageBytes); "" skips that
+// check (a client that does not know the server's transport). Server-set
+// fields are not looked at.
+func Bundle(b *api.ResourceBundle, t limits.Transport) error {
 	var es Errors
 	es.name("consumer_name", b.ConsumerName, true)
 	es.name("name", b.Name, true)
@@ -34,7 +38,7 @@ func Bundle(b *api.ResourceBundle) error {
 	es.deleteOption(b.DeleteOption)
 	es.executor(b.Executor)
 	if len(es) == 0 {
-		es.size(b)
+		es.size(b, t)
 	}
 	return es.Err()
 }
@@ -51,22 +55,42 @@ func (es *Errors) meta(m *api.ObjectMeta) {
 	for k, v := range m.Annotations {
 		n += len(k) + len(v)
 	}
-	if n > 256*1024 {
-		es.add("metadata.annotations", "total size %d bytes is over 262144", n)
+	if n > limits.AnnotationsBytes {
+		es.add("metadata.annotations", "total size %d bytes is over the limit of %s", n, limits.Human(limits.AnnotationsBytes))
 	}
 }
 
-// size checks the encoded spec against MaxBundleBytes.
-func (es *Errors) size(b *api.ResourceBundle) {
+// size checks the encoded spec against limits.BundleSpecBytes and, with a
+// transport, the spec message against what the transport carries.
+func (es *Errors) size(b *api.ResourceBundle, t limits.Transport) {
 	spec := b.Spec()
 	raw, err := json.Marshal(&spec)
 	if err != nil {
 		es.add("manifests", "cannot be encoded: %v", err)
 		return
 	}
-	if len(raw) > MaxBundleBytes {
-		es.add("manifests", "bundle is %d bytes encoded; the limit is %d bytes (500 KiB)", len(raw), MaxBundleBytes)
+	if len(raw) > limits.BundleSpecBytes {
+		es.add("manifests", "bundle is %d bytes encoded; the limit is %s", len(raw), limits.Human(limits.BundleSpecBytes))
+		return
 	}
+	if t == "" {
+		return
+	}
+	if n, max := SpecMessageBytes(raw, b.Metadata), limits.MessageBytes(t); n > max {
+		es.add("manifests", "the bundle's message to its agent would be %d bytes (spec %d, metadata with labels and annotations %d); "+
+			"the %s transport carries at most %s", n, len(raw), n-len(raw)-limits.SpecEnvelopeBytes, t, limits.Human(max))
+	}
+}
+
+// SpecMessageBytes bounds the encoded size of the spec message that
+// carries a bundle to its agent, in the most verbose encoding a transport
+// uses (a CloudEvent in JSON): the spec as data, the metadata as a JSON
+// string in the `metadata` extension, and limits.SpecEnvelopeBytes for
+// the rest.
+func SpecMessageBytes(spec []byte, meta api.ObjectMeta) int {
+	m, _ := json.Marshal(meta) // ObjectMeta holds only strings and maps
+	quoted, _ := json.Marshal(string(m))
+	return len(spec) + len(quoted) + limits.SpecEnvelopeBytes
 }
 
 // manifestHead is the part of a manifest validation reads.

@@ -11,11 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/validate/content"
 )
 
-// Limits on what the API accepts.
+// Limits on what the API accepts (sizes: internal/limits).
 const (
-	// MaxBundleBytes bounds the encoded spec (manifests, manifest configs,
-	// delete option) of one bundle, as ManifestWork does.
-	MaxBundleBytes = 500 * 1024
 	// MaxManifests bounds the number of manifests of one bundle.
 	MaxManifests = 1000
 	// MaxLabels bounds the labels of a consumer or of bundle metadata.

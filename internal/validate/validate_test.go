@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -62,7 +63,7 @@ func obj(m map[string]any, path ...any) map[string]any {
 }
 
 func TestBundleValid(t *testing.T) {
-	if err := Bundle(bundle(t, nil)); err != nil {
+	if err := Bundle(bundle(t, nil), limits.GRPC); err != nil {
 		t.Fatalf("valid bundle: %v", err)
 	}
 }
@@ -156,12 +157,12 @@ func TestBundleInvalid(t *testing.T) {
 		}, "delete_option.selectivelyOrphans.orphaningRules[0].name", "required"},
 		"negative ttl": {func(m map[string]any) { obj(m, "delete_option")["ttlSecondsAfterFinished"] = -1 }, "delete_option.ttlSecondsAfterFinished", "negative"},
 		"too big": {func(m map[string]any) {
-			obj(m, "manifests", 0)["data"] = map[string]any{"blob": strings.Repeat("x", MaxBundleBytes)}
+			obj(m, "manifests", 0)["data"] = map[string]any{"blob": strings.Repeat("x", limits.BundleSpecBytes)}
 		}, "manifests", "the limit is 512000 bytes"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			err := Bundle(bundle(t, tc.mutate))
+			err := Bundle(bundle(t, tc.mutate), limits.GRPC)
 			var es Errors
 			if !errors.As(err, &es) {
 				t.Fatalf("Bundle() = %v; want Errors", err)
@@ -178,9 +179,9 @@ func TestBundleInvalid(t *testing.T) {
 
 func TestBundleJustUnderLimit(t *testing.T) {
 	b := bundle(t, func(m map[string]any) {
-		obj(m, "manifests", 0)["data"] = map[string]any{"blob": strings.Repeat("x", MaxBundleBytes-3000)}
+		obj(m, "manifests", 0)["data"] = map[string]any{"blob": strings.Repeat("x", limits.BundleSpecBytes-3000)}
 	})
-	if err := Bundle(b); err != nil {
+	if err := Bundle(b, limits.GRPC); err != nil {
 		t.Fatalf("bundle under the limit: %v", err)
 	}
 }
@@ -241,5 +242,32 @@ func TestJSONPath(t *testing.T) {
 		if err := JSONPath(p); (err == nil) != ok {
 			t.Errorf("JSONPath(%q) = %v; want ok=%v", p, err, ok)
 		}
+	}
+}
+
+// TestBundleTransportLimit: a spec under its own limit whose annotations
+// push the spec message over what MQTT carries is refused for MQTT, with
+// the limit named, and accepted for gRPC.
+func TestBundleTransportLimit(t *testing.T) {
+	b := bundle(t, func(m map[string]any) {
+		obj(m, "manifests", 0)["data"] = map[string]any{"blob": strings.Repeat("x", limits.BundleSpecBytes-3000)}
+	})
+	b.Metadata.Annotations = map[string]string{"example.com/big": strings.Repeat("a", 200<<10)}
+	if err := Bundle(b, limits.GRPC); err != nil {
+		t.Fatalf("gRPC: %v; want accepted (4 MiB carry it)", err)
+	}
+	if err := Bundle(b, ""); err != nil {
+		t.Fatalf("no transport: %v; want accepted", err)
+	}
+	err := Bundle(b, limits.MQTT)
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Field != "manifests" ||
+		!strings.Contains(es[0].Msg, "mqtt transport carries at most 524288 bytes (512 KiB)") {
+		t.Fatalf("MQTT: %v; want one error on manifests naming the 512 KiB limit", err)
+	}
+	// Without the annotations it fits.
+	b.Metadata.Annotations = nil
+	if err := Bundle(b, limits.MQTT); err != nil {
+		t.Fatalf("MQTT without annotations: %v", err)
 	}
 }

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/transport/cloudevents"
+	"github.com/baton-dev/baton/internal/transport/mqtt"
 )
 
 func (h *harness) heartbeats(d time.Duration) []protocol.Heartbeat {
@@ -73,11 +76,23 @@ func TestHeartbeatBatchesFit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(b) >= protocol.MaxBatchBytes {
-			t.Errorf("batch %d encodes to %d bytes; limit %d", i+1, len(b), protocol.MaxBatchBytes)
+		if len(b) >= limits.BatchBytes {
+			t.Errorf("batch %d encodes to %d bytes; limit %d", i+1, len(b), limits.BatchBytes)
 		}
-		if len(b) < protocol.MaxBatchBytes*9/10 && i < len(msgs)-1 {
-			t.Errorf("batch %d is only %d bytes: batches are needlessly small", i+1, len(b))
+		// On the wire (a CloudEvent in JSON, as MQTT carries it).
+		ev, err := cloudevents.Encode(m, "baton-agent", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire, err := mqtt.MarshalEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(wire) > limits.BatchBytes {
+			t.Errorf("batch %d is %d bytes as a CloudEvent; limit %d", i+1, len(wire), limits.BatchBytes)
+		}
+		if len(wire) < limits.BatchBytes*3/4 && i < len(msgs)-1 {
+			t.Errorf("batch %d is only %d bytes: batches are needlessly small", i+1, len(wire))
 		}
 		hb := m.Heartbeat
 		if hb.Batch != i+1 || hb.Batches != len(msgs) || hb.Epoch != h.r.Epoch() || m.Consumer != "a-consumer-with-a-long-name" {

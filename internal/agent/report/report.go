@@ -18,7 +18,7 @@
 //     unacked.
 //   - Digest: every heartbeat interval a Heartbeat carries bundle id → hash
 //     of the latest state of every bundle, split in batches (numbered from 1)
-//     that each encode under protocol.MaxBatchBytes.
+//     by protocol.Split so that each fits any transport.
 //
 // All methods are safe for concurrent use and never block on the network:
 // sending happens in Start's goroutine, outside the reporter's lock.

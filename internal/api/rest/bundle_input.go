@@ -54,7 +54,7 @@ func (h *Handler) newBundle(in *api.ResourceBundle) (store.Bundle, error) {
 	}
 	in.Metadata = in.Metadata.WithTimestamps(time.Time{}, nil) // server-set
 	in.Metadata.UID, in.Metadata.ResourceVersion = "", ""
-	if err := validate.Bundle(in); err != nil {
+	if err := validate.Bundle(in, h.transport); err != nil {
 		return store.Bundle{}, err
 	}
 	return store.Bundle{
@@ -94,7 +94,7 @@ func (h *Handler) changedBundle(cur *store.Bundle, in *api.ResourceBundle) (stor
 	}
 	in.Metadata = in.Metadata.WithTimestamps(time.Time{}, nil) // server-set
 	in.Metadata.UID, in.Metadata.ResourceVersion = "", ""
-	if err := validate.Bundle(in); err != nil {
+	if err := validate.Bundle(in, h.transport); err != nil {
 		return store.Bundle{}, err
 	}
 	return store.Bundle{

@@ -11,6 +11,7 @@ import (
 
 	"github.com/baton-dev/baton/internal/api/search"
 	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/validate"
 	"github.com/baton-dev/baton/pkg/api"
@@ -71,7 +72,7 @@ func fromError(err error) *Error {
 		return errorf(http.StatusBadRequest, CodeBadRequest, "%s", oe.Error())
 	case errors.As(err, &mbe):
 		return errorf(http.StatusRequestEntityTooLarge, CodeValidation,
-			"request body: larger than %d bytes (a bundle's manifests may total %d bytes)", mbe.Limit, validate.MaxBundleBytes)
+			"request body: larger than %d bytes (a bundle's manifests may total %s)", mbe.Limit, limits.Human(limits.BundleSpecBytes))
 	case errors.Is(err, store.ErrNotFound):
 		return errorf(http.StatusNotFound, CodeNotFound, "%s", err.Error())
 	case errors.Is(err, store.ErrConflict):

@@ -10,15 +10,14 @@ import (
 	"strings"
 
 	"github.com/baton-dev/baton/internal/api/search"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/store"
-	"github.com/baton-dev/baton/internal/validate"
 )
 
-// Request body limits. A bundle body may carry the 500 KiB spec plus its
-// metadata and, when a GET result is sent back, its status.
+// Request body limits (internal/limits).
 const (
-	MaxBundleBody   = validate.MaxBundleBytes + 100*1024
-	MaxConsumerBody = 64 * 1024
+	MaxBundleBody   = limits.BundleBodyBytes
+	MaxConsumerBody = limits.ConsumerBodyBytes
 )
 
 // listParams are the parsed list query parameters.

@@ -27,6 +27,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/pkg/api"
 )
@@ -78,6 +79,9 @@ type Options struct {
 	// History, when set, serves GET /resource-bundles/{id}/history: the
 	// newest change log entries of a bundle (web view).
 	History func(ctx context.Context, id string, limit int) ([]store.Change, error)
+	// Transport is the most restrictive transport agents are served on:
+	// a bundle whose spec message it cannot carry is refused; "" is gRPC.
+	Transport limits.Transport
 }
 
 // Handler serves the REST API.
@@ -92,6 +96,7 @@ type Handler struct {
 	resync    func(ctx context.Context, consumer string, bundleIDs []string) error
 	subs      Subscriptions
 	history   func(ctx context.Context, id string, limit int) ([]store.Change, error)
+	transport limits.Transport
 	mux       *http.ServeMux
 }
 
@@ -114,7 +119,11 @@ func New(opts Options) *Handler {
 		resync:    opts.Resync,
 		subs:      opts.Subscriptions,
 		history:   opts.History,
+		transport: opts.Transport,
 		mux:       http.NewServeMux(),
+	}
+	if h.transport == "" {
+		h.transport = limits.GRPC
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

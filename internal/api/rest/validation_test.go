@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/baton-dev/baton/internal/validate"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -37,7 +37,7 @@ func config(m map[string]any) map[string]any {
 }
 
 func badBundles() []badBundle {
-	big := strings.Repeat("x", validate.MaxBundleBytes)
+	big := strings.Repeat("x", limits.BundleSpecBytes)
 	return []badBundle{
 		{"malformed JSON", raw(`{"consumer_name": "mgmt-1",`), 400, "maestro-17", []string{"malformed JSON"}},
 		{"syntax error", raw(`{"consumer_name": mgmt-1}`), 400, "maestro-17", []string{"malformed JSON at byte"}},
@@ -56,9 +56,9 @@ func badBundles() []badBundle {
 		{"no kind", mutate(func(m map[string]any) { delete(manifest(m, 1), "kind") }), 400, "maestro-8", []string{"manifests[1].kind"}},
 		{"no manifests", mutate(func(m map[string]any) { m["manifests"] = []any{} }), 400, "maestro-8", []string{"manifests", "at least one"}},
 		{"over 500 KiB", mutate(func(m map[string]any) {
-			manifest(m, 1)["data"] = map[string]any{"blob": big[:validate.MaxBundleBytes-500]}
+			manifest(m, 1)["data"] = map[string]any{"blob": big[:limits.BundleSpecBytes-500]}
 		}), 400, "maestro-8", []string{"manifests", "500 KiB"}},
-		{"body over the limit", mutate(func(m map[string]any) { manifest(m, 1)["data"] = map[string]any{"a": big, "b": big[:200*1024]} }), 413, "maestro-8", []string{"request body", "larger than"}},
+		{"body over the limit", mutate(func(m map[string]any) { manifest(m, 1)["data"] = map[string]any{"a": big, "b": big, "c": big} }), 413, "maestro-8", []string{"request body", "larger than"}},
 		{"invalid JSONPath", mutate(func(m map[string]any) {
 			config(m)["feedbackRules"].([]any)[0].(map[string]any)["jsonPaths"].([]any)[0].(map[string]any)["path"] = ".status.loadBalancer.ingress[0"
 		}), 400, "maestro-8", []string{"manifest_configs[0].feedbackRules[0].jsonPaths[0].path", "invalid JSONPath"}},

@@ -12,6 +12,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/protocol"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/pkg/api"
@@ -163,11 +164,11 @@ func TestSendLimits(t *testing.T) {
 	broker, source := brokerAddr(t), uniqueSource()
 	agent := dial(t, broker, source, "c1", testOptions())
 	big := api.ReportedStatus{}
-	big.Conditions = append(big.Conditions, metav1.Condition{Type: "Big", Message: strings.Repeat("x", protocol.MaxBatchBytes)})
+	big.Conditions = append(big.Conditions, metav1.Condition{Type: "Big", Message: strings.Repeat("x", limits.MQTTMessageBytes)})
 	err := agent.Send(context.Background(), protocol.Message{Type: protocol.TypeStatus,
 		Status: &protocol.Status{BundleID: "b", Epoch: "e", Reported: big, Hash: "h", At: time.Now()}})
-	if err == nil || errors.Is(err, protocol.ErrDisconnected) || !strings.Contains(err.Error(), "limit") {
-		t.Errorf("Send of a message over MaxBatchBytes: got %v; want a size error", err)
+	if !errors.Is(err, protocol.ErrTooLarge) || errors.Is(err, protocol.ErrDisconnected) || !strings.Contains(err.Error(), "512 KiB") {
+		t.Errorf("Send of a message over the MQTT limit: got %v; want ErrTooLarge naming 512 KiB", err)
 	}
 }
 

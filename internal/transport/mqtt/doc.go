@@ -7,7 +7,7 @@
 // sourceevents topic and publishes on its agentevents topic. Every publish
 // is QoS 1. A payload is one CloudEvent (package cloudevents maps the
 // protocol messages onto events) in the CloudEvents JSON structured format,
-// content type application/cloudevents+json, at most protocol.MaxBatchBytes.
+// content type application/cloudevents+json, at most limits.MQTTMessageBytes.
 //
 // Sessions. MQTT has no connection between server and agent, only between
 // each of them and the broker, so the server derives sessions from traffic:
