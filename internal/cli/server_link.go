@@ -10,6 +10,7 @@ import (
 
 	freshnesstracker "github.com/baton-dev/baton/internal/freshness"
 	"github.com/baton-dev/baton/internal/hub"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/replica"
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/store"
@@ -17,6 +18,7 @@ import (
 	"github.com/baton-dev/baton/internal/validate"
 	"github.com/baton-dev/baton/internal/watch"
 	"github.com/baton-dev/baton/internal/webhook"
+	"github.com/baton-dev/baton/pkg/api"
 )
 
 // linkOptions configure the agent link of `baton server`: the gRPC
@@ -27,6 +29,8 @@ type linkOptions struct {
 	resendAfter      time.Duration
 	webhooks         webhook.Options
 	freshEvery       time.Duration
+	helloRate        float64
+	helloBurst       int
 }
 
 func init() {
@@ -47,6 +51,9 @@ func (o *linkOptions) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.webhooks.Timeout, "webhook-timeout", 5*time.Second, "how long one webhook delivery may take")
 	fs.DurationVar(&o.webhooks.MaxBackoff, "webhook-max-backoff", 10*time.Second, "longest wait between attempts of a failing webhook delivery")
 	fs.IntVar(&o.webhooks.MaxBacklog, "webhook-max-backlog", 10_000, "undelivered events kept per subscription; the oldest beyond are dropped")
+	fs.Float64Var(&o.helloRate, "hello-rate", hub.DefaultHelloRate,
+		"agent Hellos resynchronised per second after --hello-burst (a restart's reconnecting fleet waits its turn; 0: no limit)")
+	fs.IntVar(&o.helloBurst, "hello-burst", hub.DefaultHelloBurst, "agent Hellos resynchronised at once before --hello-rate applies")
 }
 
 // webhookStore is what webhooks and bundle history need of the store
@@ -63,7 +70,7 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 	hopts := []hub.Option{
 		hub.WithLogger(log), hub.WithRegisterer(opts.Registry),
 		hub.WithHeartbeatTimeout(o.heartbeatTimeout), hub.WithResendTimeout(o.resendAfter),
-		hub.WithChangeNotifier(broker.Kick),
+		hub.WithChangeNotifier(broker.Kick), hub.WithHelloRate(o.helloRate, o.helloBurst),
 	}
 	if opts.Replica != nil {
 		hopts = append(hopts, hub.WithServerID(opts.Replica.ID()), hub.WithLiveReplicas(opts.Replica.Live))
@@ -115,7 +122,11 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 		}
 	}
 	cfg.Agents, cfg.Bundles, cfg.Changes = h, st, broker
-	cfg.Validate, cfg.Notify, cfg.SequenceID = validate.Bundle, h.Notify, h.NextSequenceID
+	// Read at each write: an extension applied later (MQTT) may lower the
+	// transport limit.
+	opts.UseTransport(limits.GRPC)
+	cfg.Validate = func(b *api.ResourceBundle) error { return validate.Bundle(b, opts.Transport) }
+	cfg.Notify, cfg.SequenceID = h.Notify, h.NextSequenceID
 	cfg.Logger = log
 	gs, err := grpc.New(cfg)
 	if err != nil {

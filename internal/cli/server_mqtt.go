@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/baton-dev/baton/internal/hub"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/transport/mqtt"
@@ -58,6 +59,7 @@ func (o *mqttServerOptions) apply(_ context.Context, _ store.Store, log *slog.Lo
 		return err
 	}
 	opts.Runnables = append(opts.Runnables, s)
+	opts.UseTransport(limits.MQTT)
 	return nil
 }
 

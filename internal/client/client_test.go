@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-dev/baton/internal/backoff"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -210,8 +211,8 @@ func TestWatchHTTPErrorReturnedDirectly(t *testing.T) {
 }
 
 func TestWatchResumesAfterLastSeq(t *testing.T) {
-	defer func(d time.Duration) { resumeBackoff = d }(resumeBackoff)
-	resumeBackoff = time.Millisecond
+	defer func(p backoff.Policy) { resumeBackoff = p }(resumeBackoff)
+	resumeBackoff = backoff.Policy{Initial: time.Millisecond}
 	var mu sync.Mutex
 	var sinces []string
 	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
@@ -256,8 +257,8 @@ func TestWatchResumesAfterLastSeq(t *testing.T) {
 }
 
 func TestWatchResumeGivesUpWhenUnreachable(t *testing.T) {
-	defer func(d time.Duration) { resumeBackoff = d }(resumeBackoff)
-	resumeBackoff = time.Millisecond
+	defer func(p backoff.Policy) { resumeBackoff = p }(resumeBackoff)
+	resumeBackoff = backoff.Policy{Initial: time.Millisecond}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, `{"type":"ADDED","seq":1,"object":{"id":"1"}}`)
 	}))

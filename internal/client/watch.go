@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/baton-dev/baton/internal/backoff"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -84,7 +85,7 @@ func (c *Client) Watch(ctx context.Context, o WatchOptions) (<-chan Event, error
 			}
 			failures++
 			select {
-			case <-time.After(time.Duration(failures) * resumeBackoff):
+			case <-time.After(resumeBackoff.Delay(failures)):
 			case <-ctx.Done():
 				return
 			}
@@ -97,8 +98,8 @@ func (c *Client) Watch(ctx context.Context, o WatchOptions) (<-chan Event, error
 // MaxResumes bounds consecutive reconnects of a resuming watch.
 const MaxResumes = 5
 
-// resumeBackoff is the pause before the first reconnect; it grows linearly.
-var resumeBackoff = 200 * time.Millisecond
+// resumeBackoff spaces the reconnects of a resuming watch.
+var resumeBackoff = backoff.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Factor: 2, Jitter: 0.25}
 
 // terminal reports whether a reopen failed for good: the server refused the
 // request itself (4xx), so repeating it cannot help.

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 	"k8s.io/utils/clock"
 
 	"github.com/baton-dev/baton/internal/protocol"
@@ -71,6 +72,7 @@ type Hub struct {
 	reg              prometheus.Registerer
 	metrics          *metrics
 	startedAt        time.Time
+	hellos           *rate.Limiter // Hello admission (admit.go)
 
 	mu       sync.Mutex
 	sessions map[string]*session // consumer → current session
@@ -122,6 +124,7 @@ func New(st store.Store, opts ...Option) (*Hub, error) {
 		st: st, clock: clock.RealClock{}, log: slog.Default(), serverID: "baton", nodeID: 1,
 		resendTimeout: DefaultResendTimeout, heartbeatTimeout: DefaultHeartbeatTimeout,
 		pollInterval: DefaultPollInterval, onChange: func() {}, sessions: map[string]*session{},
+		hellos: rate.NewLimiter(DefaultHelloRate, DefaultHelloBurst),
 	}
 	for _, o := range opts {
 		o(h)

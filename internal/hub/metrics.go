@@ -11,6 +11,9 @@ type metrics struct {
 	status   *prometheus.CounterVec // result
 	requests prometheus.Counter
 	sessions prometheus.Gauge
+	// Hello admission (admit.go).
+	hellosWaiting prometheus.Gauge
+	helloWait     prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -31,8 +34,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "baton_hub_sessions_connected",
 			Help: "Agent sessions served by this replica.",
 		}),
+		hellosWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "baton_hub_hellos_waiting",
+			Help: "Agent Hellos waiting for admission (--hello-rate) before their resync.",
+		}),
+		helloWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "baton_hub_hello_admission_wait_seconds",
+			Help:    "How long Hellos waited for admission (--hello-rate).",
+			Buckets: []float64{0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.specs, m.status, m.requests, m.sessions} {
+	for _, c := range []prometheus.Collector{m.specs, m.status, m.requests, m.sessions, m.hellosWaiting, m.helloWait} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

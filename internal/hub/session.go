@@ -3,10 +3,10 @@ package hub
 import (
 	"context"
 	"errors"
-	"sort"
 	"sync"
 	"time"
 
+	"github.com/baton-dev/baton/internal/backoff"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/store"
 )
@@ -56,15 +56,17 @@ type inflight struct {
 	sends int // sends of this generation in this session
 }
 
-// maxResendShift caps the resend backoff: a spec waits resendTimeout,
-// then twice, four and at most eight times as long for its ack. An agent
-// acks a spec once it has applied it, so a backlog of hundreds would
-// otherwise have every queued spec re-sent every resendTimeout.
-const maxResendShift = 3
+// resendPolicy is the resend backoff: a spec waits timeout, then twice,
+// four and at most eight times as long for its ack. An agent acks a spec
+// once it has applied it, so a backlog of hundreds would otherwise have
+// every queued spec re-sent every timeout.
+func resendPolicy(timeout time.Duration) backoff.Policy {
+	return backoff.Policy{Initial: timeout, Max: 8 * timeout, Factor: 2}
+}
 
 // overdue reports whether the spec has waited for its ack too long at now.
 func (f inflight) overdue(now time.Time, timeout time.Duration) bool {
-	return now.Sub(f.at) >= timeout<<min(max(f.sends-1, 0), maxResendShift)
+	return now.Sub(f.at) >= resendPolicy(timeout).Delay(max(f.sends, 1))
 }
 
 func newSession(h *Hub, consumer string, conn protocol.Conn, cancel context.CancelFunc) *session {
@@ -177,21 +179,17 @@ func specOf(b store.Bundle) protocol.Spec {
 	}
 }
 
-// requestStatus asks the agent to re-report ids, in batches that fit a message.
+// requestStatus asks the agent to re-report ids, split by protocol.Split.
 func (s *session) requestStatus(ctx context.Context, ids []string) error {
-	sort.Strings(ids)
-	for len(ids) > 0 {
-		n, size := 0, 0
-		for n < len(ids) && size+len(ids[n])+4 < protocol.MaxBatchBytes-1024 {
-			size += len(ids[n]) + 4
-			n++
-		}
-		req := &protocol.StatusRequest{BundleIDs: ids[:n]}
+	if len(ids) == 0 {
+		return nil
+	}
+	for _, part := range protocol.Split(ids, func(id string) int { return protocol.EntrySize(id) }) {
+		req := &protocol.StatusRequest{BundleIDs: part}
 		if err := s.send(ctx, protocol.Message{Type: protocol.TypeStatusRequest, StatusRequest: req}); err != nil {
 			return err
 		}
-		s.h.metrics.requests.Add(float64(n))
-		ids = ids[n:]
+		s.h.metrics.requests.Add(float64(len(part)))
 	}
 	return nil
 }
@@ -207,6 +205,9 @@ func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 	incs, _ := s.helloInc.add(m.Epoch, m.Batch, m.Batches, m.Incarnations)
 	if !ok {
 		return
+	}
+	if err := s.admit(ctx); err != nil {
+		return // the session ends
 	}
 	current := make(map[string]int64, len(held)) // held in this incarnation
 	for id, g := range held {

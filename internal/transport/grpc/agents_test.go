@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/baton-dev/baton/internal/backoff"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/store"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
@@ -23,7 +24,7 @@ func serverConfig(hub AgentHandler) Config {
 }
 
 func dialOpts() DialOptions {
-	return DialOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Logger: quiet}
+	return DialOptions{Backoff: backoff.Policy{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Factor: 2, Jitter: 0.25}, Logger: quiet}
 }
 
 func waitUp(t *testing.T, c protocol.Conn) {

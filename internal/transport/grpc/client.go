@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
 
 	ggrpc "google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/utils/clock"
 
+	"github.com/baton-dev/baton/internal/backoff"
 	"github.com/baton-dev/baton/internal/protocol"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
@@ -35,9 +36,9 @@ type DialOptions struct {
 	TLS *tls.Config
 	// Token is sent as a bearer token on every call.
 	Token string
-	// MinBackoff and MaxBackoff bound the wait between reconnect attempts
-	// (defaults 200 ms and 10 s); the wait doubles per failed attempt.
-	MinBackoff, MaxBackoff time.Duration
+	// Backoff spaces reconnect attempts, both this client's and the
+	// gRPC channel's own (zero: backoff.Reconnect, at most 1 s apart).
+	Backoff backoff.Policy
 	// ServerTimeout ends a session that received nothing, heartbeats
 	// included, for this long (default 3 × DefaultHeartbeatInterval).
 	ServerTimeout time.Duration
@@ -100,7 +101,12 @@ func Dial(ctx context.Context, addr, consumer string, opts DialOptions) (*Client
 		dopts = append(dopts, ggrpc.WithPerRPCCredentials(tokenCreds{token: opts.Token, secure: opts.TLS != nil}))
 	}
 	dopts = append(dopts, ggrpc.WithKeepaliveParams(keepalive.ClientParameters{
-		Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}))
+		Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		// The channel reconnects by the same policy: grpc's default (up to
+		// 120 s between attempts) would keep a restarted server waiting.
+		ggrpc.WithConnectParams(ggrpc.ConnectParams{MinConnectTimeout: 5 * time.Second, Backoff: grpcbackoff.Config{
+			BaseDelay: opts.Backoff.Initial, Multiplier: max(opts.Backoff.Factor, 1),
+			Jitter: opts.Backoff.Jitter, MaxDelay: max(opts.Backoff.Max, opts.Backoff.Initial)}}))
 	c := &Client{consumer: consumer, opts: opts, addrs: addrs,
 		recv: make(chan protocol.Message, streamBuffer), up: make(chan struct{}, 1)}
 	for _, a := range addrs {
@@ -152,11 +158,8 @@ func (o DialOptions) withDefaults(consumer string) DialOptions {
 	if o.Source == "" {
 		o.Source = "baton-agent-" + consumer
 	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = 200 * time.Millisecond
-	}
-	if o.MaxBackoff < o.MinBackoff {
-		o.MaxBackoff = max(10*time.Second, o.MinBackoff)
+	if o.Backoff.Initial <= 0 {
+		o.Backoff = backoff.Reconnect
 	}
 	if o.ServerTimeout <= 0 {
 		o.ServerTimeout = 3 * DefaultHeartbeatInterval
@@ -181,7 +184,7 @@ func (c *Client) run(ctx context.Context) {
 		}
 	}()
 	log := c.opts.Logger.With("consumer", c.consumer)
-	backoff := c.opts.MinBackoff
+	retry := c.opts.Backoff.Start()
 	fast := 0 // addresses tried without waiting since the last wait
 	for ctx.Err() == nil {
 		addr := c.Addr()
@@ -190,7 +193,7 @@ func (c *Client) run(ctx context.Context) {
 			return
 		}
 		if established {
-			backoff = c.opts.MinBackoff
+			retry.Reset()
 		}
 		if len(c.ccs) > 1 {
 			c.next()
@@ -203,14 +206,13 @@ func (c *Client) run(ctx context.Context) {
 			}
 		}
 		fast = 0
-		log.Info("server link down", "server", addr, "err", err, "retry", backoff)
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := retry.Next()
+		log.Info("server link down", "server", addr, "err", err, "retry", wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.opts.Clock.After(wait):
 		}
-		backoff = min(2*backoff, c.opts.MaxBackoff)
 	}
 }
 

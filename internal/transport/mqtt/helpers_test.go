@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-dev/baton/internal/backoff"
 	"github.com/baton-dev/baton/internal/protocol"
 )
 
@@ -44,7 +45,7 @@ func uniqueSource() string { return fmt.Sprintf("test-%016x", rand.Uint64()) }
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func testOptions() Options {
-	return Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
+	return Options{Backoff: backoff.Policy{Initial: 50 * time.Millisecond, Max: 300 * time.Millisecond, Factor: 2, Jitter: 0.25},
 		PublishTimeout: 5 * time.Second, Logger: discardLogger()}
 }
 

@@ -83,7 +83,7 @@ func (l *brokerLink) subscribe(ctx context.Context, cm *autopaho.ConnectionManag
 			l.onUp(gen)
 			return
 		}
-		wait := l.opts.backoff(attempt)
+		wait := l.opts.Backoff.Delay(attempt)
 		l.opts.Logger.Warn("mqtt: subscribe failed", "topic", l.filter, "err", err, "retry", wait)
 		select {
 		case <-ctx.Done():

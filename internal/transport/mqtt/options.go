@@ -14,6 +14,8 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"k8s.io/utils/clock"
 
+	"github.com/baton-dev/baton/internal/backoff"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/protocol"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 )
@@ -34,9 +36,9 @@ type Options struct {
 	// subscription and the QoS 1 messages for it) across a lost connection
 	// (default 5 min; the first connection of a process starts clean).
 	SessionExpiry time.Duration
-	// MinBackoff and MaxBackoff bound the wait between connection attempts
-	// (defaults 200 ms and 10 s); the wait doubles per failed attempt.
-	MinBackoff, MaxBackoff time.Duration
+	// Backoff spaces connection and subscription attempts (zero:
+	// backoff.Reconnect, at most 1 s apart).
+	Backoff backoff.Policy
 	// ConnectTimeout bounds one connection attempt (default 10 s).
 	ConnectTimeout time.Duration
 	// PublishTimeout bounds the wait for a publish's acknowledgement by the
@@ -63,11 +65,8 @@ func (o Options) withDefaults(clientPrefix string) Options {
 	if o.SessionExpiry <= 0 {
 		o.SessionExpiry = 5 * time.Minute
 	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = 200 * time.Millisecond
-	}
-	if o.MaxBackoff < o.MinBackoff {
-		o.MaxBackoff = max(10*time.Second, o.MinBackoff)
+	if o.Backoff.Initial <= 0 {
+		o.Backoff = backoff.Reconnect
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
@@ -120,20 +119,6 @@ func ParseBroker(broker string) (*url.URL, error) {
 	return u, nil
 }
 
-// backoff is exponential with jitter between MinBackoff and MaxBackoff;
-// the first attempt does not wait.
-func (o Options) backoff(attempt int) time.Duration {
-	if attempt <= 0 {
-		return 0
-	}
-	d := o.MinBackoff
-	for i := 1; i < attempt && d < o.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, o.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
-}
-
 // clientConfig is the autopaho configuration shared by server and agent;
 // the caller sets OnConnectionUp, OnConnectionDown and OnPublishReceived.
 func (o Options) clientConfig(u *url.URL) autopaho.ClientConfig {
@@ -143,7 +128,7 @@ func (o Options) clientConfig(u *url.URL) autopaho.ClientConfig {
 		KeepAlive:                     uint16(min(o.KeepAlive/time.Second, 65535)),
 		CleanStartOnInitialConnection: true,
 		SessionExpiryInterval:         uint32(min(o.SessionExpiry/time.Second, 1<<32-1)),
-		ReconnectBackoff:              o.backoff,
+		ReconnectBackoff:              o.Backoff.Delay,
 		ConnectTimeout:                o.ConnectTimeout,
 		ConnectUsername:               o.Username,
 		ConnectPassword:               o.Password,
@@ -171,8 +156,8 @@ func publishEvent(ctx context.Context, cm *autopaho.ConnectionManager, o Options
 	if err != nil {
 		return err
 	}
-	if len(payload) > protocol.MaxBatchBytes {
-		return fmt.Errorf("publish %s: %d bytes exceed the %d-byte limit", what, len(payload), protocol.MaxBatchBytes)
+	if len(payload) > limits.MQTTMessageBytes {
+		return protocol.TooLarge("publish "+what, len(payload), limits.MQTTMessageBytes)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

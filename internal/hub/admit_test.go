@@ -1,0 +1,52 @@
+package hub
+
+import (
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/store/storetest"
+)
+
+// TestHelloAdmission: Hellos beyond the admission rate wait their turn in
+// an open session (none is refused or dropped), and are resynchronised at
+// the configured rate.
+func TestHelloAdmission(t *testing.T) {
+	const perSecond = 5 // one Hello every 200 ms after a burst of one
+	x := newHarness(t, storetest.NewSQLite(t), false, WithHelloRate(perSecond, 1))
+	a := newFakeAgent(t, "e0")
+	start := time.Now()
+	_, _ = x.connect(a) // Hello e0 takes the burst
+	epochs := []string{"e1", "e2", "e3"}
+	for _, e := range epochs {
+		a.send(x.ctx, protocol.Message{Type: protocol.TypeHello, Hello: &protocol.Hello{Epoch: e, Batches: 1}})
+	}
+	eventually(t, "the last Hello admitted", func() bool {
+		c, err := x.st.GetConsumer(x.ctx, consumer)
+		return err == nil && c.Agent.Epoch == "e3" && c.Agent.Connected
+	})
+	took := time.Since(start)
+	// Three Hellos after the burst: at least 3 × 200 ms, less a margin
+	// for the limiter's token accounting.
+	if min := 500 * time.Millisecond; took < min {
+		t.Errorf("4 Hellos resynchronised in %v; the rate allows no less than %v", took, min)
+	}
+	if n := histogramCount(t, x, "baton_hub_hello_admission_wait_seconds"); n != 4 {
+		t.Errorf("admission histogram counts %d Hellos; want 4", n)
+	}
+}
+
+func histogramCount(t *testing.T, x *harness, name string) uint64 {
+	t.Helper()
+	mfs, err := x.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
