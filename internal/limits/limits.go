@@ -51,6 +51,11 @@ const (
 	// ConsumerBodyBytes bounds a REST request body that carries a consumer.
 	ConsumerBodyBytes = 64 << 10
 
+	// SourceMessageBytes bounds one message a source client sends over
+	// gRPC: a spec event carries at most a valid bundle (spec and
+	// annotations) plus its envelope and the rest of its metadata.
+	SourceMessageBytes = BundleSpecBytes + AnnotationsBytes + 256<<10
+
 	// SpecEnvelopeBytes is a generous bound of a spec message's encoding
 	// without its data and its `metadata` extension: the CloudEvent
 	// attributes and the other extensions.

@@ -15,11 +15,11 @@ import (
 	"google.golang.org/grpc/metadata"
 	"k8s.io/utils/clock"
 
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/snowflake"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
-	"github.com/baton-dev/baton/internal/validate"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -41,12 +41,12 @@ const (
 	// MaxStreamsPerConnection caps concurrent streams on one connection.
 	MaxStreamsPerConnection = 100
 	// MaxSourceMessage bounds one message on the source port: a spec event
-	// carries at most a valid bundle (validate.MaxBundleBytes) plus its
-	// envelope, so anything larger is refused before it is read whole.
-	MaxSourceMessage = validate.MaxBundleBytes + 512<<10
-	// MaxAgentMessage bounds one message on the agent port (status with
-	// feedback of many resources); gRPC's own default.
-	MaxAgentMessage = 4 << 20
+	// carries at most a valid bundle plus its envelope, so anything larger
+	// is refused before it is read whole (limits.SourceMessageBytes).
+	MaxSourceMessage = limits.SourceMessageBytes
+	// MaxAgentMessage bounds one message on the agent port
+	// (limits.GRPCMessageBytes).
+	MaxAgentMessage = limits.GRPCMessageBytes
 )
 
 // AgentHandler serves one agent session. Attach blocks until ctx ends (the
