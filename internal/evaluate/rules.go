@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/baton-dev/baton/pkg/api"
 )
 
 // Condition rule reasons, Open Cluster Management's (every reason set by a
@@ -103,22 +105,21 @@ func ruleCondition(r workv1.ConditionRule) string {
 // WellKnownConditions rule for a kind without one is Unknown with
 // ConditionRuleInvalid.
 func Rules(obj *unstructured.Unstructured, rules []workv1.ConditionRule) []metav1.Condition {
-	var out []metav1.Condition
-	seen := map[string]bool{}
-	for _, r := range rules {
-		typ := ruleCondition(r)
-		if seen[typ] {
-			continue
-		}
-		seen[typ] = true
-		out = append(out, evalRule(obj, r, typ))
-	}
-	return out
+	return eachRule(rules, func(r workv1.ConditionRule, typ string) metav1.Condition { return evalRule(obj, r, typ) })
 }
 
 // missingRules is Rules for an object that does not exist: every rule's
 // condition is Unknown with reason NotFound.
 func missingRules(rules []workv1.ConditionRule) []metav1.Condition {
+	return eachRule(rules, func(_ workv1.ConditionRule, typ string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: metav1.ConditionUnknown, Reason: api.ReasonNotFound,
+			Message: "The object does not exist; the rule is not evaluated"}
+	})
+}
+
+// eachRule maps the rules to conditions in order, skipping a rule whose
+// condition an earlier rule sets.
+func eachRule(rules []workv1.ConditionRule, fn func(workv1.ConditionRule, string) metav1.Condition) []metav1.Condition {
 	var out []metav1.Condition
 	seen := map[string]bool{}
 	for _, r := range rules {
@@ -127,8 +128,7 @@ func missingRules(rules []workv1.ConditionRule) []metav1.Condition {
 			continue
 		}
 		seen[typ] = true
-		out = append(out, metav1.Condition{Type: typ, Status: metav1.ConditionUnknown, Reason: "NotFound",
-			Message: "The object does not exist; the rule is not evaluated"})
+		out = append(out, fn(r, typ))
 	}
 	return out
 }
