@@ -51,8 +51,10 @@ Objects it applied that someone edits or deletes are applied again.
 
 Inside a pod the agent uses the pod's service account; elsewhere it uses
 --kubeconfig, then $KUBECONFIG, then ~/.kube/config. What it applied is
-recorded in ConfigMaps of --records-namespace, so a restarted agent knows what
-it holds and re-reports it.`,
+recorded in Secrets of --records-namespace, so a restarted agent knows what
+it holds and re-reports it, and mirrored in one AppliedManifestWork per bundle
+(named <hub hash>-<bundle id>, as Open Cluster Management's work agent names
+them) for tools on the cluster that look for those.`,
 		Example: `  # Run the agent of consumer mgmt-1 against a local server
   baton agent --consumer mgmt-1 --kubeconfig mgmt-1.kubeconfig --server localhost:8091`,
 		Args: cobra.NoArgs,

@@ -94,13 +94,32 @@ func (a *Applier) appliedWork(r *Record) (*unstructured.Unstructured, error) {
 // removes it). Failures are logged and retried at the next call: the
 // mirror never blocks applying or deleting.
 func (a *Applier) syncAppliedWork(ctx context.Context, bundleID string, r *Record) {
-	if a.opts.DisableAppliedWorks {
+	if a.appliedWorksOff() {
 		return
 	}
-	if err := a.writeAppliedWork(ctx, bundleID, r); err != nil {
+	err := a.writeAppliedWork(ctx, bundleID, r)
+	switch {
+	case err == nil:
+	case apierrors.IsForbidden(err):
+		// The agent may not install or write them: say so once, not at
+		// every apply.
+		a.mu.Lock()
+		a.amwForbidden = true
+		a.mu.Unlock()
+		a.opts.Logger.Warn("applier: AppliedManifestWork records are off: the agent is not allowed to write them (or to install their CRD); grant it or set --applied-manifestworks=false",
+			"err", err)
+	default:
 		a.opts.Logger.Warn("applier: AppliedManifestWork not in step with the record; retried at the next pass",
 			"bundle", bundleID, "err", err)
 	}
+}
+
+// appliedWorksOff says whether AppliedManifestWork records are not kept:
+// turned off, or forbidden to the agent.
+func (a *Applier) appliedWorksOff() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.opts.DisableAppliedWorks || a.amwForbidden
 }
 
 func (a *Applier) writeAppliedWork(ctx context.Context, bundleID string, r *Record) error {
@@ -166,7 +185,7 @@ func (a *Applier) ensureAppliedWorkCRD(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("CustomResourceDefinition %s: %w", want.GetName(), err)
+		return fmt.Errorf("CustomResourceDefinition %s: %w", want.GetName(), err) // keeps IsForbidden
 	}
 	ok, err := a.wait(ctx, a.opts.EstablishTimeout, pollInterval, func() (bool, error) {
 		if established(live) {
@@ -188,7 +207,7 @@ func (a *Applier) ensureAppliedWorkCRD(ctx context.Context) error {
 // with the records: written for each record, removed for bundles with no
 // record (a crash between dropping a record and its mirror).
 func (a *Applier) SyncAppliedWorks(ctx context.Context, recs []Record) error {
-	if a.opts.DisableAppliedWorks {
+	if a.appliedWorksOff() {
 		return nil
 	}
 	held := map[string]bool{}

@@ -165,8 +165,9 @@ type Applier struct {
 	records map[string]*Record     // cache of stored records by bundle id
 	locks   map[string]*sync.Mutex // per-bundle call serialization
 	nsReady bool
-	// amwReady: the AppliedManifestWork CRD is served.
-	amwReady bool
+	// amwReady: the AppliedManifestWork CRD is served; amwForbidden: the
+	// agent may not keep AppliedManifestWorks (logged once, then off).
+	amwReady, amwForbidden bool
 	// executors caches a client per impersonated executor user.
 	executors map[string]dynamic.Interface
 }
