@@ -190,3 +190,39 @@ func intValue(s *protocol.Status, i int, name string) int64 {
 	}
 	return -1
 }
+
+// TestIgnoredFieldIsNoDrift: on a server-side applied object, a field the
+// bundle ignores keeps the value someone set on the cluster, while drift
+// of the other fields is still repaired.
+func TestIgnoredFieldIsNoDrift(t *testing.T) {
+	h := newHarness(t)
+	c := config("configmaps", h.ns, "app", workv1.UpdateStrategyTypeServerSideApply, workv1.JsonPath{Name: "a", Path: ".data.a"})
+	c.UpdateStrategy.ServerSideApply = &workv1.ServerSideApplyConfig{Force: true, IgnoreFields: []workv1.IgnoreField{
+		{Condition: workv1.IgnoreFieldsConditionOnSpokePresent, JSONPointers: []string{"/data/a"}}}}
+	h.server.sendSpec(t, spec("ignore", 1, []json.RawMessage{h.configMap("app", map[string]any{"a": "1", "b": "1"})}, c))
+	h.server.waitFor(t, protocol.TypeStatus, 0, 10*time.Second, "a=1", func(m protocol.Message) bool {
+		v, _ := value(status(m, "ignore"), 0, "a")
+		return v == "1"
+	})
+	cm, err := h.kube.CoreV1().ConfigMaps(h.ns).Get(h.ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["a"], cm.Data["b"] = "cluster", "cluster"
+	if _, err := h.kube.CoreV1().ConfigMaps(h.ns).Update(h.ctx, cm, metav1.UpdateOptions{FieldManager: "someone"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "b repaired, a kept", func() bool {
+		cm, err := h.kube.CoreV1().ConfigMaps(h.ns).Get(h.ctx, "app", metav1.GetOptions{})
+		return err == nil && cm.Data["b"] == "1" && cm.Data["a"] == "cluster"
+	})
+	h.server.waitFor(t, protocol.TypeStatus, 0, 10*time.Second, "a=cluster reported", func(m protocol.Message) bool {
+		v, _ := value(status(m, "ignore"), 0, "a")
+		return v == "cluster"
+	})
+	// It stays: the kept value does not count as drift.
+	time.Sleep(500 * time.Millisecond)
+	if cm, _ := h.kube.CoreV1().ConfigMaps(h.ns).Get(h.ctx, "app", metav1.GetOptions{}); cm.Data["a"] != "cluster" {
+		t.Errorf("ignored field overwritten: a = %q", cm.Data["a"])
+	}
+}
