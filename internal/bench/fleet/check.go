@@ -142,6 +142,7 @@ func (r *run) snapshot(ctx context.Context) ([]api.ResourceBundle, error) {
 // converged counts the bundles whose REST value differs from the simulated
 // object's, and those not Fresh.
 func (r *run) converged(bs []api.ResourceBundle) (wrong int64, stale int) {
+	r.staleWhy = map[string]int{}
 	seen := 0
 	for i := range bs {
 		b := &bs[i]
@@ -157,6 +158,11 @@ func (r *run) converged(bs []api.ResourceBundle) (wrong int64, stale int) {
 		}
 		if b.Status == nil || b.Status.Freshness == nil || b.Status.Freshness.State != api.FreshnessFresh {
 			stale++
+			reason := "NoStatus"
+			if b.Status != nil && b.Status.Freshness != nil {
+				reason = b.Status.Freshness.Reason
+			}
+			r.staleWhy[reason]++
 		}
 	}
 	missing := len(r.ids) - seen
@@ -174,7 +180,7 @@ func (r *run) waitConverged(ctx context.Context, limit time.Duration) error {
 			if wrong == 0 && stale == 0 {
 				return nil
 			}
-			r.progress("%d bundles not showing their value, %d not Fresh", wrong, stale)
+			r.progress("%d bundles not showing their value, %d not Fresh %v", wrong, stale, r.staleWhy)
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%d bundles not showing their value and %d not Fresh after %s", wrong, stale, limit)
 			}

@@ -158,6 +158,9 @@ type run struct {
 	byID   map[string]*simAgent // bundle id → its agent
 	ids    []string             // every bundle id, in creation order
 	track  *tracker
+	// staleWhy counts the bundles of the last snapshot that were not
+	// Fresh, by reason.
+	staleWhy map[string]int
 }
 
 // Run sets the fleet up, runs the steady phase, optionally restarts the

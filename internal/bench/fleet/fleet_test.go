@@ -24,13 +24,13 @@ func TestFleetCorrectness(t *testing.T) {
 	agents := envInt("BATON_FLEET_AGENTS", 200)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	srv, err := Launch(ctx, bin, t.TempDir(), []string{"--heartbeat-timeout", "3s", "--resend-after", "1s"}, testLog{t})
+	srv, err := Launch(ctx, bin, t.TempDir(), []string{"--heartbeat-timeout", "10s", "--resend-after", "1s"}, testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
 	res, err := Run(ctx, Options{Server: srv.REST, AgentServer: srv.Agent, Agents: agents, BundlesPerAgent: 5,
-		Duration: 20 * time.Second, ChangesPerSecond: 50, Heartbeat: time.Second, Settle: 60 * time.Second,
+		Duration: 20 * time.Second, ChangesPerSecond: 50, Heartbeat: 2 * time.Second, Settle: 90 * time.Second,
 		Restart: srv.Restart, Progress: testWriter{t}}, NewProbe(ctx, srv.PID))
 	if err != nil {
 		t.Fatal(err)
