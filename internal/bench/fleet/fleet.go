@@ -220,9 +220,13 @@ func Run(ctx context.Context, o Options, probe *Probe) (*Result, error) {
 
 	if o.Restart != nil {
 		r.progress("restarting the server")
+		before := r.sessions()
 		t0 := time.Now()
 		if err := o.Restart(ctx); err != nil {
 			return nil, fmt.Errorf("fleet: restart: %w", err)
+		}
+		if err := r.waitReconnected(ctx, before, o.Settle+time.Duration(o.Agents)*2*time.Millisecond); err != nil {
+			return nil, fmt.Errorf("fleet: after the restart: %w", err)
 		}
 		if err := r.waitConverged(ctx, o.Settle+time.Duration(o.Agents)*2*time.Millisecond); err != nil {
 			return nil, fmt.Errorf("fleet: after the restart: %w", err)
@@ -332,6 +336,42 @@ func (r *run) dial(ctx context.Context, consumer string) (protocol.Conn, error) 
 		return mqtt.Dial(ctx, r.o.MQTTBroker, r.o.MQTTSource, consumer, mqtt.Options{Logger: r.o.Logger})
 	}
 	return grpc.Dial(ctx, r.o.AgentServer, consumer, grpc.DialOptions{Logger: r.o.Logger})
+}
+
+// sessions returns each agent's count of sessions started so far.
+func (r *run) sessions() []int {
+	out := make([]int, len(r.agents))
+	for i, a := range r.agents {
+		a.mu.Lock()
+		out[i] = a.stats.sessions
+		a.mu.Unlock()
+	}
+	return out
+}
+
+// waitReconnected waits until every agent has started a session after
+// before (a snapshot of sessions()).
+func (r *run) waitReconnected(ctx context.Context, before []int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		now, waiting := r.sessions(), 0
+		for i := range now {
+			if now[i] <= before[i] {
+				waiting++
+			}
+		}
+		if waiting == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d agents not reconnected after %s", waiting, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // churn changes random objects at the configured rate for d.
