@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/tlsfiles"
 	"github.com/baton-dev/baton/internal/transport/grpc"
 )
 
@@ -46,7 +47,7 @@ func (o *grpcAgentOptions) dial(ctx context.Context, addr, consumer string, log 
 		return nil, fmt.Errorf("--client-cert and --client-key go together")
 	}
 	if o.tls || o.caFile != "" || o.certFile != "" {
-		cfg, err := grpc.ClientTLS(o.caFile, o.certFile, o.keyFile)
+		cfg, err := tlsfiles.ClientConfig(o.caFile, o.certFile, o.keyFile, log)
 		if err != nil {
 			return nil, err
 		}

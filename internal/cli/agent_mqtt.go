@@ -16,6 +16,7 @@ type mqttAgentOptions struct {
 	source       string
 	username     string
 	passwordFile string
+	tls          mqttTLS
 }
 
 func (o *mqttAgentOptions) flags(f *pflag.FlagSet) {
@@ -23,11 +24,12 @@ func (o *mqttAgentOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&o.source, "mqtt-source", mqtt.DefaultSource, "the server's source name in the MQTT topics (its --mqtt-source)")
 	f.StringVar(&o.username, "mqtt-username", "", "user name at the MQTT broker")
 	f.StringVar(&o.passwordFile, "mqtt-password-file", "", "file holding the password at the MQTT broker")
+	o.tls.flags(f)
 }
 
 // dial opens the agent's link through the broker.
 func (o *mqttAgentOptions) dial(ctx context.Context, consumer string, log *slog.Logger) (protocol.Conn, error) {
-	opts, err := mqttClientOptions(o.username, o.passwordFile, log)
+	opts, err := mqttClientOptions(o.username, o.passwordFile, o.tls, log)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/store"
+	"github.com/baton-dev/baton/internal/tlsfiles"
 	"github.com/baton-dev/baton/internal/transport/mqtt"
 )
 
@@ -24,6 +25,18 @@ type mqttServerOptions struct {
 	source       string
 	username     string
 	passwordFile string
+	tls          mqttTLS
+}
+
+// mqttTLS secures the link to a tls://, ssl://, mqtts:// or wss:// broker.
+type mqttTLS struct {
+	caFile, certFile, keyFile string
+}
+
+func (t *mqttTLS) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&t.caFile, "mqtt-ca", "", "CA (PEM) that signs the MQTT broker's certificate (default: the system roots)")
+	fs.StringVar(&t.certFile, "mqtt-client-cert", "", "client certificate (PEM) presented to the MQTT broker; reloaded when the file changes")
+	fs.StringVar(&t.keyFile, "mqtt-client-key", "", "key (PEM) of --mqtt-client-cert")
 }
 
 func init() {
@@ -40,6 +53,7 @@ func (o *mqttServerOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.source, "mqtt-source", mqtt.DefaultSource, "source name in the MQTT topics sources/{source}/consumers/{consumer}/...")
 	fs.StringVar(&o.username, "mqtt-username", "", "user name at the MQTT broker")
 	fs.StringVar(&o.passwordFile, "mqtt-password-file", "", "file holding the password at the MQTT broker")
+	o.tls.flags(fs)
 }
 
 func (o *mqttServerOptions) apply(_ context.Context, _ store.Store, log *slog.Logger, opts *server.Options) error {
@@ -50,7 +64,7 @@ func (o *mqttServerOptions) apply(_ context.Context, _ store.Store, log *slog.Lo
 	if h == nil {
 		return errors.New("mqtt: no agent hub to serve (the agent link extension must come first)")
 	}
-	mo, err := mqttClientOptions(o.username, o.passwordFile, log)
+	mo, err := mqttClientOptions(o.username, o.passwordFile, o.tls, log)
 	if err != nil {
 		return err
 	}
@@ -73,9 +87,16 @@ func hubOf(opts *server.Options) *hub.Hub {
 	return nil
 }
 
-// mqttClientOptions reads the broker credentials.
-func mqttClientOptions(username, passwordFile string, log *slog.Logger) (mqtt.Options, error) {
+// mqttClientOptions reads the broker credentials and TLS files.
+func mqttClientOptions(username, passwordFile string, t mqttTLS, log *slog.Logger) (mqtt.Options, error) {
 	o := mqtt.Options{Username: username, Logger: log}
+	if t.caFile != "" || t.certFile != "" || t.keyFile != "" {
+		cfg, err := tlsfiles.ClientConfig(t.caFile, t.certFile, t.keyFile, log)
+		if err != nil {
+			return o, fmt.Errorf("mqtt: %w", err)
+		}
+		o.TLS = cfg
+	}
 	if passwordFile != "" {
 		b, err := os.ReadFile(passwordFile)
 		if err != nil {

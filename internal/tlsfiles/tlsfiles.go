@@ -126,3 +126,30 @@ func CAPool(file string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// ClientConfig is a TLS 1.2+ client configuration: caFile verifies the
+// server (empty: the system roots; verification is never skipped);
+// certFile and keyFile, when set, are the client certificate, reloaded
+// when the files change (a rotated certificate is used from the next
+// connection on, without a restart).
+func ClientConfig(caFile, certFile, keyFile string, log *slog.Logger) (*tls.Config, error) {
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("tls: a client certificate and its key go together")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pool, err := CAPool(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: server CA: %w", err)
+		}
+		cfg.RootCAs = pool
+	}
+	if certFile != "" {
+		kp, err := Load(certFile, keyFile, log)
+		if err != nil {
+			return nil, fmt.Errorf("tls: client key pair: %w", err)
+		}
+		cfg.GetClientCertificate = kp.GetClientCertificate
+	}
+	return cfg, nil
+}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/baton-dev/baton/internal/auth/authn"
+	"github.com/baton-dev/baton/internal/tlsfiles"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
 )
@@ -113,7 +114,7 @@ func TestAgentClientCertificates(t *testing.T) {
 	}
 	// The right certificate, loaded from files, gets a session.
 	cc, ck := ca.issue(t, "c1", x509.ExtKeyUsageClientAuth)
-	opts.TLS, err = ClientTLS(writeFile(t, dir, "ca.pem", ca.pem), writeFile(t, dir, "c1.crt", cc), writeFile(t, dir, "c1.key", ck))
+	opts.TLS, err = tlsfiles.ClientConfig(writeFile(t, dir, "ca.pem", ca.pem), writeFile(t, dir, "c1.crt", cc), writeFile(t, dir, "c1.key", ck), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

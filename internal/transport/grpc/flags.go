@@ -1,12 +1,7 @@
 package grpc
 
 import (
-	"crypto/tls"
-	"fmt"
-
 	"github.com/spf13/pflag"
-
-	"github.com/baton-dev/baton/internal/tlsfiles"
 )
 
 // BindFlags registers the server's listener and TLS flags on fs, with the
@@ -22,27 +17,4 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AgentAddr, "agent-addr", c.AgentAddr, "address of the gRPC endpoint for agents")
 	fs.StringVar(&c.TLS.CertFile, "grpc-tls-cert", c.TLS.CertFile, "server certificate (PEM) for both gRPC endpoints; empty serves plaintext")
 	fs.StringVar(&c.TLS.KeyFile, "grpc-tls-key", c.TLS.KeyFile, "server key (PEM) for --grpc-tls-cert")
-}
-
-// ClientTLS builds an agent's TLS configuration: caFile verifies the server
-// (empty: the system roots); certFile and keyFile, when set, are the agent's
-// client certificate, reloaded when the files change (a rotated
-// certificate is used from the next connection on, without a restart).
-func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pool, err := tlsfiles.CAPool(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: server CA: %w", err)
-		}
-		cfg.RootCAs = pool
-	}
-	if certFile != "" {
-		kp, err := tlsfiles.Load(certFile, keyFile, nil)
-		if err != nil {
-			return nil, fmt.Errorf("tls: client key pair: %w", err)
-		}
-		cfg.GetClientCertificate = kp.GetClientCertificate
-	}
-	return cfg, nil
 }
