@@ -66,6 +66,11 @@ type Options struct {
 	Consumer string
 	// Epoch identifies this run of the agent (default a new UUID).
 	Epoch string
+	// ID is the agent's identity among the agents of the consumer (its pod
+	// or host name): the server serves one agent per consumer and tells
+	// the others to stand down; a restart with the same ID takes its
+	// session over at once. Empty: the epoch.
+	ID string
 	// Workers is the number of bundles processed in parallel (default 4).
 	Workers int
 	// Resync is the observer's safety-net resync period (default 5 min).
@@ -156,6 +161,11 @@ type Agent struct {
 
 	ready     atomic.Bool   // records loaded, workers running
 	helloSent chan struct{} // closed after the first Hello
+
+	standby     atomic.Bool // told to stand down: another agent serves the consumer
+	retrying    atomic.Bool // a Hello retry is scheduled while standing by
+	standbyMu   sync.Mutex
+	activeAgent string // the agent serving the consumer while this one stands by
 
 	acks *protocol.AckQueue[protocol.SpecAck] // SpecAcks owed by the receive loop
 
@@ -340,8 +350,13 @@ func (a *Agent) work(ctx context.Context) {
 	}
 }
 
-// process syncs one bundle and schedules its retry.
+// process syncs one bundle and schedules its retry. While standing by
+// nothing is applied: the bundle waits (onSession requeues it).
 func (a *Agent) process(ctx context.Context, id string) {
+	if a.standby.Load() {
+		a.queue.Forget(id)
+		return
+	}
 	start := a.opts.Clock.Now()
 	next := a.sync(ctx, id)
 	a.metrics.syncDuration.Observe(a.opts.Clock.Since(start).Seconds())

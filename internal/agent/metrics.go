@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,12 @@ func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
 	reg.MustRegister(m.specs, m.sessions, m.applies, m.deletions, m.driftReapplies, m.syncDuration,
+		gauge("baton_agent_standby", "1 while the agent stands down because another agent serves its consumer.", func() float64 {
+			if a.standby.Load() {
+				return 1
+			}
+			return 0
+		}),
 		gauge("baton_agent_bundles", "Bundles the agent holds.", func() float64 { return float64(a.bundleCount()) }),
 		gauge("baton_agent_queue_depth", "Bundles waiting in the work queue.", func() float64 { return float64(a.queue.Len()) }),
 		gauge("baton_agent_informers", "Shared informers (resource type and namespace) running.", func() float64 { return float64(a.observer.Stats().Scopes) }),
@@ -73,6 +80,11 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !a.ready.Load() {
 			http.Error(w, "loading bundle records", http.StatusServiceUnavailable)
+			return
+		}
+		if standby, holder := a.Standby(); standby {
+			// Ready (a rolling update must proceed), but not serving.
+			_, _ = fmt.Fprintf(w, "ok: standing by: agent %q serves consumer %q\n", holder, a.opts.Consumer)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))

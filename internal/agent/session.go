@@ -57,7 +57,7 @@ func (a *Agent) sendHello(ctx context.Context) error {
 	batches := helloBatches(held, incs)
 	for i, part := range batches {
 		m := protocol.Message{Type: protocol.TypeHello, Consumer: a.opts.Consumer, Hello: &protocol.Hello{
-			Epoch: a.opts.Epoch, Held: part, Incarnations: incarnationsOf(part, incs), Batch: i + 1, Batches: len(batches)}}
+			Agent: a.opts.ID, Epoch: a.opts.Epoch, Held: part, Incarnations: incarnationsOf(part, incs), Batch: i + 1, Batches: len(batches)}}
 		if err := a.conn.Send(ctx, m); err != nil {
 			return err
 		}
@@ -121,6 +121,13 @@ func (a *Agent) receive(ctx context.Context) error {
 }
 
 func (a *Agent) dispatch(ctx context.Context, m protocol.Message) {
+	if m.Type == protocol.TypeSession && m.Session != nil {
+		a.onSession(ctx, m.Session)
+		return
+	}
+	if a.standby.Load() {
+		return // another agent serves the consumer: nothing here is for this one
+	}
 	switch {
 	case m.Type == protocol.TypeSpec && m.Spec != nil:
 		a.metrics.specs.Inc()

@@ -20,6 +20,7 @@ func init() { register(newAgentCmd) }
 
 type agentOptions struct {
 	consumer    string
+	agentID     string
 	kubeconfig  string
 	kubeContext string
 	server      string
@@ -62,6 +63,7 @@ them) for tools on the cluster that look for those.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.consumer, "consumer", "", "name of the consumer (cluster) this agent serves (required)")
+	f.StringVar(&o.agentID, "agent-id", defaultAgentID(), "identity of this agent among the agents of the consumer: the server serves one and tells the others to stand down (default: the host name, the pod name in Kubernetes)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: in-cluster config, then $KUBECONFIG, then ~/.kube/config)")
 	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context to use")
 	f.StringVar(&o.server, "server", "localhost:8091", "address of the server's agent endpoint (gRPC); several replicas separated by commas (a:8091,b:8091) are tried in turn")
@@ -108,7 +110,7 @@ func (o *agentOptions) run(ctx context.Context) error {
 		return fmt.Errorf("agent: connect to %s: %w", o.endpoint(), err)
 	}
 	a, err := agent.New(cfg, conn, agent.Options{
-		Consumer: o.consumer, Workers: o.workers, Resync: o.resync, RecordsNamespace: o.recordsNS,
+		Consumer: o.consumer, ID: o.agentID, Workers: o.workers, Resync: o.resync, RecordsNamespace: o.recordsNS,
 		HeartbeatInterval: o.heartbeat, MetricsAddr: o.metricsAddr, Logger: log, DeletePropagation: prop,
 		HubHash: hubHash, DisableAppliedWorks: !o.appliedWork,
 	})
@@ -117,6 +119,12 @@ func (o *agentOptions) run(ctx context.Context) error {
 	}
 	log.Info("agent: starting", "consumer", o.consumer, "server", o.endpoint(), "host", cfg.Host, "epoch", a.Epoch())
 	return a.Start(ctx)
+}
+
+// defaultAgentID is the host name (empty if unknown: the epoch is used).
+func defaultAgentID() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 // restConfig picks the cluster: --kubeconfig, else in-cluster, else the

@@ -13,6 +13,7 @@ import (
 	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/replica"
 	"github.com/baton-dev/baton/internal/server"
+	"github.com/baton-dev/baton/internal/store/sqlstore"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/transport/grpc"
 	"github.com/baton-dev/baton/internal/validate"
@@ -138,8 +139,34 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 	opts.Watch = func(render func(*http.Request, store.Bundle) any) http.Handler {
 		return watch.NewHandler(broker, st, render, watch.WithHandlerLogger(log))
 	}
-	opts.Runnables = append(opts.Runnables, broker, h, tracker, gs)
+	opts.Runnables = append(opts.Runnables, broker, h, tracker, drainFirst(h, gs))
+	if l, ok := st.(listener); ok {
+		// Writes through other replicas (PostgreSQL NOTIFY) reach this
+		// replica's sessions and watchers at once.
+		opts.Runnables = append(opts.Runnables, server.RunnableFunc(func(ctx context.Context) error {
+			return l.Listen(ctx, sqlstore.Listeners{Outbox: h.Notify, Changes: broker.Kick})
+		}))
+	}
 	return nil
+}
+
+// drainFirst runs the agent endpoints; when the server stops, the hub is
+// told to drain before they close, so the sessions that end hand their
+// consumers over (the agents reconnect to another replica) instead of
+// recording them disconnected.
+func drainFirst(h *hub.Hub, r server.Runnable) server.Runnable {
+	return server.RunnableFunc(func(ctx context.Context) error {
+		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		stop := context.AfterFunc(ctx, func() { h.Drain(); cancel() })
+		defer stop()
+		return r.Start(rctx)
+	})
+}
+
+// listener is a store that tells about writes of other replicas.
+type listener interface {
+	Listen(ctx context.Context, l sqlstore.Listeners) error
 }
 
 // leading gates the cluster duties on the replica's duty lease (always, for

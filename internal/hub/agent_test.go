@@ -21,6 +21,9 @@ import (
 type fakeAgent struct {
 	t     *testing.T
 	epoch string
+	// id is the agent's identity in Hello: "agent" unless set, so a new
+	// epoch is the same agent restarted.
+	id string
 
 	// Switches, set before run.
 	goneOnDelete bool // ack a deletion with Gone instead of Status{Deleted}
@@ -37,13 +40,15 @@ type fakeAgent struct {
 	specs    chan protocol.Spec
 	acks     chan protocol.StatusAck
 	requests chan protocol.StatusRequest
+	sessions chan protocol.Session
 }
 
 func newFakeAgent(t *testing.T, epoch string) *fakeAgent {
 	return &fakeAgent{
 		t: t, epoch: epoch, held: map[string]int64{}, incs: map[string]string{}, reported: map[string]api.ReportedStatus{},
 		specs: make(chan protocol.Spec, 1000), acks: make(chan protocol.StatusAck, 1000),
-		requests: make(chan protocol.StatusRequest, 1000),
+		requests: make(chan protocol.StatusRequest, 1000), sessions: make(chan protocol.Session, 1000),
+		id: "agent",
 	}
 }
 
@@ -64,6 +69,8 @@ func (a *fakeAgent) handle(ctx context.Context, m protocol.Message) {
 	case protocol.TypeSpec:
 		a.specs <- *m.Spec
 		a.onSpec(ctx, *m.Spec)
+	case protocol.TypeSession:
+		a.sessions <- *m.Session
 	case protocol.TypeStatusAck:
 		a.acks <- *m.StatusAck
 	case protocol.TypeStatusRequest:
@@ -147,7 +154,7 @@ func (a *fakeAgent) hello(ctx context.Context) {
 		incs[k] = a.incarnation(k)
 	}
 	a.mu.Unlock()
-	a.send(ctx, protocol.Message{Type: protocol.TypeHello, Hello: &protocol.Hello{Epoch: a.epoch, Held: held,
+	a.send(ctx, protocol.Message{Type: protocol.TypeHello, Hello: &protocol.Hello{Agent: a.id, Epoch: a.epoch, Held: held,
 		Incarnations: incs, Batches: 1}})
 }
 

@@ -25,10 +25,12 @@
 // StatusRequest; a bundle lacking from two digests in a row is sent again.
 //
 // Ordering: one goroutine reads a session's messages and handles them in
-// order; a second one delivers specs. A newer session for the same consumer
-// supersedes the older one, which is stopped before the new one starts.
-// When a session ends the agent is recorded disconnected, unless a newer
-// session (here or on another replica) holds it.
+// order; a second one delivers specs. Which session serves a consumer is
+// decided by the consumer's session lease in the store (lease.go): a newer
+// session of the same agent supersedes the older one, another agent stands
+// down. When a session ends the agent is recorded disconnected, unless a
+// newer session (here or on another replica) holds it or a handover is
+// under way.
 package hub
 
 import (
@@ -37,6 +39,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +62,7 @@ const (
 // Hub serves agent sessions against a store.
 type Hub struct {
 	st               store.Store
+	leases           store.Leases
 	clock            clock.WithTicker
 	log              *slog.Logger
 	serverID         string
@@ -73,9 +77,12 @@ type Hub struct {
 	metrics          *metrics
 	startedAt        time.Time
 	hellos           *rate.Limiter // Hello admission (admit.go)
+	standbyRetry     time.Duration
+	draining         atomic.Bool
 
 	mu       sync.Mutex
-	sessions map[string]*session // consumer → current session
+	sessions map[string]*session          // consumer → current session
+	standby  map[string]map[*session]bool // consumer → sessions of agents told to stand down
 }
 
 // Option configures a Hub.
@@ -118,13 +125,18 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(h *Hub) { h.re
 // (status accepted, bundle purged), e.g. the watch broker's Kick.
 func WithChangeNotifier(f func()) Option { return func(h *Hub) { h.onChange = f } }
 
-// New returns a hub over st.
+// New returns a hub over st, which must also keep leases (store.Leases).
 func New(st store.Store, opts ...Option) (*Hub, error) {
+	ls, ok := st.(store.Leases)
+	if !ok {
+		return nil, fmt.Errorf("hub: store %T keeps no leases", st)
+	}
 	h := &Hub{
-		st: st, clock: clock.RealClock{}, log: slog.Default(), serverID: "baton", nodeID: 1,
+		st: st, leases: ls, clock: clock.RealClock{}, log: slog.Default(), serverID: "baton", nodeID: 1,
 		resendTimeout: DefaultResendTimeout, heartbeatTimeout: DefaultHeartbeatTimeout,
 		pollInterval: DefaultPollInterval, onChange: func() {}, sessions: map[string]*session{},
-		hellos: rate.NewLimiter(DefaultHelloRate, DefaultHelloBurst),
+		hellos:  rate.NewLimiter(DefaultHelloRate, DefaultHelloBurst),
+		standby: map[string]map[*session]bool{}, standbyRetry: DefaultStandbyRetry,
 	}
 	for _, o := range opts {
 		o(h)
@@ -256,9 +268,9 @@ func (h *Hub) setDisconnected(ctx context.Context, consumer string, s store.Agen
 }
 
 // Attach serves one agent session for consumer over conn until ctx ends or
-// conn's receive channel closes. A later Attach for the same consumer
-// supersedes this one. An unknown consumer is an error wrapping
-// store.ErrNotFound.
+// conn's receive channel closes. The session serves the consumer once its
+// Hello holds the consumer's session lease. An unknown consumer is an
+// error wrapping store.ErrNotFound.
 func (h *Hub) Attach(ctx context.Context, consumer string, conn protocol.Conn) error {
 	c, err := h.st.GetConsumer(ctx, consumer)
 	if err != nil {
@@ -267,14 +279,6 @@ func (h *Hub) Attach(ctx context.Context, consumer string, conn protocol.Conn) e
 	ctx, cancel := context.WithCancel(ctx)
 	s := newSession(h, consumer, conn, cancel)
 	s.incarnation = c.ID
-	h.mu.Lock()
-	old := h.sessions[consumer]
-	h.sessions[consumer] = s
-	h.mu.Unlock()
-	if old != nil {
-		old.cancel()
-		<-old.done
-	}
 	h.metrics.sessions.Inc()
 	defer h.metrics.sessions.Dec()
 	defer close(s.done)
@@ -283,9 +287,11 @@ func (h *Hub) Attach(ctx context.Context, consumer string, conn protocol.Conn) e
 	return nil
 }
 
-// detach forgets s and records the agent disconnected, unless a newer
-// session took its place.
+// detach forgets s and, if it served the consumer, releases the consumer
+// and records the agent disconnected, unless a newer session took its
+// place or a handover is under way.
 func (h *Hub) detach(s *session) {
+	h.forgetStandby(s)
 	h.mu.Lock()
 	current := h.sessions[s.consumer] == s
 	if current {
@@ -297,6 +303,9 @@ func (h *Hub) detach(s *session) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if h.release(ctx, s) {
+		return // the next session takes over; no disconnected flip
+	}
 	c, err := h.st.GetConsumer(ctx, s.consumer)
 	if err != nil {
 		h.log.Warn("hub: read consumer on disconnect", "consumer", s.consumer, "err", err)
@@ -307,3 +316,9 @@ func (h *Hub) detach(s *session) {
 	}
 	h.setDisconnected(ctx, s.consumer, c.Agent)
 }
+
+// Drain prepares a graceful stop: sessions that end from now on hand their
+// consumers over (their agents reconnect to another replica) instead of
+// recording them disconnected, and the agent endpoints should stop
+// accepting. It returns at once.
+func (h *Hub) Drain() { h.draining.Store(true) }

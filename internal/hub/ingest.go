@@ -17,6 +17,12 @@ import (
 // re-sends the spec meanwhile nor later: if the outbox write fails, the
 // dispatcher acknowledges the event when it next meets it.
 func (s *session) onSpecAck(ctx context.Context, a *protocol.SpecAck) {
+	s.mu.Lock()
+	active := s.active
+	s.mu.Unlock()
+	if !active {
+		return // an agent standing by holds nothing of this consumer
+	}
 	s.ackedUpTo(a.BundleID, a.Generation)
 	defer s.kickDispatch()
 	if err := s.h.st.AckOutbox(ctx, s.consumer, a.BundleID, a.Generation); err != nil {
@@ -123,6 +129,12 @@ func (s *session) onHeartbeat(ctx context.Context, m *protocol.Heartbeat) {
 	s.mu.Unlock()
 	if !ready || (m.Epoch != "" && m.Epoch != epoch) {
 		return // a Hello must come first; a foreign epoch proves nothing
+	}
+	if m.Batch <= 1 {
+		s.renew(ctx) // once per heartbeat, however many parts it has
+	}
+	if ctx.Err() != nil {
+		return // the lease went elsewhere
 	}
 	now := s.h.clock.Now()
 	state := store.AgentState{Connected: true, Epoch: epoch, LastHeartbeat: now, ServerID: s.h.serverID}

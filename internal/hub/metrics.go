@@ -14,6 +14,8 @@ type metrics struct {
 	// Hello admission (admit.go).
 	hellosWaiting prometheus.Gauge
 	helloWait     prometheus.Histogram
+	// standDowns counts Hellos answered with stand down (a second agent).
+	standDowns prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,8 +45,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "How long Hellos waited for admission (--hello-rate).",
 			Buckets: []float64{0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60},
 		}),
+		standDowns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "baton_hub_agent_stand_downs_total",
+			Help: "Hellos answered with stand down: another agent's session serves the consumer.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.specs, m.status, m.requests, m.sessions, m.hellosWaiting, m.helloWait} {
+	for _, c := range []prometheus.Collector{m.specs, m.status, m.requests, m.sessions, m.hellosWaiting, m.helloWait, m.standDowns} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/baton-dev/baton/internal/backoff"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/store"
@@ -24,9 +26,17 @@ type session struct {
 	// bundles, set on every Spec sent (protocol.Spec.Incarnation).
 	incarnation string
 
+	// lease is this session's name in the consumer's session lease.
+	lease string
+	// promote asks the reader to claim the consumer again with standby's Hello.
+	promote chan struct{}
+
 	mu       sync.Mutex
-	epoch    string // from the last complete Hello
-	ready    bool   // a Hello completed
+	agent    string      // identity of the agent this session serves, once active
+	active   bool        // holds the consumer's session lease
+	standby  *helloState // the refused Hello of a standing-by agent
+	epoch    string      // from the last complete Hello
+	ready    bool        // a Hello completed
 	beat     time.Time
 	inflight map[string]inflight // bundle id → last spec sent, not yet acked
 	acked    map[string]int64    // bundle id → generation the agent is known to hold
@@ -72,8 +82,9 @@ func (f inflight) overdue(now time.Time, timeout time.Duration) bool {
 func newSession(h *Hub, consumer string, conn protocol.Conn, cancel context.CancelFunc) *session {
 	return &session{
 		h: h, consumer: consumer, conn: conn, cancel: cancel,
-		done: make(chan struct{}), kick: make(chan struct{}, 1),
-		beat: h.clock.Now(), inflight: map[string]inflight{}, acked: map[string]int64{}, missing: map[string]int{},
+		done: make(chan struct{}), kick: make(chan struct{}, 1), promote: make(chan struct{}, 1),
+		lease: h.serverID + "/" + uuid.NewString(),
+		beat:  h.clock.Now(), inflight: map[string]inflight{}, acked: map[string]int64{}, missing: map[string]int{},
 		statusSeq: map[string]int64{}, digests: make(chan digestJob, 1), acks: newStatusAcks(),
 	}
 }
@@ -96,6 +107,13 @@ func (s *session) run(ctx context.Context) {
 				return
 			}
 			s.handle(ctx, m)
+		case <-s.promote:
+			s.mu.Lock()
+			hs := s.standby
+			s.mu.Unlock()
+			if hs != nil {
+				s.start(ctx, *hs)
+			}
 		}
 	}
 }
@@ -200,6 +218,9 @@ func (s *session) requestStatus(ctx context.Context, ids []string) error {
 // requested where the store has none for the generation the agent holds.
 // A bundle held under another incarnation than the consumer's (or an
 // unknown one) is not held at any generation of this one: it is sent.
+//
+// A complete Hello first claims the consumer's session lease (claim): an
+// agent refused is told to stand down and nothing else happens.
 func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 	held, ok := s.hello.add(m.Epoch, m.Batch, m.Batches, m.Held)
 	incs, _ := s.helloInc.add(m.Epoch, m.Batch, m.Batches, m.Incarnations)
@@ -209,6 +230,23 @@ func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 	if err := s.admit(ctx); err != nil {
 		return // the session ends
 	}
+	s.start(ctx, helloState{agent: m.AgentID(), epoch: m.Epoch, held: held, incs: incs})
+}
+
+// helloState is a complete Hello, kept by a standing-by session so that it
+// can take over without waiting for the agent's next Hello.
+type helloState struct {
+	agent, epoch string
+	held         map[string]int64
+	incs         map[string]string
+}
+
+// start serves a complete Hello once the session holds the consumer.
+func (s *session) start(ctx context.Context, hs helloState) {
+	if !s.claim(ctx, hs) {
+		return
+	}
+	held, incs, m := hs.held, hs.incs, struct{ Epoch string }{hs.epoch}
 	current := make(map[string]int64, len(held)) // held in this incarnation
 	for id, g := range held {
 		if incs[id] == s.incarnation {

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,4 +214,71 @@ func TestStatusBeforeHelloNotAcked(t *testing.T) {
 	if b := x.bundle("b1"); b.Status.Revision != 1 || b.Status.AgentEpoch != "e1" {
 		t.Errorf("status: got %+v; want revision 1 from e1", b.Status)
 	}
+}
+
+// TestSecondAgentStandsDown: a second agent of the consumer (another
+// identity) is told to stand down and gets nothing while the first serves;
+// the lease names it as contender. When the first agent's session ends
+// (a rolling update), the standing-by session takes over at once, and the
+// consumer is never recorded disconnected in between.
+func TestSecondAgentStandsDown(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st store.Store) {
+		x := newHarness(t, st, false)
+		createBundle(t, st, consumer, "b1")
+		first := newFakeAgent(t, "e1")
+		first.id = "pod-old"
+		_, stopFirst := x.connect(first)
+		next(t, first.specs, "spec to the first agent")
+		if s := next(t, first.sessions, "session answer"); !s.Active {
+			t.Fatalf("first agent: %+v; want active", s)
+		}
+		eventually(t, "first status stored", func() bool { return x.bundle("b1").Status.AgentEpoch == "e1" })
+
+		second := newFakeAgent(t, "e2")
+		second.id = "pod-new"
+		x.connect(second)
+		s := next(t, second.sessions, "session answer to the second agent")
+		if s.Active || s.Holder != "pod-old" || s.Agent != "pod-new" || s.RetryAfter <= 0 {
+			t.Fatalf("second agent: %+v; want stand down naming pod-old", s)
+		}
+		ls, err := st.(store.Leases).ListLeases(x.ctx, "consumer/"+consumer)
+		if err != nil || len(ls) != 1 || ls[0].Holder != "pod-old" || ls[0].Contender != "pod-new" {
+			t.Fatalf("lease: %+v, %v; want held by pod-old, contender pod-new", ls, err)
+		}
+		select {
+		case sp := <-second.specs:
+			t.Fatalf("standing-by agent got a spec: %+v", sp)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if e := x.agentState().Epoch; e != "e1" {
+			t.Fatalf("agent epoch %q; the standing-by agent must not replace e1", e)
+		}
+
+		// Rolling update: the old agent goes; the new one takes over.
+		var flipped atomic.Bool
+		watching := make(chan struct{})
+		go func() {
+			defer close(watching)
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) && x.agentState().Epoch != "e2" {
+				if !x.agentState().Connected {
+					flipped.Store(true)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		stopFirst()
+		if s := next(t, second.sessions, "session answer after the handover"); !s.Active {
+			t.Fatalf("second agent after handover: %+v; want active", s)
+		}
+		next(t, second.specs, "spec to the new agent")
+		eventually(t, "epoch e2 recorded", func() bool { return x.agentState().Epoch == "e2" })
+		<-watching
+		if flipped.Load() {
+			t.Error("the consumer was recorded disconnected during the handover")
+		}
+		if !x.agentState().Connected {
+			t.Error("consumer not connected after the handover")
+		}
+	})
 }

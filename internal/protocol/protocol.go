@@ -36,6 +36,7 @@ const (
 	TypeHello         Type = "hello"          // agent → server, on every connect
 	TypeHeartbeat     Type = "heartbeat"      // agent → server
 	TypeStatusRequest Type = "status_request" // server → agent
+	TypeSession       Type = "session"        // server → agent, answering every Hello
 )
 
 // Message is one protocol message; exactly the field named by Type is set.
@@ -49,6 +50,7 @@ type Message struct {
 	Hello         *Hello         `json:"hello,omitempty"`
 	Heartbeat     *Heartbeat     `json:"heartbeat,omitempty"`
 	StatusRequest *StatusRequest `json:"statusRequest,omitempty"`
+	Session       *Session       `json:"session,omitempty"`
 }
 
 // Spec is a bundle generation the agent must converge to. Deleting means the
@@ -109,7 +111,13 @@ type StatusAck struct {
 // generation was taken under (absent: unknown, e.g. taken before agents
 // recorded it); the server re-sends a bundle held under another
 // incarnation than its own.
+//
+// Agent is the agent's identity (its pod or host name, --agent-id): one
+// agent session per consumer is active, and the server tells every other
+// agent to stand down (Session). A reconnect of the same identity takes
+// its session over; empty means the epoch is the identity.
 type Hello struct {
+	Agent        string            `json:"agent,omitempty"`
 	Epoch        string            `json:"epoch"`
 	Held         map[string]int64  `json:"held"`
 	Incarnations map[string]string `json:"incarnations,omitempty"`
@@ -130,6 +138,28 @@ type Heartbeat struct {
 // StatusRequest asks the agent to re-report bundles now (empty: all).
 type StatusRequest struct {
 	BundleIDs []string `json:"bundleIDs,omitempty"`
+}
+
+// Session answers a complete Hello: Active says whether this agent now
+// serves the consumer. An agent that is not active stands down — it
+// applies and reports nothing — and says Hello again after RetryAfter;
+// Holder names the agent that serves the consumer instead.
+//
+// Agent names the agent the answer is for (Hello.AgentID): on a link that
+// carries several agents (an MQTT topic) each ignores the others' answers.
+type Session struct {
+	Agent      string        `json:"agent,omitempty"`
+	Active     bool          `json:"active"`
+	Holder     string        `json:"holder,omitempty"`
+	RetryAfter time.Duration `json:"retryAfter,omitempty"`
+}
+
+// AgentID is the identity of the agent of a Hello.
+func (h *Hello) AgentID() string {
+	if h.Agent != "" {
+		return h.Agent
+	}
+	return h.Epoch
 }
 
 // HashStatus is the SHA-256 hex digest of a reported status's JSON; agent

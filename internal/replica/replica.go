@@ -64,13 +64,13 @@ func ValidateID(id string) error {
 
 // Replica is this process's membership. Start keeps its leases.
 type Replica struct {
-	id    string
+	id string
 	// session tells this process from another one given the same id.
 	session string
-	ls    store.Leases
-	ttl   time.Duration
-	clock clock.WithTicker
-	log   *slog.Logger
+	ls      store.Leases
+	ttl     time.Duration
+	clock   clock.WithTicker
+	log     *slog.Logger
 
 	mu        sync.Mutex
 	heldUntil time.Time // replica lease, as last renewed

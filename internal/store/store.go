@@ -49,6 +49,18 @@ type AgentState struct {
 	Epoch         string    // current agent epoch; reports from other epochs are refused
 	LastHeartbeat time.Time // zero if never
 	ServerID      string    // replica that holds the agent's connection
+	// Lease is the consumer's session lease (read only: the hub keeps it
+	// through Leases): which agent serves the consumer, and the last other
+	// agent told to stand down.
+	Lease AgentLease
+}
+
+// AgentLease is the part of a consumer's session lease its readers show.
+type AgentLease struct {
+	Holder      string // identity of the agent whose session is active
+	ExpiresAt   time.Time
+	Contender   string // the last agent refused while Holder held it
+	ContendedAt time.Time
 }
 
 // Bundle is a stored resource bundle.

@@ -65,6 +65,21 @@ type AgentState struct {
 	Connected     bool       `json:"connected"`
 	Epoch         string     `json:"epoch,omitempty"`
 	LastHeartbeat *time.Time `json:"lastHeartbeat,omitempty"`
+	// ID is the identity (pod or host name) of the agent whose session
+	// serves the consumer; one agent session per consumer is active.
+	ID string `json:"id,omitempty"`
+	// Conflict is set while a second agent for the consumer is running and
+	// being told to stand down (a rolling update, a copied deployment).
+	Conflict *AgentConflict `json:"conflict,omitempty"`
+}
+
+// AgentConflict names the two agents of a consumer: the one serving it and
+// the one standing by.
+type AgentConflict struct {
+	Active        string     `json:"active"`
+	StandingBy    string     `json:"standingBy"`
+	LastRefusedAt *time.Time `json:"lastRefusedAt,omitempty"`
+	Message       string     `json:"message"`
 }
 
 // ObjectMeta is the work ObjectMeta a bundle carries (Maestro's "metadata").

@@ -45,7 +45,7 @@ func (h *Handler) listConsumers(w http.ResponseWriter, r *http.Request) {
 	}
 	lw := startList(w, api.KindConsumerList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
 	for i := range page.Items {
-		lw.item(consumerOut(&page.Items[i], ext(r)))
+		lw.item(consumerOut(&page.Items[i], ext(r), h.clock.Now()))
 	}
 	h.finishList(r, lw)
 }
@@ -73,7 +73,7 @@ func (h *Handler) createConsumer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, consumerOut(&c, ext(r)))
+	writeJSON(w, http.StatusCreated, consumerOut(&c, ext(r), h.clock.Now()))
 }
 
 func (h *Handler) getConsumer(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +82,7 @@ func (h *Handler) getConsumer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, consumerOut(&c, ext(r)))
+	writeJSON(w, http.StatusOK, consumerOut(&c, ext(r), h.clock.Now()))
 }
 
 func (h *Handler) patchConsumer(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +101,7 @@ func (h *Handler) patchConsumer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.Labels == nil {
-		writeJSON(w, http.StatusOK, consumerOut(&cur, ext(r)))
+		writeJSON(w, http.StatusOK, consumerOut(&cur, ext(r), h.clock.Now()))
 		return
 	}
 	if err := validate.Labels("labels", *in.Labels); err != nil {
@@ -113,7 +113,7 @@ func (h *Handler) patchConsumer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, consumerOut(&c, ext(r)))
+	writeJSON(w, http.StatusOK, consumerOut(&c, ext(r), h.clock.Now()))
 }
 
 func (h *Handler) deleteConsumer(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -89,9 +90,9 @@ func (h *Handler) bundleOut(b *store.Bundle, ext bool) *bundleJSON {
 	}
 }
 
-// consumerOut converts a stored consumer; ext adds the agent state (baton's
-// addition, not in Maestro's schema).
-func consumerOut(c *store.Consumer, ext bool) *api.Consumer {
+// consumerOut converts a stored consumer at now; ext adds the agent state
+// (baton's addition, not in Maestro's schema), agent.conflict included.
+func consumerOut(c *store.Consumer, ext bool, now time.Time) *api.Consumer {
 	out := &api.Consumer{
 		ID:        c.ID,
 		Kind:      api.KindConsumer,
@@ -109,7 +110,31 @@ func consumerOut(c *store.Consumer, ext bool) *api.Consumer {
 		hb := c.Agent.LastHeartbeat
 		out.Agent.LastHeartbeat = &hb
 	}
+	out.Agent.ID, out.Agent.Conflict = agentConflict(c.Agent.Lease, now)
 	return out
+}
+
+// ConflictWindow is how long after a second agent was last told to stand
+// down the consumer still shows the conflict. A standing-by agent says
+// Hello again every second or so, so the conflict stays visible while it
+// runs and goes soon after it stopped.
+const ConflictWindow = 30 * time.Second
+
+// agentConflict returns the identity of the agent serving the consumer
+// (empty when no session lease is live) and the conflict to show, if a
+// second agent was refused within ConflictWindow.
+func agentConflict(l store.AgentLease, now time.Time) (string, *api.AgentConflict) {
+	if l.Holder == "" || !now.Before(l.ExpiresAt) {
+		return "", nil
+	}
+	if l.Contender == "" || l.Contender == l.Holder || now.Sub(l.ContendedAt) > ConflictWindow {
+		return l.Holder, nil
+	}
+	at := l.ContendedAt
+	return l.Holder, &api.AgentConflict{
+		Active: l.Holder, StandingBy: l.Contender, LastRefusedAt: &at,
+		Message: fmt.Sprintf("two agents serve consumer: %q is active, %q was told to stand down", l.Holder, l.Contender),
+	}
 }
 
 // bundleHead and bundleTail are the members of a bundle before and after

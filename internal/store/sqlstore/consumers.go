@@ -13,12 +13,16 @@ import (
 )
 
 const consumerCols = `c.id, c.name, c.labels, c.created_at, c.updated_at,
-	c.agent_connected, c.agent_epoch, c.agent_heartbeat, c.agent_server_id`
+	c.agent_connected, c.agent_epoch, c.agent_heartbeat, c.agent_server_id,
+	COALESCE(l.holder, ''), l.expires_at, COALESCE(l.contender, ''), l.contended_at`
+
+// consumersFrom joins each consumer's session lease (hub: consumer/<name>).
+const consumersFrom = ` FROM consumers c LEFT JOIN leases l ON l.name = 'consumer/' || c.name`
 
 // Fixed queries of consumers.
 var (
-	qGetConsumer = prepared(`SELECT ` + consumerCols + ` FROM consumers c WHERE c.id = ?
-		UNION ALL SELECT ` + consumerCols + ` FROM consumers c WHERE c.name = ? AND c.id <> ?`)
+	qGetConsumer = prepared(`SELECT ` + consumerCols + consumersFrom + ` WHERE c.id = ?
+		UNION ALL SELECT ` + consumerCols + consumersFrom + ` WHERE c.name = ? AND c.id <> ?`)
 	qSetAgentState = prepared(`UPDATE consumers SET agent_connected = ?,
 			agent_epoch = CASE WHEN ? = '' THEN agent_epoch ELSE ? END,
 			agent_heartbeat = COALESCE(?, agent_heartbeat),
@@ -94,7 +98,7 @@ func (s *Store) ListConsumers(ctx context.Context, opts store.ListOptions) (stor
 		if err := db.row(ctx, `SELECT COUNT(*) FROM consumers c`+q.where, q.args...).Scan(&page.Total); err != nil {
 			return err
 		}
-		rows, err := db.query(ctx, `SELECT `+consumerCols+` FROM consumers c`+q.where+q.order+q.limit, q.args...)
+		rows, err := db.query(ctx, `SELECT `+consumerCols+consumersFrom+q.where+q.order+q.limit, q.args...)
 		if err != nil {
 			return err
 		}
@@ -194,15 +198,18 @@ type rowScanner interface{ Scan(dest ...any) error }
 
 func scanConsumer(r rowScanner) (store.Consumer, error) {
 	var (
-		c      store.Consumer
-		labels []byte
-		hb     sql.NullTime
+		c                  store.Consumer
+		labels             []byte
+		hb                 sql.NullTime
+		expires, contended sql.NullTime
 	)
 	err := r.Scan(&c.ID, &c.Name, &labels, &c.CreatedAt, &c.UpdatedAt,
-		&c.Agent.Connected, &c.Agent.Epoch, &hb, &c.Agent.ServerID)
+		&c.Agent.Connected, &c.Agent.Epoch, &hb, &c.Agent.ServerID,
+		&c.Agent.Lease.Holder, &expires, &c.Agent.Lease.Contender, &contended)
 	if err != nil {
 		return c, err
 	}
+	c.Agent.Lease.ExpiresAt, c.Agent.Lease.ContendedAt = timeOf(expires), timeOf(contended)
 	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
 	c.Agent.LastHeartbeat = timeOf(hb)
 	if c.Labels, err = decodeLabels(labels); err != nil {

@@ -107,6 +107,8 @@ type Store struct {
 	// pools (SQLite only; nil for PostgreSQL).
 	wst, rst *stmtCache
 	batch    batcher
+	// dsn is the writer's connection string (Listen opens its own connection).
+	dsn string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -121,7 +123,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if _, err := migrate(ctx, cfg, t); err != nil {
 		return nil, err
 	}
-	s := &Store{d: t.d, clock: cfg.Clock, log: cfg.Logger, cache: newDecoders(cfg.DecodeCacheBytes)}
+	s := &Store{d: t.d, clock: cfg.Clock, log: cfg.Logger, cache: newDecoders(cfg.DecodeCacheBytes), dsn: t.write}
 	if s.w, err = sql.Open(t.d.driver, t.write); err != nil {
 		return nil, fmt.Errorf("sqlstore: open %s: %w", t.d.name, err)
 	}

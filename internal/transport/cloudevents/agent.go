@@ -24,6 +24,8 @@ const (
 	TypeStatusResync = DataType + ".status.resync_request"
 	TypeStatusAck    = DataType + ".status.ack"
 	TypeHeartbeat    = "io.open-cluster-management.cloudevents.heartbeat"
+	// TypeSession is baton's: the answer to a Hello (protocol.Session).
+	TypeSession = "io.baton.agent.session"
 )
 
 // Extension names.
@@ -46,7 +48,11 @@ const (
 	// ExtObserved carries, on agent status events, the JSON array of the
 	// per-object observed identities (api.Observed) in resourceStatus
 	// order, so the data stays exactly OCM's ManifestBundleStatus.
-	ExtObserved = "batonobserved"
+	ExtObserved    = "batonobserved"
+	ExtAgent       = "batonagent"
+	ExtActive      = "batonactive"
+	ExtHolder      = "batonholder"
+	ExtRetryMillis = "batonretryms"
 )
 
 // ResourceVersion is one entry of a spec resync request. Incarnation is
@@ -114,6 +120,9 @@ func Encode(m protocol.Message, source string, now time.Time) (Event, error) {
 		}
 		e.Type = TypeSpecResync
 		e.set(ExtEpoch, m.Hello.Epoch)
+		if m.Hello.Agent != "" {
+			e.set(ExtAgent, m.Hello.Agent)
+		}
 		e.setInt(ExtBatch, int64(m.Hello.Batch))
 		e.setInt(ExtBatches, int64(m.Hello.Batches))
 		data = helloData(m.Hello.Held, m.Hello.Incarnations)
@@ -137,6 +146,15 @@ func Encode(m protocol.Message, source string, now time.Time) (Event, error) {
 			l.Hashes = append(l.Hashes, StatusHash{ResourceID: id})
 		}
 		data = l
+	case protocol.TypeSession:
+		if m.Session == nil {
+			return e, fmt.Errorf("session message: empty: %w", ErrMalformed)
+		}
+		e.Type = TypeSession
+		e.set(ExtAgent, m.Session.Agent)
+		e.set(ExtActive, m.Session.Active)
+		e.set(ExtHolder, m.Session.Holder)
+		e.setInt(ExtRetryMillis, m.Session.RetryAfter.Milliseconds())
 	default:
 		return e, fmt.Errorf("message type %q: unknown: %w", m.Type, ErrMalformed)
 	}
@@ -240,6 +258,9 @@ func Decode(e Event) (protocol.Message, error) {
 	case TypeStatusResync:
 		m.Type = protocol.TypeStatusRequest
 		m.StatusRequest, err = decodeStatusRequest(e)
+	case TypeSession:
+		m.Type = protocol.TypeSession
+		m.Session, err = decodeSession(e)
 	default:
 		err = fmt.Errorf("event type %q: unknown: %w", e.Type, ErrMalformed)
 	}
@@ -349,10 +370,11 @@ func decodeHello(e Event) (*protocol.Hello, error) {
 	h.Epoch, err1 = e.String(ExtEpoch)
 	batch, err2 := e.Int(ExtBatch)
 	batches, err3 := e.Int(ExtBatches)
-	if err := first(err1, err2, err3, unmarshal(e, &l)); err != nil {
+	agent, err4 := e.String(ExtAgent)
+	if err := first(err1, err2, err3, err4, unmarshal(e, &l)); err != nil {
 		return nil, err
 	}
-	h.Batch, h.Batches = int(batch), int(batches)
+	h.Batch, h.Batches, h.Agent = int(batch), int(batches), agent
 	for _, v := range l.Versions {
 		h.Held[v.ResourceID] = v.ResourceVersion
 		if v.Incarnation != "" {
@@ -392,4 +414,15 @@ func decodeStatusRequest(e Event) (*protocol.StatusRequest, error) {
 		r.BundleIDs = append(r.BundleIDs, h.ResourceID)
 	}
 	return r, nil
+}
+
+func decodeSession(e Event) (*protocol.Session, error) {
+	active, err1 := e.Bool(ExtActive)
+	holder, err2 := e.String(ExtHolder)
+	retry, err3 := e.Int(ExtRetryMillis)
+	agent, err4 := e.String(ExtAgent)
+	if err := first(err1, err2, err3, err4); err != nil {
+		return nil, err
+	}
+	return &protocol.Session{Agent: agent, Active: active, Holder: holder, RetryAfter: time.Duration(retry) * time.Millisecond}, nil
 }
