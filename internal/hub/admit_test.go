@@ -19,7 +19,7 @@ func TestHelloAdmission(t *testing.T) {
 	_, _ = x.connect(a) // Hello e0 takes the burst
 	epochs := []string{"e1", "e2", "e3"}
 	for _, e := range epochs {
-		a.send(x.ctx, protocol.Message{Type: protocol.TypeHello, Hello: &protocol.Hello{Epoch: e, Batches: 1}})
+		a.send(x.ctx, protocol.Message{Type: protocol.TypeHello, Hello: &protocol.Hello{Agent: a.id, Epoch: e, Batches: 1}})
 	}
 	eventually(t, "the last Hello admitted", func() bool {
 		c, err := x.st.GetConsumer(x.ctx, consumer)
