@@ -2,6 +2,8 @@ package hub
 
 import (
 	"maps"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +35,8 @@ func TestBatches(t *testing.T) {
 		"new key starts over": {
 			parts: []part{{"e1", 0, 2, map[string]int64{"a": 1}}, {"e2", 1, 2, map[string]int64{"b": 2}}},
 		},
+		"too many parts": {parts: []part{{"e", 0, MaxBatchParts + 1, map[string]int64{"a": 1}}}},
+		"part number out of range": {parts: []part{{"e", 0, 2, map[string]int64{"a": 1}}, {"e", 7, 2, map[string]int64{"b": 1}}}},
 		"repeated part starts a new round": {
 			parts: []part{
 				{"e", 0, 2, map[string]int64{"a": 1}}, // part 1 of this round is lost
@@ -60,6 +64,31 @@ func TestBatches(t *testing.T) {
 				t.Fatalf("got %v, %v; want %v, true", got, done, tc.want)
 			}
 		})
+	}
+}
+
+// TestBatchesBounded: parts whose entries pass the byte bound (MaxBatchBytes) are dropped
+// instead of held, and the next message is reassembled normally.
+func TestBatchesBounded(t *testing.T) {
+	defer func(old int) { batchBytesLimit = old }(batchBytesLimit)
+	batchBytesLimit = 64 << 10
+	var b batches[int64]
+	big := map[string]int64{}
+	for i := 0; entryBytes("x")*len(big) <= batchBytesLimit/2; i++ {
+		big[string(rune('a'+i%26))+strings.Repeat("x", 10)+strconv.Itoa(i)] = 1
+	}
+	if _, done := b.add("e", 0, 3, big); done || b.overflow {
+		t.Fatalf("first half: done=%v overflow=%v", done, b.overflow)
+	}
+	other := map[string]int64{}
+	for k := range big {
+		other["y"+k] = 1
+	}
+	if _, done := b.add("e", 1, 3, other); done || !b.overflow || b.data != nil {
+		t.Fatalf("past the bound: done=%v overflow=%v held=%d; want dropped", done, b.overflow, len(b.data))
+	}
+	if got, done := b.add("e", 0, 1, map[string]int64{"a": 1}); !done || len(got) != 1 {
+		t.Fatalf("after a drop: %v, %v", got, done)
 	}
 }
 

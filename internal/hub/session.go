@@ -223,6 +223,10 @@ func (s *session) requestStatus(ctx context.Context, ids []string) error {
 // agent refused is told to stand down and nothing else happens.
 func (s *session) onHello(ctx context.Context, m *protocol.Hello) {
 	held, ok := s.hello.add(m.Epoch, m.Batch, m.Batches, m.Held)
+	if s.hello.overflow {
+		s.h.log.Warn("hub: split Hello over the bounds dropped", "consumer", s.consumer, "batches", m.Batches,
+			"max_parts", MaxBatchParts, "max_bytes", MaxBatchBytes)
+	}
 	incs, _ := s.helloInc.add(m.Epoch, m.Batch, m.Batches, m.Incarnations)
 	if !ok {
 		return
@@ -326,17 +330,38 @@ func (s *session) resync(ctx context.Context, held, current map[string]int64) er
 	return s.requestStatus(ctx, request)
 }
 
+// Bounds of one message being reassembled from parts: an agent cannot make
+// the hub hold more than this per session and message kind.
+const (
+	// MaxBatchParts bounds Batches; a split message of more parts is refused.
+	MaxBatchParts = 10000
+	// MaxBatchBytes bounds the keys (bundle ids) and values held while the
+	// parts arrive; a message growing past it is dropped (and logged).
+	MaxBatchBytes = 64 << 20
+)
+
 // batches reassembles a message split in parts numbered Batch of Batches
 // (0- or 1-based; only the count of distinct parts matters). A part with a
 // new key, or a part number seen already (a new round after a lost part),
-// starts over.
+// starts over. A message of more than MaxBatchParts parts, or one whose
+// parts hold more than MaxBatchBytes, is dropped: add reports it incomplete
+// and overflow true, and the next part starts over.
 type batches[V any] struct {
-	key  string
-	got  map[int]bool
-	data map[string]V
+	key      string
+	got      map[int]bool
+	data     map[string]V
+	bytes    int
+	overflow bool // the last add dropped a message over the bounds
 }
 
+// batchBytesLimit is MaxBatchBytes; tests lower it.
+var batchBytesLimit = MaxBatchBytes
+
+// entryBytes is what one reassembled entry costs: its key and a value.
+func entryBytes(k string) int { return len(k) + 16 }
+
 func (b *batches[V]) add(key string, batch, total int, part map[string]V) (map[string]V, bool) {
+	b.overflow = false
 	if total <= 1 {
 		b.got, b.data = nil, nil
 		if part == nil {
@@ -344,12 +369,23 @@ func (b *batches[V]) add(key string, batch, total int, part map[string]V) (map[s
 		}
 		return part, true
 	}
+	if total > MaxBatchParts || batch < 0 || batch > total {
+		b.got, b.data, b.overflow = nil, nil, true
+		return nil, false
+	}
 	if b.got == nil || b.key != key || b.got[batch] {
-		b.key, b.got, b.data = key, map[int]bool{}, map[string]V{}
+		b.key, b.got, b.data, b.bytes = key, map[int]bool{}, map[string]V{}, 0
 	}
 	b.got[batch] = true
 	for k, v := range part {
+		if _, dup := b.data[k]; !dup {
+			b.bytes += entryBytes(k)
+		}
 		b.data[k] = v
+	}
+	if b.bytes > batchBytesLimit {
+		b.got, b.data, b.overflow = nil, nil, true
+		return nil, false
 	}
 	if len(b.got) < total {
 		return nil, false
