@@ -16,7 +16,9 @@ type Authenticator interface {
 }
 
 // openPaths are served to everyone: probes must work without credentials.
-var openPaths = map[string]bool{"/healthz": true, "/readyz": true, "/livez": true}
+// The web view's page holds no data (it asks for a token and sends it
+// with its API requests), so it is open too.
+var openPaths = map[string]bool{"/healthz": true, "/readyz": true, "/livez": true, "/ui": true, "/ui/": true}
 
 // authenticate attaches the caller's identity to every request but the
 // probes and answers 401 (Maestro's error body) without one. A 403 the API

@@ -35,6 +35,7 @@ import (
 	"github.com/baton-dev/baton/internal/replica"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/tlsfiles"
+	"github.com/baton-dev/baton/internal/ui"
 )
 
 // DefaultHTTPAddr is Maestro's REST port.
@@ -238,6 +239,9 @@ func New(opts Options) (*Server, error) {
 		s.health.Handle(pattern, h)
 	}
 	s.handle(mux, "GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
+	for _, p := range ui.Routes {
+		s.handle(mux, p, ui.Handler())
+	}
 	for pattern, h := range opts.Handlers {
 		s.handle(mux, pattern, h)
 	}
