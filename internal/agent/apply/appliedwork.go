@@ -166,12 +166,10 @@ func (a *Applier) writeAppliedWork(ctx context.Context, bundleID string, r *Reco
 // ensureAppliedWorkCRD installs the AppliedManifestWork CRD when the
 // cluster lacks it and waits until it is Established; once per Applier.
 func (a *Applier) ensureAppliedWorkCRD(ctx context.Context) error {
-	a.mu.Lock()
-	done := a.amwReady
-	a.mu.Unlock()
-	if done {
-		return nil
-	}
+	return a.amwReady.do(func() error { return a.installAppliedWorkCRD(ctx) })
+}
+
+func (a *Applier) installAppliedWorkCRD(ctx context.Context) error {
 	c := a.dyn.Resource(crds)
 	var want unstructured.Unstructured
 	if err := yaml.Unmarshal(appliedWorkCRD, &want.Object); err != nil {
@@ -197,9 +195,6 @@ func (a *Applier) ensureAppliedWorkCRD(ctx context.Context) error {
 	if err != nil || !ok {
 		return errors.Join(fmt.Errorf("CustomResourceDefinition %s: not Established within %v", want.GetName(), a.opts.EstablishTimeout), err)
 	}
-	a.mu.Lock()
-	a.amwReady = true
-	a.mu.Unlock()
 	return nil
 }
 

@@ -164,10 +164,12 @@ type Applier struct {
 	mu      sync.Mutex
 	records map[string]*Record     // cache of stored records by bundle id
 	locks   map[string]*sync.Mutex // per-bundle call serialization
-	nsReady bool
-	// amwReady: the AppliedManifestWork CRD is served; amwForbidden: the
-	// agent may not keep AppliedManifestWorks (logged once, then off).
-	amwReady, amwForbidden bool
+	// nsReady: the records namespace exists; amwReady: the
+	// AppliedManifestWork CRD is served.
+	nsReady, amwReady untilOK
+	// amwForbidden: the agent may not keep AppliedManifestWorks (logged
+	// once, then off).
+	amwForbidden bool
 	// executors caches a client per impersonated executor user.
 	executors map[string]dynamic.Interface
 }
@@ -201,6 +203,26 @@ func New(cfg *rest.Config, opts Options) (*Applier, error) {
 		records:   map[string]*Record{},
 		locks:     map[string]*sync.Mutex{},
 	}, nil
+}
+
+// untilOK runs a set-up step until it succeeds once; callers wait for a
+// running attempt, and calls after a success return at once.
+type untilOK struct {
+	mu   sync.Mutex
+	done bool
+}
+
+func (u *untilOK) do(f func() error) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return nil
+	}
+	if err := f(); err != nil {
+		return err
+	}
+	u.done = true
+	return nil
 }
 
 // lock serializes calls for one bundle; it returns the unlock function.

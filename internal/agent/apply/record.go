@@ -173,21 +173,14 @@ func decodeRecord(sec *corev1.Secret) (*Record, error) {
 
 // ensureNamespace creates the records namespace once.
 func (a *Applier) ensureNamespace(ctx context.Context) error {
-	a.mu.Lock()
-	done := a.nsReady
-	a.mu.Unlock()
-	if done {
+	return a.nsReady.do(func() error {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.opts.Namespace}}
+		_, err := a.core.Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: a.opts.FieldManager})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("Namespace %s: create: %w", a.opts.Namespace, err)
+		}
 		return nil
-	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.opts.Namespace}}
-	_, err := a.core.Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: a.opts.FieldManager})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("Namespace %s: create: %w", a.opts.Namespace, err)
-	}
-	a.mu.Lock()
-	a.nsReady = true
-	a.mu.Unlock()
-	return nil
+	})
 }
 
 // loadRecord returns the bundle's record, nil when there is none.
