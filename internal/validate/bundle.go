@@ -254,8 +254,11 @@ func (es *Errors) conditionRule(f string, r *workv1.ConditionRule, seen map[stri
 }
 
 func (es *Errors) serverSideApply(f string, s *workv1.ServerSideApplyConfig) {
-	if s.FieldManager != "" && !strings.HasPrefix(s.FieldManager, workv1.DefaultFieldManager) {
-		es.add(f+".fieldManager", "%q must start with %q", s.FieldManager, workv1.DefaultFieldManager)
+	// Any field manager is accepted, as Maestro accepts it (OCM's work
+	// agent prefixes nothing either when it applies a bundle's choice).
+	// The API server's own limit is 128 characters.
+	if len(s.FieldManager) > 128 {
+		es.add(f+".fieldManager", "%q is longer than 128 characters", s.FieldManager)
 	}
 	for k, ig := range s.IgnoreFields {
 		igf := fmt.Sprintf("%s.ignoreFields[%d]", f, k)

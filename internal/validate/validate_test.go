@@ -107,7 +107,7 @@ func TestBundleInvalid(t *testing.T) {
 		}, "manifest_configs[0].feedbackRules[1].jsonPaths", "only allowed with type JSONPaths"},
 		"bad update type":   {func(m map[string]any) { obj(cfg(m), "updateStrategy")["type"] = "Replace" }, "manifest_configs[0].updateStrategy.type", "unknown update strategy"},
 		"ssa with update":   {func(m map[string]any) { obj(cfg(m), "updateStrategy")["type"] = "Update" }, "manifest_configs[0].updateStrategy.serverSideApply", "only allowed with type ServerSideApply"},
-		"ssa field manager": {func(m map[string]any) { obj(cfg(m), "updateStrategy", "serverSideApply")["fieldManager"] = "me" }, "manifest_configs[0].updateStrategy.serverSideApply.fieldManager", "must start with"},
+		"ssa field manager": {func(m map[string]any) { obj(cfg(m), "updateStrategy", "serverSideApply")["fieldManager"] = strings.Repeat("m", 129) }, "manifest_configs[0].updateStrategy.serverSideApply.fieldManager", "longer than 128"},
 		"ssa ignore cond": {func(m map[string]any) {
 			obj(cfg(m), "updateStrategy", "serverSideApply", "ignoreFields", 0)["condition"] = "Always"
 		}, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0].condition", "unknown condition"},

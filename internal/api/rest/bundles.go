@@ -36,6 +36,9 @@ func (h *Handler) listBundles(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if lp.none {
+		page.Items = nil
+	}
 	w.Header().Set(api.ChangeSeqHeader, strconv.FormatInt(seq, 10))
 	lw := startList(w, api.KindResourceBundleList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
 	for i := range page.Items {

@@ -43,6 +43,9 @@ func (h *Handler) listConsumers(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if lp.none {
+		page.Items = nil
+	}
 	lw := startList(w, api.KindConsumerList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
 	for i := range page.Items {
 		lw.item(consumerOut(&page.Items[i], ext(r), h.clock.Now()))

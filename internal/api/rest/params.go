@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,7 +23,9 @@ const (
 
 // listParams are the parsed list query parameters.
 type listParams struct {
-	opts   store.ListOptions
+	opts store.ListOptions
+	// none is size=0: the answer has the total and no items.
+	none   bool
 	fields *projection // nil: whole objects
 }
 
@@ -38,8 +41,14 @@ func parseList(r *http.Request, fields search.Fields, topLevel map[string]bool) 
 		}
 	}
 	if v := q.Get("size"); v != "" {
-		if lp.opts.Size, err = intParam("size", v, 1, MaxPageSize); err != nil {
+		if lp.opts.Size, err = intParam("size", v, math.MinInt32, math.MaxInt32); err != nil {
 			return lp, err
+		}
+		switch {
+		case lp.opts.Size == 0:
+			lp.opts.Size, lp.none = 1, true // the store still counts the total
+		case lp.opts.Size < 0 || lp.opts.Size > MaxPageSize:
+			lp.opts.Size = MaxPageSize
 		}
 	}
 	if lp.opts.Filter, err = search.Parse(q.Get("search"), fields); err != nil {

@@ -7,9 +7,9 @@
 // the store. Every write is validated (package validate) before the store
 // is called, so a rejected request changes nothing.
 //
-// Lists: page counts from 1 (default 1); size defaults to DefaultPageSize
-// and must be 1..MaxPageSize: size=0, a negative size or page < 1 is a 400
-// rather than a silent default. A page beyond the last is an empty list
+// Lists: page counts from 1 (default 1; page < 1 is a 400); size follows
+// Maestro: default DefaultPageSize, a negative size or one over MaxPageSize
+// means MaxPageSize, and size=0 returns no items (only the total). A page beyond the last is an empty list
 // with the true total. The envelope's size is the number of items
 // returned (Maestro's behaviour).
 //
@@ -35,8 +35,9 @@ import (
 // List sizes.
 const (
 	DefaultPageSize = 100
-	// MaxPageSize is the largest accepted size; a larger one is a 400.
-	MaxPageSize = 10000
+	// MaxPageSize is the largest page (Maestro's 65500); a larger or
+	// negative size means this.
+	MaxPageSize = 65500
 )
 
 // DefaultSource is the source of bundles created over REST without one.

@@ -112,7 +112,8 @@ func (s *Store) UpdateBundle(ctx context.Context, b store.Bundle, expectedGenera
 			return fmt.Errorf("bundle %s: update: marked deleting: %w", b.ID, store.ErrConflict)
 		}
 		if expectedGeneration != 0 && expectedGeneration != cur.Generation {
-			return fmt.Errorf("bundle %s: update: generation is %d, not %d: %w",
+			// Maestro's text, which its clients match on.
+			return fmt.Errorf("bundle %s: update: the resource version is not the latest (the current generation is %d, not %d): %w",
 				b.ID, cur.Generation, expectedGeneration, store.ErrConflict)
 		}
 		out = cur
