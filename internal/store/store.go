@@ -200,11 +200,16 @@ type Filter interface{ isFilter() }
 
 // Cmp compares a field with values. Op is one of "=", "!=", "like",
 // "not like", "in", "not in"; only in/not in take more than one value.
+// OpExists (labels.<key> only, no values) tests that the label is present;
+// otherwise a missing label reads as the empty string.
 type Cmp struct {
 	Field  string
 	Op     string
 	Values []string
 }
+
+// OpExists is the operator of a label presence test.
+const OpExists = "exists"
 
 // And and Or combine filters.
 type And []Filter

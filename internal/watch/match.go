@@ -44,6 +44,14 @@ func Match(f store.Filter, b store.Bundle) (bool, error) {
 }
 
 func evalCmp(c store.Cmp, b store.Bundle) (bool, error) {
+	if c.Op == store.OpExists {
+		key, ok := strings.CutPrefix(c.Field, "labels.")
+		if !ok || key == "" || len(c.Values) != 0 {
+			return false, fmt.Errorf("field %s: %s: %w", c.Field, c.Op, store.ErrInvalid)
+		}
+		_, has := b.Meta.Labels[key]
+		return has, nil
+	}
 	val, err := field(c.Field, b)
 	if err != nil {
 		return false, err

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,6 +135,34 @@ func TestMatchAgreesWithStore(t *testing.T) {
 			if err != nil || got != want[b.ID] {
 				t.Errorf("%s on %s: Match %v, %v; store %v", expr, b.ID, got, err, want[b.ID])
 			}
+		}
+	}
+}
+
+// TestMatchMaestroLabelSearches holds the watch matcher to the table the
+// databases pass (storetest.MaestroLabelSearches).
+func TestMatchMaestroLabelSearches(t *testing.T) {
+	sources := map[string]string{"web-1": "ci", "web_2": "ci", "db-1": "ops", "Web-3": "ops"}
+	consumers := map[string]string{"web-1": "east", "web_2": "east", "db-1": "west", "Web-3": "west"}
+	for expr, want := range storetest.MaestroLabelSearches {
+		f, err := search.Parse(expr, search.BundleFields)
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		got := []string{}
+		for _, name := range []string{"Web-3", "db-1", "web-1", "web_2"} {
+			b := store.Bundle{Name: name, Source: sources[name], ConsumerName: consumers[name],
+				Meta: api.ObjectMeta{Labels: storetest.MaestroLabels[name]}}
+			ok, err := Match(f, b)
+			if err != nil {
+				t.Fatalf("%s: %v", expr, err)
+			}
+			if ok {
+				got = append(got, name)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("Match(%s) = %v; want %v (as the databases)", expr, got, want)
 		}
 	}
 }

@@ -16,6 +16,9 @@ const (
 	tLParen
 	tRParen
 	tComma
+	tArrow     // ->
+	tArrowText // ->>
+	tContains  // @>
 )
 
 type token struct {
@@ -44,6 +47,12 @@ func (t token) String() string {
 		return `")"`
 	case tComma:
 		return `","`
+	case tArrow:
+		return `"->"`
+	case tArrowText:
+		return `"->>"`
+	case tContains:
+		return `"@>"`
 	}
 	return "?"
 }
@@ -84,6 +93,15 @@ func lex(s string) ([]token, error) {
 		case c == '<' && i+1 < len(s) && s[i+1] == '>':
 			toks = append(toks, token{kind: tNe, pos: pos})
 			i += 2
+		case strings.HasPrefix(s[i:], "->>"):
+			toks = append(toks, token{kind: tArrowText, pos: pos})
+			i += 3
+		case strings.HasPrefix(s[i:], "->"):
+			toks = append(toks, token{kind: tArrow, pos: pos})
+			i += 2
+		case strings.HasPrefix(s[i:], "@>"):
+			toks = append(toks, token{kind: tContains, pos: pos})
+			i += 2
 		case c == '(':
 			toks = append(toks, token{kind: tLParen, pos: pos})
 			i++
@@ -102,7 +120,7 @@ func lex(s string) ([]token, error) {
 			i += n
 		case isFieldByte(c):
 			j := i
-			for j < len(s) && isFieldByte(s[j]) {
+			for j < len(s) && isFieldByte(s[j]) && !strings.HasPrefix(s[j:], "->") {
 				j++
 			}
 			toks = append(toks, token{kind: tWord, text: s[i:j], pos: pos})

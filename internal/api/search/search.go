@@ -18,6 +18,9 @@
 // the parser never produces SQL, so a value can never change the query's
 // structure.
 //
+// Maestro's JSONB label forms on payload->'metadata'->'labels' are accepted
+// too (see jsonb.go); unsupported constructs are errors that name them.
+//
 // Errors are *Error values naming the byte offset (from 1) and the problem.
 package search
 
@@ -206,6 +209,9 @@ func (p *parser) cmp() (store.Filter, error) {
 	ft := p.next()
 	if ft.kind != tWord || isKeyword(ft.text) {
 		return nil, p.errAt(ft, "expected a field name, found %s", ft)
+	}
+	if strings.EqualFold(ft.text, "payload") && p.peek().kind == tArrow {
+		return p.payload(ft)
 	}
 	field := strings.ToLower(ft.text)
 	if strings.HasPrefix(field, "labels.") {

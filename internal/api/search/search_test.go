@@ -209,3 +209,24 @@ func checkFilter(t *testing.T, src string, f store.Filter, depth int) {
 		t.Fatalf("Parse(%q): unexpected node %T", src, f)
 	}
 }
+
+func TestMaestroLabelFormsErrors(t *testing.T) {
+	const l = `payload->'metadata'->'labels'`
+	for expr, mention := range map[string]string{
+		`payload->'spec'->'x'='y'`:       "payload path element",
+		l + `->'app'='x'`:                "->>",
+		l + `->>'app' like 'x%'`:         `unsupported search construct "like"`,
+		l + `@>'["a"]'`:                  "JSON object",
+		l + `@>'{"a":1}'`:                "JSON object",
+		l + `->>'app' is 'x'`:            "expected null",
+		`payload='x'`:                    "unknown field",
+	} {
+		_, err := Parse(expr, BundleFields)
+		if err == nil || !strings.Contains(err.Error(), mention) {
+			t.Errorf("Parse(%s) = %v; want an error mentioning %q", expr, err, mention)
+		}
+	}
+	if _, err := Parse(l+`@>'{"a":"b"}'`, ConsumerFields); err != nil {
+		t.Errorf("consumers have labels too: %v", err)
+	}
+}

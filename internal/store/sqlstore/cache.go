@@ -94,6 +94,7 @@ func newDecoders(budget int) *decoders {
 func copyMeta(m *api.ObjectMeta) api.ObjectMeta {
 	out := *m
 	out.Labels, out.Annotations = maps.Clone(m.Labels), maps.Clone(m.Annotations)
+	out.CreationTimestamp, out.DeletionTimestamp = m.CreationTimestamp.DeepCopy(), m.DeletionTimestamp.DeepCopy()
 	return out
 }
 

@@ -49,7 +49,7 @@ func TestJSONCacheBounded(t *testing.T) {
 // copied deeply, or cached values would leak to callers.
 func TestCopiesKnowEveryField(t *testing.T) {
 	for typ, want := range map[reflect.Type]int{
-		reflect.TypeFor[api.ObjectMeta]():     6,
+		reflect.TypeFor[api.ObjectMeta]():     8,
 		reflect.TypeFor[api.BundleSpec]():     4,
 		reflect.TypeFor[api.ReportedStatus](): 2,
 		reflect.TypeFor[api.ResourceStatus](): 4,

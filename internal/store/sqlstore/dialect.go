@@ -38,6 +38,13 @@ type dialect struct {
 	// labelExpr returns the SQL expression reading label key from the JSON
 	// column col (one placeholder) and the argument to bind for it.
 	labelExpr func(col, key string) (string, any)
+	// labelHas returns the SQL test that label key is present in col (one
+	// placeholder) and its argument.
+	labelHas func(col, key string) (string, any)
+	// labelEq, when set, returns the test that label key equals a
+	// non-empty value, with two placeholders (key, value), in a form the
+	// labels index serves.
+	labelEq func(col string) string
 }
 
 var sqliteDialect = &dialect{
@@ -47,6 +54,9 @@ var sqliteDialect = &dialect{
 	migrations: "migrations/sqlite",
 	labelExpr: func(col, key string) (string, any) {
 		return "COALESCE(json_extract(" + col + ", ?), '')", `$."` + key + `"`
+	},
+	labelHas: func(col, key string) (string, any) {
+		return "json_type(" + col + ", ?) IS NOT NULL", `$."` + key + `"`
 	},
 }
 
@@ -61,6 +71,13 @@ var postgresDialect = &dialect{
 	readTx:         &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 	labelExpr: func(col, key string) (string, any) {
 		return "COALESCE(" + col + " ->> ?, '')", key
+	},
+	labelHas: func(col, key string) (string, any) {
+		return "jsonb_exists(" + col + ", ?)", key
+	},
+	// Containment is what the GIN index on labels (jsonb_path_ops) serves.
+	labelEq: func(col string) string {
+		return col + " @> jsonb_build_object(?::text, ?::text)"
 	},
 }
 

@@ -167,8 +167,42 @@ var singleOps = map[string]string{
 	"like": "LIKE", "not like": "NOT LIKE",
 }
 
+// labelTest writes the index-friendly forms of label comparisons: presence
+// (store.OpExists) and, where the dialect has one, equality with a
+// non-empty value. It reports whether it wrote c.
+func (b *filterBuilder) labelTest(sb *strings.Builder, c store.Cmp, op string) (bool, error) {
+	key, ok := strings.CutPrefix(c.Field, "labels.")
+	if !ok {
+		if op == store.OpExists {
+			return false, fmt.Errorf("field %q: %s applies to labels only: %w", c.Field, op, store.ErrInvalid)
+		}
+		return false, nil
+	}
+	if len(key) > 317 || !labelKey.MatchString(key) {
+		return false, fmt.Errorf("label key %q: %w", key, store.ErrInvalid)
+	}
+	switch {
+	case op == store.OpExists:
+		if len(c.Values) != 0 {
+			return false, fmt.Errorf("field %q: %s takes no values: %w", c.Field, op, store.ErrInvalid)
+		}
+		expr, arg := b.d.labelHas(b.labelsCol, key)
+		b.args = append(b.args, arg)
+		sb.WriteString(expr)
+		return true, nil
+	case op == "=" && b.d.labelEq != nil && len(c.Values) == 1 && c.Values[0] != "":
+		b.args = append(b.args, key, c.Values[0])
+		sb.WriteString(b.d.labelEq(b.labelsCol))
+		return true, nil
+	}
+	return false, nil
+}
+
 func (b *filterBuilder) cmp(sb *strings.Builder, c store.Cmp) error {
 	op := strings.ToLower(strings.Join(strings.Fields(c.Op), " "))
+	if done, err := b.labelTest(sb, c, op); done || err != nil {
+		return err
+	}
 	sqlOp, single := singleOps[op]
 	if !single && op != "in" && op != "not in" {
 		return fmt.Errorf("operator %q: %w", c.Op, store.ErrInvalid)

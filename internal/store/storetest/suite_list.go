@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"github.com/baton-dev/baton/internal/api/search"
 	"reflect"
 	"slices"
 	"testing"
@@ -81,6 +82,17 @@ func testListFilters(t *testing.T, f *F) {
 	for _, tc := range cases {
 		if got := f.names(tc.filter); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("filter %+v = %v; want %v", tc.filter, got, tc.want)
+		}
+	}
+	// Maestro's JSONB label forms, parsed by the REST search language.
+	for expr, want := range MaestroLabelSearches {
+		filter, err := search.Parse(expr, search.BundleFields)
+		if err != nil {
+			t.Errorf("search %s: %v", expr, err)
+			continue
+		}
+		if got := f.names(filter); !reflect.DeepEqual(got, want) {
+			t.Errorf("search %s = %v; want %v", expr, got, want)
 		}
 	}
 }
@@ -275,4 +287,35 @@ func testListMany(t *testing.T, f *F) {
 	if len(byConsumer) != n {
 		t.Fatalf("ListBundlesByConsumer returned %d; want %d", len(byConsumer), n)
 	}
+}
+
+// MaestroLabels are the labels of the bundles of testListFilters, by name.
+var MaestroLabels = map[string]map[string]string{
+	"web-1": {"app": "web", "tier": "front"},
+	"web_2": {"app": "web"},
+	"db-1":  {"app": "db", "app.kubernetes.io/name": "pg"},
+	"Web-3": nil,
+}
+
+const maestroLabelPath = `payload->'metadata'->'labels'`
+
+// MaestroLabelSearches are Maestro's JSONB label searches and the names
+// of MaestroLabels they select, with SQL's NULL semantics (a missing label
+// matches neither = nor <>). The in-memory matcher of watches is held to
+// the same table.
+var MaestroLabelSearches = map[string][]string{
+	maestroLabelPath + `@>'{"app":"web"}'`:                                                           {"web-1", "web_2"},
+	maestroLabelPath + `@>'{"app":"web","tier":"front"}'`:                                            {"web-1"},
+	maestroLabelPath + `@>'{}'`:                                                                      {"Web-3", "db-1", "web-1", "web_2"},
+	maestroLabelPath + `->>'app'='db'`:                                                               {"db-1"},
+	maestroLabelPath + `->>'app'<>'web'`:                                                             {"db-1"},
+	maestroLabelPath + `->>'app' in ('db','web')`:                                                    {"db-1", "web-1", "web_2"},
+	maestroLabelPath + `->>'app' not in ('db')`:                                                      {"web-1", "web_2"},
+	maestroLabelPath + `->>'tier'<>null`:                                                             {"web-1"},
+	maestroLabelPath + `->>'tier'=null`:                                                              {"Web-3", "db-1", "web_2"},
+	maestroLabelPath + `->>'tier' is not null`:                                                       {"web-1"},
+	maestroLabelPath + `->>'app.kubernetes.io/name'='pg'`:                                            {"db-1"},
+	`source='ci' and ` + maestroLabelPath + `->>'tier' is null`:                                      {"web_2"},
+	`(consumer_name='east' or consumer_name='west') and ` + maestroLabelPath + `@>'{"app":"db"}'`:    {"db-1"},
+	`not ` + maestroLabelPath + `@>'{"app":"web"}' and ` + maestroLabelPath + `->>'app' is not null`: {"db-1"},
 }
