@@ -105,9 +105,11 @@ func TestBundleInvalid(t *testing.T) {
 		"wellknown paths": {func(m map[string]any) {
 			obj(cfg(m), "feedbackRules", 1)["jsonPaths"] = []any{map[string]any{"name": "a", "path": ".a"}}
 		}, "manifest_configs[0].feedbackRules[1].jsonPaths", "only allowed with type JSONPaths"},
-		"bad update type":   {func(m map[string]any) { obj(cfg(m), "updateStrategy")["type"] = "Replace" }, "manifest_configs[0].updateStrategy.type", "unknown update strategy"},
-		"ssa with update":   {func(m map[string]any) { obj(cfg(m), "updateStrategy")["type"] = "Update" }, "manifest_configs[0].updateStrategy.serverSideApply", "only allowed with type ServerSideApply"},
-		"ssa field manager": {func(m map[string]any) { obj(cfg(m), "updateStrategy", "serverSideApply")["fieldManager"] = strings.Repeat("m", 129) }, "manifest_configs[0].updateStrategy.serverSideApply.fieldManager", "longer than 128"},
+		"bad update type": {func(m map[string]any) { obj(cfg(m), "updateStrategy")["type"] = "Replace" }, "manifest_configs[0].updateStrategy.type", "unknown update strategy"},
+		"ssa with update": {func(m map[string]any) { obj(cfg(m), "updateStrategy")["type"] = "Update" }, "manifest_configs[0].updateStrategy.serverSideApply", "only allowed with type ServerSideApply"},
+		"ssa field manager": {func(m map[string]any) {
+			obj(cfg(m), "updateStrategy", "serverSideApply")["fieldManager"] = strings.Repeat("m", 129)
+		}, "manifest_configs[0].updateStrategy.serverSideApply.fieldManager", "longer than 128"},
 		"ssa ignore cond": {func(m map[string]any) {
 			obj(cfg(m), "updateStrategy", "serverSideApply", "ignoreFields", 0)["condition"] = "Always"
 		}, "manifest_configs[0].updateStrategy.serverSideApply.ignoreFields[0].condition", "unknown condition"},

@@ -213,13 +213,13 @@ func checkFilter(t *testing.T, src string, f store.Filter, depth int) {
 func TestMaestroLabelFormsErrors(t *testing.T) {
 	const l = `payload->'metadata'->'labels'`
 	for expr, mention := range map[string]string{
-		`payload->'spec'->'x'='y'`:       "payload path element",
-		l + `->'app'='x'`:                "->>",
-		l + `->>'app' like 'x%'`:         `unsupported search construct "like"`,
-		l + `@>'["a"]'`:                  "JSON object",
-		l + `@>'{"a":1}'`:                "JSON object",
-		l + `->>'app' is 'x'`:            "expected null",
-		`payload='x'`:                    "unknown field",
+		`payload->'spec'->'x'='y'`: "payload path element",
+		l + `->'app'='x'`:          "->>",
+		l + `->>'app' like 'x%'`:   `unsupported search construct "like"`,
+		l + `@>'["a"]'`:            "JSON object",
+		l + `@>'{"a":1}'`:          "JSON object",
+		l + `->>'app' is 'x'`:      "expected null",
+		`payload='x'`:              "unknown field",
 	} {
 		_, err := Parse(expr, BundleFields)
 		if err == nil || !strings.Contains(err.Error(), mention) {
