@@ -217,14 +217,21 @@ func newCluster(t testing.TB, kind storeKind) *cluster {
 // e2e timing flags.
 func newClusterWith(t testing.TB, kind storeKind, serverFlags ...string) *cluster {
 	t.Helper()
-	httpAddr, grpcAddr, agentAddr := freePort(t), freePort(t), freePort(t)
-	args := []string{"server", "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--agent-addr", agentAddr}
+	var db []string
 	switch kind {
 	case sqliteStore:
-		args = append(args, "--data-dir", t.TempDir())
+		db = []string{"--data-dir", t.TempDir()}
 	case postgresStore:
-		args = append(args, "--db-url", storetest.PostgresURL(t))
+		db = []string{"--db-url", storetest.PostgresURL(t)}
 	}
+	return startCluster(t, kind, db, serverFlags...)
+}
+
+// startCluster starts a server on the database the db flags select.
+func startCluster(t testing.TB, kind storeKind, db []string, serverFlags ...string) *cluster {
+	t.Helper()
+	httpAddr, grpcAddr, agentAddr := freePort(t), freePort(t), freePort(t)
+	args := append([]string{"server", "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--agent-addr", agentAddr}, db...)
 	args = append(args, serverTimingFlags...)
 	args = append(args, serverFlags...)
 	c := &cluster{t: t, rest: "http://" + httpAddr, agentRPC: agentAddr, grpcAddr: grpcAddr, agents: map[string]*proc{}, store: string(kind)}
