@@ -223,7 +223,9 @@ func (a *Agent) evaluateBundle(id string, checkDrift bool) (reported, drift bool
 		b.prev, b.prevConds = statuses, conds
 	}
 	a.mu.Unlock()
-	a.reporter.Set(id, gen, api.ReportedStatus{Conditions: conds, ResourceStatus: statuses})
+	// Within the size limits, saying what was cut, so it fits any transport.
+	st, _ := evaluate.Bound(api.ReportedStatus{Conditions: conds, ResourceStatus: statuses})
+	a.reporter.Set(id, gen, st)
 	return true, drift
 }
 

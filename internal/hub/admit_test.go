@@ -1,11 +1,16 @@
 package hub
 
 import (
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/baton-dev/baton/internal/protocol"
+	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/storetest"
+	"github.com/baton-dev/baton/pkg/api"
 )
 
 // TestHelloAdmission: Hellos beyond the admission rate wait their turn in
@@ -49,4 +54,34 @@ func histogramCount(t *testing.T, x *harness, name string) uint64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// TestSpecTooLargeIsolated: a spec the transport refuses as too large (a
+// limit lowered after the API accepted the bundle) does not stop the
+// delivery of the consumer's other bundles queued behind it.
+func TestSpecTooLargeIsolated(t *testing.T) {
+	x := newHarness(t, storetest.NewSQLite(t), false)
+	a := newFakeAgent(t, "e1")
+	p, _ := x.connect(a)
+	eventually(t, "session ready", func() bool {
+		c, err := x.st.GetConsumer(x.ctx, consumer)
+		return err == nil && c.Agent.Connected
+	})
+	p.SetMaxBytes(4 << 10)
+	blob := strings.Repeat("x", 8<<10)
+	if _, err := x.st.CreateBundle(x.ctx, store.Bundle{ID: "a-big", ConsumerName: consumer, Spec: api.BundleSpec{Manifests: []json.RawMessage{
+		json.RawMessage(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big","namespace":"default"},"data":{"b":"` + blob + `"}}`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	var small []string
+	for i := range 5 {
+		small = append(small, createBundle(t, x.st, consumer, fmt.Sprintf("b-small-%d", i)).ID)
+	}
+	x.h.Notify(consumer)
+	for _, id := range small {
+		eventually(t, id+" delivered behind the oversized spec", func() bool { _, ok := a.holds(id); return ok })
+	}
+	if _, ok := a.holds("a-big"); ok {
+		t.Fatal("the oversized spec arrived")
+	}
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/baton-dev/baton/internal/protocol"
@@ -76,6 +77,9 @@ func (s *session) flush(ctx context.Context) error {
 			continue
 		}
 		if err := s.sendSpec(ctx, specOf(b)); err != nil {
+			if s.tooLarge(b.ID, b.Generation, err) {
+				continue // this bundle only; every other one keeps flowing
+			}
 			return err
 		}
 		sent = append(sent, ev.Seq)
@@ -91,6 +95,9 @@ func (s *session) due(id string, gen int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if g, ok := s.acked[id]; ok && g >= gen {
+		return false
+	}
+	if g, ok := s.undeliverable[id]; ok && g >= gen {
 		return false
 	}
 	f, ok := s.inflight[id]
@@ -125,10 +132,31 @@ func (s *session) resendOverdue(ctx context.Context, skip map[string]bool) error
 			return err
 		}
 		if err := s.sendSpec(ctx, spec); err != nil {
+			if s.tooLarge(spec.BundleID, spec.Generation, err) {
+				continue
+			}
 			return err
 		}
 	}
 	return nil
+}
+
+// tooLarge records a spec the transport refused as too large (a limit
+// lowered after the API accepted it): it is not tried again in this
+// session until its bundle gets a new generation, and its bundle turns
+// Stale/NotDelivered. It reports whether err was that.
+func (s *session) tooLarge(id string, gen int64, err error) bool {
+	if !errors.Is(err, protocol.ErrTooLarge) {
+		return false
+	}
+	s.mu.Lock()
+	s.undeliverable[id] = gen
+	delete(s.inflight, id)
+	s.mu.Unlock()
+	s.h.metrics.specs.WithLabelValues("too_large").Inc()
+	s.h.log.Error("hub: spec too large for the transport; the bundle cannot be delivered until it changes",
+		"consumer", s.consumer, "bundle", id, "generation", gen, "err", err)
+	return true
 }
 
 // forget drops the in-flight spec of id if its generation is <= gen.

@@ -48,7 +48,10 @@ type session struct {
 	// restored to an older state does this. Their specs are sent under
 	// restoredIncarnation until the next Hello.
 	restored map[string]bool
-	digest   batches[string]
+	// undeliverable: bundle id → generation the transport refused as too
+	// large (dispatch.go tooLarge).
+	undeliverable map[string]int64
+	digest        batches[string]
 	// msgSeq numbers the Status and Heartbeat messages handled; statusSeq
 	// is the msgSeq of each bundle's last Status, so that a digest checked
 	// after it (asynchronously) does not judge a newer status by an older hash.
@@ -86,6 +89,7 @@ func newSession(h *Hub, consumer string, conn protocol.Conn, cancel context.Canc
 		lease: h.serverID + "/" + uuid.NewString(),
 		beat:  h.clock.Now(), inflight: map[string]inflight{}, acked: map[string]int64{}, missing: map[string]int{},
 		statusSeq: map[string]int64{}, digests: make(chan digestJob, 1), acks: newStatusAcks(),
+		undeliverable: map[string]int64{},
 	}
 }
 
@@ -310,7 +314,7 @@ func (s *session) resync(ctx context.Context, held, current map[string]int64) er
 			s.mu.Unlock()
 		}
 		if !ok || g != b.Generation {
-			if err := s.sendSpec(ctx, specOf(b)); err != nil {
+			if err := s.sendSpec(ctx, specOf(b)); err != nil && !s.tooLarge(b.ID, b.Generation, err) {
 				return err
 			}
 			continue

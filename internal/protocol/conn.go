@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 )
@@ -27,10 +28,16 @@ var ErrDisconnected = errors.New("link disconnected")
 // on the other in order. SetUp toggles the link; while it is down, Send fails
 // with ErrDisconnected, as a broken network link would.
 type Pipe struct {
-	mu   sync.Mutex
-	down bool
-	a, b *pipeEnd
+	mu       sync.Mutex
+	down     bool
+	maxBytes int // 0: no limit
+	a, b     *pipeEnd
 }
+
+// SetMaxBytes makes Send refuse, with ErrTooLarge, a message whose JSON
+// encoding is over n bytes, as a transport's message limit would (0: no
+// limit).
+func (p *Pipe) SetMaxBytes(n int) { p.mu.Lock(); p.maxBytes = n; p.mu.Unlock() }
 
 type pipeEnd struct {
 	p    *Pipe
@@ -83,10 +90,15 @@ func (p *Pipe) SetUp(up bool) {
 
 func (e *pipeEnd) Send(ctx context.Context, m Message) error {
 	e.p.mu.Lock()
-	down, drop := e.p.down, e.Drop
+	down, drop, maxBytes := e.p.down, e.Drop, e.p.maxBytes
 	e.p.mu.Unlock()
 	if down {
 		return ErrDisconnected
+	}
+	if maxBytes > 0 {
+		if b, err := json.Marshal(m); err != nil || len(b) > maxBytes {
+			return TooLarge("pipe "+string(m.Type), len(b), maxBytes)
+		}
 	}
 	if drop != nil && drop(m) {
 		return nil

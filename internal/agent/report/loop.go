@@ -2,9 +2,11 @@ package report
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
+	"github.com/baton-dev/baton/internal/evaluate"
 	"github.com/baton-dev/baton/internal/protocol"
 )
 
@@ -97,10 +99,15 @@ func (r *Reporter) due() ([]protocol.Status, []protocol.Message) {
 }
 
 // sendStatus sends one report and records the outcome; false means the
-// link failed and sending pauses for the resend timeout.
+// link failed and sending pauses for the resend timeout. A report the
+// transport refuses as too large concerns its bundle only (tooLarge).
 func (r *Reporter) sendStatus(ctx context.Context, s protocol.Status) bool {
 	err := r.sender.Send(ctx, protocol.Message{Type: protocol.TypeStatus, Consumer: r.consumer, Status: &s})
 	now := r.clock.Now()
+	if errors.Is(err, protocol.ErrTooLarge) {
+		r.tooLarge(s, err, now)
+		return true
+	}
 	r.mu.Lock()
 	e := r.bundles[s.BundleID]
 	current := e != nil && e.pending != nil && e.pending.Revision == s.Revision
@@ -156,4 +163,33 @@ func (r *Reporter) nextDue() time.Time {
 		earlier(t)
 	}
 	return next
+}
+
+// tooLarge handles a report the transport cannot carry: the bundle's state
+// is replaced by its fallback (evaluate.Fallback: conditions that say so,
+// per-object feedback left out; then conditions only) and reported as a
+// new revision at once. Every other bundle keeps flowing (DESIGN fact 9).
+// A fallback still too large waits the resend timeout, for this bundle only.
+func (r *Reporter) tooLarge(s protocol.Status, err error, now time.Time) {
+	r.stats.sendErrors.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.bundles[s.BundleID]
+	if e == nil || e.pending == nil || e.pending.Revision != s.Revision {
+		return
+	}
+	if e.deleted || e.level >= 2 {
+		e.sentAt = now
+		r.log.Error("status too large for the transport even without per-object status; retrying", "bundle", s.BundleID, "err", err)
+		return
+	}
+	if e.tooLarge == "" {
+		e.tooLarge = e.hash
+	}
+	e.level++
+	r.log.Warn("status too large for the transport; reporting its conditions only", "bundle", s.BundleID, "level", e.level, "err", err)
+	e.st = evaluate.Fallback(e.st, e.level, err.Error())
+	e.hash = protocol.HashStatus(e.st)
+	r.report(s.BundleID, e, now)
+	r.signal()
 }

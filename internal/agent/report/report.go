@@ -171,6 +171,11 @@ type entry struct {
 	pending *protocol.Status
 	sentAt  time.Time
 	sends   int
+	// tooLarge is the hash of a state the transport refused as too large
+	// (ErrTooLarge); st then holds its fallback (level 1 or 2, see
+	// evaluate.Fallback), and a Set of that same state changes nothing.
+	tooLarge string
+	level    int
 }
 
 type tombstone struct {
@@ -226,6 +231,14 @@ func (r *Reporter) Set(bundleID string, gen int64, st api.ReportedStatus) {
 	}
 	if e.deleted && gen <= e.gen {
 		return
+	}
+	if e.tooLarge != "" {
+		if hash == e.tooLarge && gen == e.gen {
+			delete(r.dirty, bundleID) // still too large: its fallback stands
+			r.stats.unchanged.Add(1)
+			return
+		}
+		e.tooLarge, e.level = "", 0
 	}
 	e.gen, e.st, e.hash, e.deleted = gen, st, hash, false
 	_, wasDirty := r.dirty[bundleID]

@@ -11,9 +11,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/store"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
@@ -205,6 +207,10 @@ func (c *session) Send(ctx context.Context, m protocol.Message) error {
 	ev, err := ToPB(e)
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.consumer, err)
+	}
+	if n := proto.Size(ev); n > limits.GRPCMessageBytes {
+		// The agent's receive limit: sent, it would end the stream.
+		return fmt.Errorf("consumer %s: %w", c.consumer, protocol.TooLarge("send "+string(m.Type), n, limits.GRPCMessageBytes))
 	}
 	return c.out.enqueue(ctx, ev)
 }

@@ -18,9 +18,11 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/utils/clock"
 
 	"github.com/baton-dev/baton/internal/backoff"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/protocol"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
@@ -328,12 +330,19 @@ func (c *Client) Send(ctx context.Context, m protocol.Message) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.consumer, err)
 	}
+	if n := proto.Size(ev); n > limits.GRPCMessageBytes {
+		return fmt.Errorf("consumer %s: %w", c.consumer, protocol.TooLarge("publish "+string(m.Type), n, limits.GRPCMessageBytes))
+	}
 	_, err = rpc.Publish(metadata.AppendToOutgoingContext(ctx, SubscriptionIDHeader, subID), &pb.PublishRequest{Event: ev})
 	if err == nil {
 		return nil
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if status.Code(err) == codes.ResourceExhausted && strings.Contains(status.Convert(err).Message(), "larger than max") {
+		// The server's receive limit (grpc-go's wording).
+		return fmt.Errorf("consumer %s: publish %s: %v: %w", c.consumer, m.Type, err, protocol.ErrTooLarge)
 	}
 	if status.Code(err) == codes.Unavailable {
 		return fmt.Errorf("consumer %s: publish %s: %v: %w", c.consumer, m.Type, err, protocol.ErrDisconnected)
