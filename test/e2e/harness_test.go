@@ -87,6 +87,7 @@ func freePort(t testing.TB) string {
 // proc is one baton process.
 type proc struct {
 	t    testing.TB
+	bin  string // the executable; empty is baton
 	name string
 	args []string
 	env  []string
@@ -98,11 +99,17 @@ type proc struct {
 
 func startProc(t testing.TB, name string, env []string, args ...string) *proc {
 	t.Helper()
+	return startProcBin(t, "", name, env, args...)
+}
+
+// startProcBin is startProc for another executable (bin; empty is baton).
+func startProcBin(t testing.TB, bin, name string, env []string, args ...string) *proc {
+	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, name: name, args: args, env: env, log: f}
+	p := &proc{t: t, bin: bin, name: name, args: args, env: env, log: f}
 	p.start()
 	t.Cleanup(func() {
 		p.Kill()
@@ -123,7 +130,11 @@ func tail(b []byte, n int) []byte {
 
 func (p *proc) start() {
 	p.t.Helper()
-	cmd := exec.Command(batonBin, p.args...)
+	bin := p.bin
+	if bin == "" {
+		bin = batonBin
+	}
+	cmd := exec.Command(bin, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
