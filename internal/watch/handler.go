@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -57,9 +56,7 @@ type Handler struct {
 	heartbeat    time.Duration
 	writeTimeout time.Duration
 	maxWatches   int
-
-	mu      sync.Mutex
-	watches map[string]int // by client
+	watches      *auth.Cap // open streams by client
 }
 
 // Default limits of a watch handler.
@@ -105,10 +102,11 @@ func WithHeartbeat(d time.Duration) HandlerOption { return func(h *Handler) { h.
 // NewHandler returns a watch handler fed by b, reading bundles from st.
 func NewHandler(b *Broker, st store.Store, render Renderer, opts ...HandlerOption) *Handler {
 	h := &Handler{broker: b, st: st, render: render, clock: clock.RealClock{}, log: slog.Default(), heartbeat: DefaultHeartbeat,
-		writeTimeout: DefaultWriteTimeout, maxWatches: DefaultMaxWatches, watches: map[string]int{}}
+		writeTimeout: DefaultWriteTimeout, maxWatches: DefaultMaxWatches}
 	for _, o := range opts {
 		o(h)
 	}
+	h.watches = auth.NewCap(h.maxWatches)
 	return h
 }
 
@@ -136,12 +134,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		filter = sc.Filter
 	}
 	client := clientOf(r)
-	if !h.acquire(client) {
+	if !h.watches.Acquire(client) {
 		writeError(w, http.StatusTooManyRequests, "maestro-17", fmt.Sprintf(
 			"watch: client %s already holds %d watch streams (the limit); close one first", client, h.maxWatches))
 		return
 	}
-	defer h.release(client)
+	defer h.watches.Release(client)
 	if since != FromNow {
 		// The change log is gapless; a first kept change past since+1 means
 		// the ones in between were pruned and cannot be replayed.
@@ -268,24 +266,6 @@ func clientOf(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-func (h *Handler) acquire(client string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.watches[client] >= h.maxWatches {
-		return false
-	}
-	h.watches[client]++
-	return true
-}
-
-func (h *Handler) release(client string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.watches[client]--; h.watches[client] <= 0 {
-		delete(h.watches, client)
-	}
 }
 
 func writeError(w http.ResponseWriter, status int, code, reason string) {

@@ -27,15 +27,7 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 	return c, err
 }
 
-func (h *Handler) open() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, c := range h.watches {
-		n += c
-	}
-	return n
-}
+func (h *Handler) open() int { return h.watches.Held() }
 
 // TestWatcherThatNeverReads: a client that opens a watch and stops
 // reading holds the stream only until one write blocks for the write

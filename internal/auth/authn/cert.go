@@ -3,10 +3,10 @@ package authn
 import (
 	"crypto/x509"
 	"fmt"
-	"os"
 	"slices"
 
 	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/tlsfiles"
 )
 
 // certMapper maps verified client certificates to identities.
@@ -16,13 +16,9 @@ type certMapper struct {
 }
 
 func newCertMapper(caFile string, rules []CertRule) (*certMapper, error) {
-	pem, err := os.ReadFile(caFile)
+	pool, err := tlsfiles.CAPool(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("clientCA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("clientCA %s: no PEM certificate", caFile)
 	}
 	return &certMapper{pool: pool, rules: rules}, nil
 }

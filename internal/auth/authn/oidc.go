@@ -3,12 +3,10 @@ package authn
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/tlsfiles"
 )
 
 // oidcAuth verifies JWTs of one OpenID Connect issuer with go-oidc: the
@@ -33,13 +32,9 @@ type oidcAuth struct {
 func newOIDC(_ context.Context, cfg *OIDCConfig) (*oidcAuth, error) {
 	c := &http.Client{Timeout: 10 * time.Second}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pool, err := tlsfiles.CAPool(cfg.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("caFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("caFile %s: no PEM certificate", cfg.CAFile)
 		}
 		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	}

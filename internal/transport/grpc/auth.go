@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 
 	ggrpc "google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -62,7 +61,7 @@ func (s *Server) authOptions(port auth.Port) []ggrpc.ServerOption {
 	if s.cfg.Auth == nil {
 		return nil
 	}
-	g := &guard{a: s.cfg.Auth, port: port, log: s.log, maxStreams: s.cfg.MaxStreamsPerIdentity, open: map[string]int{}}
+	g := &guard{a: s.cfg.Auth, port: port, log: s.log, streams: auth.NewCap(s.cfg.MaxStreamsPerIdentity)}
 	return []ggrpc.ServerOption{ggrpc.ChainUnaryInterceptor(g.unary), ggrpc.ChainStreamInterceptor(g.stream)}
 }
 
@@ -70,32 +69,10 @@ func (s *Server) authOptions(port auth.Port) []ggrpc.ServerOption {
 // caller's identity to its context; handlers authorize with it. Refusals
 // (Unauthenticated, PermissionDenied) are counted and logged.
 type guard struct {
-	a          Authenticator
-	port       auth.Port
-	log        *slog.Logger
-	maxStreams int
-
-	mu   sync.Mutex
-	open map[string]int // streams by subject
-}
-
-// acquire counts a stream of subject against its cap.
-func (g *guard) acquire(subject string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.open[subject] >= g.maxStreams {
-		return false
-	}
-	g.open[subject]++
-	return true
-}
-
-func (g *guard) release(subject string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.open[subject]--; g.open[subject] <= 0 {
-		delete(g.open, subject)
-	}
+	a       Authenticator
+	port    auth.Port
+	log     *slog.Logger
+	streams *auth.Cap // open streams by subject
 }
 
 func (g *guard) identify(ctx context.Context, method string) (context.Context, *auth.Identity, error) {
@@ -139,11 +116,11 @@ func (g *guard) stream(srv any, ss ggrpc.ServerStream, info *ggrpc.StreamServerI
 	if err != nil {
 		return err
 	}
-	if !g.acquire(id.Subject) {
+	if !g.streams.Acquire(id.Subject) {
 		g.a.Denied(g.port, "stream_limit", id.Subject, info.FullMethod, nil)
-		return status.Errorf(codes.ResourceExhausted, "%s already holds %d streams on the %s port (the limit)", id.Subject, g.maxStreams, g.port)
+		return status.Errorf(codes.ResourceExhausted, "%s already holds %d streams on the %s port (the limit)", id.Subject, g.streams.Max(), g.port)
 	}
-	defer g.release(id.Subject)
+	defer g.streams.Release(id.Subject)
 	err = h(srv, &identStream{ServerStream: ss, ctx: ctx})
 	g.done(id, info.FullMethod, err)
 	return err
