@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +31,17 @@ const authConfig = `tokens:
 - {token: agent-tok, subject: agent-mgmt-1, role: agent, consumer: mgmt-1}
 `
 
+// authLog receives the authenticator's log of the test server.
+var authLog syncBuffer
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
 func startAuthServer(t *testing.T) (string, *prometheus.Registry, store.Store) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "auth.yaml")
@@ -35,7 +49,7 @@ func startAuthServer(t *testing.T) (string, *prometheus.Registry, store.Store) {
 		t.Fatal(err)
 	}
 	reg := server.NewRegistry()
-	a, err := authn.New(context.Background(), path, authn.Options{Registerer: reg})
+	a, err := authn.New(context.Background(), path, authn.Options{Registerer: reg, Logger: slog.New(slog.NewTextHandler(&authLog, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +170,16 @@ func TestRESTRoles(t *testing.T) {
 		t.Errorf("source a deleting its bundle: %d %s", code, body)
 	}
 
+	// Refusals are logged with the subject, never with a credential.
+	logged := authLog.String()
+	for _, secret := range []string{"forged", "a-tok", "reader-tok", "agent-tok", "hunter2"} {
+		if strings.Contains(logged, secret) {
+			t.Errorf("the log holds %q:\n%s", secret, logged)
+		}
+	}
+	if !strings.Contains(logged, "subject=reader") || !strings.Contains(logged, "reason=forbidden") {
+		t.Errorf("the log does not name the refused subject:\n%s", logged)
+	}
 	if got := denied(t, reg, "rest", "unauthenticated"); got < 2 {
 		t.Errorf("unauthenticated refusals counted: %v; want >= 2", got)
 	}
