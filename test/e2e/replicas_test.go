@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +27,9 @@ var replicaFlags = []string{"--replica-lease", "2s"}
 
 // newReplicas starts n servers on one fresh PostgreSQL database, named
 // r0, r1, …; their agents share one records namespace.
-func newReplicas(t *testing.T, n int) []*cluster {
+func newReplicas(t *testing.T, n int) []*cluster { return newReplicasTB(t, n) }
+
+func newReplicasTB(t testing.TB, n int) []*cluster {
 	t.Helper()
 	db := []string{"--db-url", storetest.PostgresURL(t)}
 	rs := make([]*cluster, n)
@@ -223,4 +226,54 @@ func TestReplicasMigrateOnce(t *testing.T) {
 	rs[0].createConsumer("c1")
 	var cons api.Consumer
 	rs[1].mustDo(http.MethodGet, "/consumers/c1", nil, &cons)
+}
+
+// BenchmarkCrossReplica measures, with three replicas on one PostgreSQL
+// and the agent on A: an update written through B until its applied
+// status is on C's REST watch (p50/p99 over b.N updates), and the
+// failover time after kill -9 of A (until the bundle is Fresh with a
+// value written after the kill, read through C).
+//
+//	BATON_BIN=$PWD/bin/baton go test ./test/e2e -run '^$' -bench CrossReplica -benchtime 100x
+func BenchmarkCrossReplica(b *testing.B) {
+	rs := newReplicasTB(b, 3)
+	a, rb, c := rs[0], rs[1], rs[2]
+	a.createConsumer("c1")
+	a.startAgentWith("c1", []string{"--server", strings.Join([]string{a.agentRPC, rb.agentRPC, c.agentRPC}, ",")})
+	ns := a.namespace("xbench")
+	bundle := rb.createBundle(configMapBundle("c1", "x", ns, "cm", "v0", "Update"))
+	w := c.watchBundles()
+	defer w.Stop()
+	w.wait(b, "x", "v0", 30*time.Second)
+	lat := make([]time.Duration, 0, b.N)
+	version := bundle.Version
+	b.ResetTimer()
+	for i := 1; i <= b.N; i++ {
+		v := fmt.Sprintf("v%d", i)
+		body := configMapBundle("c1", "x", ns, "cm", v, "Update")
+		body["version"] = version
+		var out api.ResourceBundle
+		start := time.Now()
+		rb.mustDo(http.MethodPut, "/resource-bundles/"+bundle.ID, body, &out)
+		version = out.Version
+		lat = append(lat, w.wait(b, "x", v, 30*time.Second).Sub(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	b.ReportMetric(float64(p(0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99-ms")
+
+	a.server.Kill()
+	killed := time.Now()
+	body := configMapBundle("c1", "x", ns, "cm", "after-kill", "Update")
+	body["version"] = version
+	rb.mustDo(http.MethodPut, "/resource-bundles/"+bundle.ID, body, nil)
+	for !c.converged(bundle.ID, "after-kill") {
+		if time.Since(killed) > 30*time.Second {
+			b.Fatal("no failover within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.ReportMetric(float64(time.Since(killed).Milliseconds()), "failover-ms")
 }
