@@ -95,6 +95,9 @@ type Options struct {
 	DisableAppliedWorks bool
 	// MetricsAddr, when set, serves /healthz, /readyz and /metrics.
 	MetricsAddr string
+	// Pprof also serves the runtime profiles under /debug/pprof/ on
+	// MetricsAddr, to loopback clients only. Off by default.
+	Pprof bool
 	// Registry receives the agent's metrics (default a new registry, served
 	// on MetricsAddr).
 	Registry *prometheus.Registry

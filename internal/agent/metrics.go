@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/baton-dev/baton/internal/agent/report"
+	"github.com/baton-dev/baton/internal/pprofhttp"
 )
 
 // newReporter builds the agent's reporter on conn.
@@ -73,7 +74,7 @@ func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
 }
 
 // Handler serves /healthz (the process runs), /readyz (bundle records
-// loaded, workers running) and /metrics.
+// loaded, workers running), /metrics and, with Options.Pprof, /debug/pprof/.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -90,5 +91,8 @@ func (a *Agent) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{}))
+	if a.opts.Pprof {
+		pprofhttp.Mount(mux, pprofhttp.Loopback)
+	}
 	return mux
 }

@@ -27,6 +27,7 @@ type agentOptions struct {
 	qps         float32
 	burst       int
 	metricsAddr string
+	pprof       bool
 	recordsNS   string
 	workers     int
 	resync      time.Duration
@@ -70,6 +71,7 @@ them) for tools on the cluster that look for those.`,
 	f.Float32Var(&o.qps, "kube-api-qps", 50, "queries per second to the Kubernetes API")
 	f.IntVar(&o.burst, "kube-api-burst", 100, "burst of queries to the Kubernetes API")
 	f.StringVar(&o.metricsAddr, "metrics-addr", ":8092", "address serving /healthz, /readyz and /metrics (empty: none)")
+	f.BoolVar(&o.pprof, "enable-pprof", false, "serve Go runtime profiles under /debug/pprof/ on --metrics-addr, to loopback clients only")
 	f.StringVar(&o.recordsNS, "records-namespace", "baton-agent", "namespace of the agent's bundle records")
 	f.IntVar(&o.workers, "workers", 4, "bundles processed in parallel")
 	f.DurationVar(&o.resync, "resync", 5*time.Minute, "safety-net re-evaluation period of every observed object")
@@ -111,7 +113,7 @@ func (o *agentOptions) run(ctx context.Context) error {
 	}
 	a, err := agent.New(cfg, conn, agent.Options{
 		Consumer: o.consumer, ID: o.agentID, Workers: o.workers, Resync: o.resync, RecordsNamespace: o.recordsNS,
-		HeartbeatInterval: o.heartbeat, MetricsAddr: o.metricsAddr, Logger: log, DeletePropagation: prop,
+		HeartbeatInterval: o.heartbeat, MetricsAddr: o.metricsAddr, Pprof: o.pprof, Logger: log, DeletePropagation: prop,
 		HubHash: hubHash, DisableAppliedWorks: !o.appliedWork,
 	})
 	if err != nil {

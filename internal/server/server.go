@@ -1,8 +1,9 @@
 // Package server assembles the baton server process: the REST API, health
 // endpoints (/livez and its old name /healthz: the process serves, no
 // dependency; /readyz: every readiness check passes, the store ping first),
-// Prometheus metrics
-// (/metrics) and any extra handlers and long-running parts other packages
+// Prometheus metrics (/metrics), optionally the runtime profiles
+// (/debug/pprof/, admins on loopback only) and any extra handlers and
+// long-running parts other packages
 // contribute (the agent transport, the watch endpoint).
 //
 // Lifecycle: Start(ctx) listens, serves and runs every Runnable until ctx
@@ -32,6 +33,7 @@ import (
 
 	"github.com/baton-dev/baton/internal/api/rest"
 	"github.com/baton-dev/baton/internal/limits"
+	"github.com/baton-dev/baton/internal/pprofhttp"
 	"github.com/baton-dev/baton/internal/replica"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/tlsfiles"
@@ -120,6 +122,10 @@ type Options struct {
 	// Limits bound what one client can hold; zero fields take the defaults
 	// of DefaultHTTPLimits.
 	Limits HTTPLimits
+	// Pprof serves the runtime profiles under /debug/pprof/ to requests
+	// PprofAllow accepts (nil: pprofhttp.AdminOnLoopback). Off by default.
+	Pprof      bool
+	PprofAllow pprofhttp.Allow
 }
 
 // HTTPLimits bound the time and memory one HTTP client can hold.
@@ -224,6 +230,11 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: new: store metrics: %w", err)
 	}
+	if o, ok := opts.Store.(oldestOutbox); ok {
+		if err := registerOutboxAge(opts.Registry, o, opts.Clock); err != nil {
+			return nil, fmt.Errorf("server: new: outbox metrics: %w", err)
+		}
+	}
 	s := &Server{opts: opts, log: opts.Logger, store: st}
 	s.rest = rest.New(rest.Options{
 		Store: st, Logger: opts.Logger, Clock: opts.Clock,
@@ -241,6 +252,13 @@ func New(opts Options) (*Server, error) {
 	s.handle(mux, "GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	for _, p := range ui.Routes {
 		s.handle(mux, p, ui.Handler())
+	}
+	if opts.Pprof {
+		allow := opts.PprofAllow
+		if allow == nil {
+			allow = pprofhttp.AdminOnLoopback
+		}
+		s.routes = append(s.routes, pprofhttp.Mount(mux, allow))
 	}
 	for pattern, h := range opts.Handlers {
 		s.handle(mux, pattern, h)

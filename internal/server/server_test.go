@@ -6,10 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/baton-dev/baton/internal/api/openapi"
 	"github.com/baton-dev/baton/internal/server"
@@ -297,5 +300,59 @@ func TestHealthPortAndReadyChecks(t *testing.T) {
 	}
 	if code, _ := get(t, health+"/api/maestro/v1/consumers"); code != http.StatusNotFound {
 		t.Fatalf("the health port serves the API: %d", code)
+	}
+}
+
+// Profiles are off unless asked for, and then served on the HTTP address.
+func TestPprofOffByDefault(t *testing.T) {
+	off, _, _ := started(t, server.Options{Store: storetest.NewSQLite(t)})
+	if code, _ := get(t, off+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("GET /debug/pprof/ without Pprof: %d, want 404", code)
+	}
+	on, _, _ := started(t, server.Options{Store: storetest.NewSQLite(t), Pprof: true})
+	if code, body := get(t, on+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("GET /debug/pprof/ with Pprof from loopback: %d %.100q", code, body)
+	}
+	if code, _ := get(t, on+"/debug/pprof/mutex?debug=1"); code != http.StatusOK {
+		t.Errorf("GET /debug/pprof/mutex: %d", code)
+	}
+	denied, _, _ := started(t, server.Options{Store: storetest.NewSQLite(t), Pprof: true,
+		PprofAllow: func(*http.Request) bool { return false }})
+	if code, _ := get(t, denied+"/debug/pprof/"); code != http.StatusForbidden {
+		t.Errorf("GET /debug/pprof/ refused by PprofAllow: %d, want 403", code)
+	}
+}
+
+// baton_outbox_oldest_pending_seconds is the age of the oldest spec not
+// yet acknowledged, and 0 with none.
+func TestOutboxAgeMetric(t *testing.T) {
+	st := storetest.NewSQLite(t)
+	t0 := time.Now()
+	clk := clocktesting.NewFakeClock(t0)
+	base, _, _ := started(t, server.Options{Store: st, Clock: clk})
+	value := func() string {
+		_, body := get(t, base+"/metrics")
+		for line := range strings.SplitSeq(body, "\n") {
+			if v, ok := strings.CutPrefix(line, "baton_outbox_oldest_pending_seconds "); ok {
+				return v
+			}
+		}
+		t.Fatalf("no baton_outbox_oldest_pending_seconds in /metrics")
+		return ""
+	}
+	if v := value(); v != "0" {
+		t.Errorf("with nothing pending: %s, want 0", v)
+	}
+	ctx := context.Background()
+	if _, err := st.CreateConsumer(ctx, store.Consumer{Name: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateBundle(ctx, store.Bundle{ConsumerName: "c", Name: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	clk.SetTime(t0.Add(time.Hour))
+	v, err := strconv.ParseFloat(value(), 64)
+	if err != nil || v < 3500 || v > 3700 {
+		t.Errorf("an hour after a create nobody acknowledged: %v %v, want about 3600", v, err)
 	}
 }

@@ -38,9 +38,12 @@ type writeReq struct {
 	fn  func(c conn) error
 	// pg, when set, is fn as a single PostgreSQL statement, which lets a
 	// batch of such writes be pipelined (pipeline).
-	pg   *pgStatement
-	err  error
-	done chan struct{}
+	pg *pgStatement
+	// direct, when set instead of fn, runs on the writer connection
+	// outside any transaction, between two batches (a WAL checkpoint).
+	direct func() error
+	err    error
+	done   chan struct{}
 }
 
 // batcher queues write functions; the first writer to find it idle runs
@@ -89,6 +92,7 @@ func (s *Store) drain() {
 	b.queue = b.queue[len(reqs):]
 	b.mu.Unlock()
 	s.runBatch(reqs)
+	s.ckpt.written()
 	b.commits.Add(1)
 	b.writes.Add(int64(len(reqs)))
 	for _, r := range reqs {
@@ -107,9 +111,14 @@ func (s *Store) drain() {
 func (s *Store) runBatch(reqs []*writeReq) {
 	live := reqs[:0:0]
 	for _, r := range reqs {
-		if r.err = r.ctx.Err(); r.err == nil {
-			live = append(live, r)
+		if r.err = r.ctx.Err(); r.err != nil {
+			continue
 		}
+		if r.direct != nil {
+			r.err = r.direct()
+			continue
+		}
+		live = append(live, r)
 	}
 	switch {
 	case len(live) == 0:

@@ -138,8 +138,8 @@ func isForeignKey(err error) bool {
 type target struct {
 	d *dialect
 	// write and read are the DSNs of the writer and reader pools (equal for
-	// PostgreSQL).
-	write, read string
+	// PostgreSQL); checkpoint is the DSN of the WAL checkpointer (SQLite).
+	write, read, checkpoint string
 	// path is the SQLite database file ("" for PostgreSQL).
 	path string
 }
@@ -200,11 +200,15 @@ func sqliteTarget(path, query string) (target, error) {
 		opts += "&" + query
 	}
 	base := "file:" + path + "?" + opts
+	// The writer never checkpoints (checkpoint.go); a log grown large is
+	// cut back to 64 MB when it starts over.
+	noAuto := "&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)"
 	return target{
-		d:     sqliteDialect,
-		write: base + "&_txlock=immediate",
-		read:  base + "&_pragma=query_only(1)",
-		path:  path,
+		d:          sqliteDialect,
+		write:      base + "&_txlock=immediate" + noAuto,
+		read:       base + "&_pragma=query_only(1)",
+		checkpoint: base + noAuto,
+		path:       path,
 	}, nil
 }
 

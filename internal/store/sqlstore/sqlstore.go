@@ -38,8 +38,9 @@
 // compact JSON value per line and only split on read.
 //
 // Concurrency: SQLite runs in WAL mode with one writer connection (writes
-// queue in the pool instead of failing with SQLITE_BUSY) and a small pool of
-// read-only connections. PostgreSQL uses one pool; rows a write depends on
+// queue in the pool instead of failing with SQLITE_BUSY), a small pool of
+// read-only connections and one connection that checkpoints the WAL in the
+// background, so no write waits for a checkpoint's fsyncs (checkpoint.go). PostgreSQL uses one pool; rows a write depends on
 // are locked with SELECT … FOR UPDATE.
 //
 // Write throughput: writes that arrive while another write transaction runs
@@ -109,6 +110,8 @@ type Store struct {
 	batch    batcher
 	// dsn is the writer's connection string (Listen opens its own connection).
 	dsn string
+	// ckpt runs WAL checkpoints (SQLite only; nil for PostgreSQL).
+	ckpt *checkpointer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -137,6 +140,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.r.SetMaxOpenConns(4)
 		s.r.SetMaxIdleConns(4)
 		s.wst, s.rst = prepareAll(ctx, s.w), prepareAll(ctx, s.r)
+		ck, err := sql.Open(t.d.driver, t.checkpoint)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlstore: open %s: %w", t.d.name, err)
+		}
+		s.ckpt = newCheckpointer(ck, s.log, s.finishCheckpoint)
 	} else {
 		s.w.SetMaxOpenConns(16)
 		s.w.SetMaxIdleConns(8)
@@ -179,7 +188,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
-	err := errors.Join(s.wst.close(), s.rst.close(), s.w.Close())
+	err := errors.Join(s.ckpt.close(), s.wst.close(), s.rst.close(), s.w.Close())
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}
