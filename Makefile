@@ -4,8 +4,11 @@ BIN       ?= bin/baton
 PG_URL    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 MQTT_ADDR ?= 127.0.0.1:1883
 TEST_P    ?= 2
+IMAGE     ?= ghcr.io/baton-dev/baton:dev
+# The container builder: the first of docker, podman and buildah that works.
+BUILDER   ?= $(shell for b in docker podman buildah; do command -v $$b >/dev/null 2>&1 && $$b info >/dev/null 2>&1 && { echo $$b; break; }; done)
 
-.PHONY: all build run test test-unit bench kube-assets vet fmt demo clean fuzz fuzz-smoke
+.PHONY: all build run test test-unit bench kube-assets vet fmt demo clean image fuzz fuzz-smoke
 
 all: build
 
@@ -54,6 +57,16 @@ fmt:
 # DEMO_ARGS='-server URL -kubeconfig FILE' points it at another.
 demo: build
 	hack/demo.sh $(DEMO_ARGS)
+
+# The container image (deploy/image/Dockerfile): needs a working docker,
+# podman or buildah; BUILDER=... picks one, IMAGE=... names the result.
+image:
+	@test -n "$(BUILDER)" || { echo "make image: no working container builder (docker, podman or buildah) found; set BUILDER=" >&2; exit 1; }
+	@if [ "$(notdir $(BUILDER))" = buildah ]; then \
+	  $(BUILDER) bud -f deploy/image/Dockerfile -t $(IMAGE) . ; \
+	else \
+	  $(BUILDER) build -f deploy/image/Dockerfile -t $(IMAGE) . ; \
+	fi
 
 clean:
 	rm -rf bin

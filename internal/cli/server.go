@@ -56,6 +56,7 @@ type serverOptions struct {
 	tlsCert, tlsKey string
 	insecure        bool
 	readTimeout     time.Duration
+	pprof           bool
 }
 
 // serverDataDir is $BATON_DATA_DIR, else ./data.
@@ -90,7 +91,11 @@ agent may connect to any of them, and the one holding its session delivers
 its bundles. Writes through any replica reach the owner at once (LISTEN/
 NOTIFY); one replica at a time runs the cluster duties (freshness metrics,
 change-log pruning). On SIGTERM a replica stops accepting agents, hands
-their sessions over (the agents reconnect to another replica) and exits.`,
+their sessions over (the agents reconnect to another replica) and exits.
+
+With --enable-pprof the HTTP address also serves the Go runtime profiles
+under /debug/pprof/, to administrators connecting from the loopback
+interface only (in a cluster: kubectl port-forward).`,
 		Example: `  # Keep data in ./data (SQLite) and serve REST on :8000
   baton server
 
@@ -102,6 +107,9 @@ their sessions over (the agents reconnect to another replica) and exits.`,
 
   # Three replicas on one PostgreSQL, probes on their own port
   baton server --db-url "$DB" --http-addr :8000 --health-addr :8080 --server-id baton-a
+
+  # Profile a running server (started with --enable-pprof) from the same host
+  go tool pprof 'http://127.0.0.1:8000/debug/pprof/profile?seconds=20'
 
   # Then, for example
   curl -s localhost:8000/api/maestro/v1/consumers -d '{"name":"mgmt-1"}'
@@ -126,6 +134,7 @@ their sessions over (the agents reconnect to another replica) and exits.`,
 		"let a server without --auth-config listen on non-loopback addresses (anyone who reaches it is an admin)")
 	f.DurationVar(&o.readTimeout, "http-read-timeout", server.DefaultHTTPLimits.ReadTimeout,
 		"how long a client may take to send one whole request, body included")
+	f.BoolVar(&o.pprof, "enable-pprof", false, "serve Go runtime profiles under /debug/pprof/ on the HTTP address, to administrators on loopback only")
 	for _, newExt := range serverExtensions {
 		e := newExt()
 		o.exts = append(o.exts, e)
@@ -138,11 +147,18 @@ their sessions over (the agents reconnect to another replica) and exits.`,
 
 func (o *serverOptions) addStoreFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.dataDir, "data-dir", serverDataDir(), "directory of the SQLite database, used without --db-url ($BATON_DATA_DIR)")
-	f.StringVar(&o.dbURL, "db-url", "", "PostgreSQL URL (postgres://user@host:5432/db?sslmode=...); empty uses SQLite in --data-dir")
+	f.StringVar(&o.dbURL, "db-url", "", "PostgreSQL URL (postgres://user@host:5432/db?sslmode=...) ($"+EnvDBURL+", which keeps a password out of the command line); empty uses SQLite in --data-dir")
 }
 
+// EnvDBURL is the environment variable read when --db-url is not given.
+const EnvDBURL = "BATON_DB_URL"
+
 func (o *serverOptions) storeConfig(log *slog.Logger) sqlstore.Config {
-	return sqlstore.Config{URL: o.dbURL, DataDir: o.dataDir, Logger: log}
+	url := o.dbURL
+	if url == "" {
+		url = os.Getenv(EnvDBURL)
+	}
+	return sqlstore.Config{URL: url, DataDir: o.dataDir, Logger: log}
 }
 
 // setupAuth loads --auth-config into opts, or logs that the server runs
@@ -215,6 +231,7 @@ func (o *serverOptions) run(ctx context.Context) error {
 		ShutdownTimeout:              o.shutdown,
 		Registry:                     server.NewRegistry(),
 		Replica:                      rep,
+		Pprof:                        o.pprof,
 		ReadyChecks: []server.ReadyCheck{
 			{Name: "schema", Check: st.SchemaReady},
 			{Name: "replica", Check: func(context.Context) error { return rep.Ready() }},

@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	freshnesstracker "github.com/baton-dev/baton/internal/freshness"
@@ -139,6 +141,9 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 	opts.Watch = func(render func(*http.Request, store.Bundle) any) http.Handler {
 		return watch.NewHandler(broker, st, render, watch.WithHandlerLogger(log))
 	}
+	if err := registerWatchMetrics(opts.Registry, broker); err != nil {
+		return err
+	}
 	opts.Runnables = append(opts.Runnables, broker, h, tracker, drainFirst(h, gs))
 	if l, ok := st.(listener); ok {
 		// Writes through other replicas (PostgreSQL NOTIFY) reach this
@@ -176,4 +181,24 @@ func leading(r *replica.Replica) func() bool {
 		return func() bool { return true }
 	}
 	return r.Leading
+}
+
+// registerWatchMetrics exports the watch fan-out's subscribers and the
+// changes they have not taken yet.
+func registerWatchMetrics(reg prometheus.Registerer, b *watch.Broker) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "baton_watch_subscribers", Help: "Open change subscriptions (REST watches, gRPC source subscriptions).",
+		}, func() float64 { n, _ := b.Backlog(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "baton_watch_backlog",
+			Help: "Changes published to subscribers and not taken yet, summed over subscribers; one that falls " +
+				fmt.Sprint(watch.DefaultQueueSize) + " behind is dropped and relists.",
+		}, func() float64 { _, q := b.Backlog(); return float64(q) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("watch metrics: %w", err)
+		}
+	}
+	return nil
 }

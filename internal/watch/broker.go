@@ -114,6 +114,21 @@ func (b *Broker) Publish(c store.Change) {
 	}
 }
 
+// Backlog returns the number of subscribers and the changes published to
+// them that they have not taken yet (a subscriber more than the queue size
+// behind is dropped and must relist).
+func (b *Broker) Backlog() (subscribers, queued int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		if !s.dropped {
+			subscribers++
+			queued += len(s.live)
+		}
+	}
+	return subscribers, queued
+}
+
 // Last returns the highest sequence published.
 func (b *Broker) Last() int64 {
 	b.mu.Lock()

@@ -176,7 +176,10 @@ func (a *Applier) ensureNamespace(ctx context.Context) error {
 	return a.nsReady.do(func() error {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.opts.Namespace}}
 		_, err := a.core.Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: a.opts.FieldManager})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
+		// An agent whose RBAC stops at its own namespaces may not create
+		// namespaces: the records namespace is then the deployment's to
+		// provide, and writing a record into a missing one fails, naming it.
+		if err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsForbidden(err) {
 			return fmt.Errorf("Namespace %s: create: %w", a.opts.Namespace, err)
 		}
 		return nil

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ var (
 	qChangesSince         = prepared(`SELECT seq, bundle_id, consumer_name, source, type FROM changes WHERE seq > ? ORDER BY seq`)
 	qChangesSinceLimit    = prepared(qChangesSince + ` LIMIT ?`)
 	qLatestChange         = prepared(`SELECT value FROM counters WHERE name = 'change'`)
+	qOldestOutbox         = prepared(`SELECT created_at FROM outbox ORDER BY created_at LIMIT 1`)
 )
 
 // nextGeneration raises the high-water mark of id and returns it: 1 for a
@@ -168,6 +170,20 @@ func (s *Store) ConsumersWithPending(ctx context.Context) ([]string, error) {
 		out = append(out, n)
 	}
 	return out, rows.Err()
+}
+
+// OldestPendingOutbox returns when the oldest unacknowledged outbox event
+// was written; the zero time when there is none.
+func (s *Store) OldestPendingOutbox(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	err := s.reader().row(ctx, qOldestOutbox).Scan(&t)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("outbox: oldest pending: %w", err)
+	}
+	return t.UTC(), nil
 }
 
 // ChangesSince returns up to limit changes with Seq > seq in order; limit
