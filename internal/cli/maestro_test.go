@@ -59,3 +59,42 @@ func TestVerbsAgainstMaestro(t *testing.T) {
 	}
 	fails(t, srv, []string{"not found", "HTTP 404", "maestro-7", "no resync endpoint"}, "resync", "bundle/shared-ingress")
 }
+
+// TestMaestroVerbs runs a runbook written for Maestro's CLI (noun first)
+// against a real server.
+func TestMaestroVerbs(t *testing.T) {
+	srv := startServer(t)
+	must(t, srv, "consumer", "create", "mgmt-1", "--labels", "region=eastus")
+	if out := must(t, srv, "consumer", "list"); !strings.Contains(out, "mgmt-1") {
+		t.Fatalf("consumer list:\n%s", out)
+	}
+	must(t, srv, "consumer", "update", "mgmt-1", "--labels=region=westus")
+	if out := must(t, srv, "consumer", "get", "mgmt-1", "-o", "json"); !strings.Contains(out, `"westus"`) {
+		t.Fatalf("consumer get after update:\n%s", out)
+	}
+	dir := t.TempDir()
+	file := dir + "/b.yaml"
+	if err := os.WriteFile(file, []byte(`name: web
+consumer_name: mgmt-1
+manifests:
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: web, namespace: default}, data: {a: b}}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must(t, srv, "resourcebundle", "apply", "-f", file)
+	if out := must(t, srv, "resourcebundle", "list", "--consumer", "mgmt-1"); !strings.Contains(out, "web") {
+		t.Fatalf("resourcebundle list:\n%s", out)
+	}
+	if out := must(t, srv, "resourcebundle", "get", "web", "-o", "json"); !strings.Contains(out, `"consumer_name": "mgmt-1"`) {
+		t.Fatalf("resourcebundle get:\n%s", out)
+	}
+	if out := must(t, srv, "resourcebundle", "status", "--consumer", "mgmt-1", "web"); !strings.Contains(out, "mgmt-1") {
+		t.Fatalf("resourcebundle status:\n%s", out)
+	}
+	if out := must(t, srv, "resourcebundle", "delete", "web", "-c", "mgmt-1"); !strings.Contains(out, "deleting") {
+		t.Fatalf("resourcebundle delete:\n%s", out)
+	}
+	if _, _, err := baton(t, "", "consumer", "create", "--server", srv); err == nil || !strings.Contains(err.Error(), "NAME is required") {
+		t.Fatalf("consumer create without a name: %v", err)
+	}
+}
