@@ -245,7 +245,8 @@ func New(opts Options) (*Server, error) {
 	})
 	mux := http.NewServeMux()
 	s.health = http.NewServeMux()
-	for pattern, h := range map[string]http.HandlerFunc{"GET /livez": s.livez, "GET /healthz": s.livez, "GET /readyz": s.readyz} {
+	for pattern, h := range map[string]http.HandlerFunc{"GET /livez": s.livez, "GET /healthz": s.livez,
+		"GET /readyz": s.readyz, "GET /healthcheck": s.readyz /* Maestro's name */} {
 		s.handle(mux, pattern, h)
 		s.health.Handle(pattern, h)
 	}

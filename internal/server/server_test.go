@@ -293,10 +293,15 @@ func TestHealthPortAndReadyChecks(t *testing.T) {
 		if code, body := get(t, b+"/livez"); code != 200 || body != "ok\n" {
 			t.Fatalf("%s/livez: %d %q", b, code, body)
 		}
+		if code, _ := get(t, b+"/healthcheck"); code != http.StatusServiceUnavailable {
+			t.Fatalf("%s/healthcheck (Maestro's readiness) before the lease: %d", b, code)
+		}
 	}
 	held.Store(true)
-	if code, body := get(t, health+"/readyz"); code != 200 {
-		t.Fatalf("readyz with every check passing: %d %q", code, body)
+	for _, p := range []string{"/readyz", "/healthcheck"} {
+		if code, body := get(t, health+p); code != 200 {
+			t.Fatalf("%s with every check passing: %d %q", p, code, body)
+		}
 	}
 	if code, _ := get(t, health+"/api/maestro/v1/consumers"); code != http.StatusNotFound {
 		t.Fatalf("the health port serves the API: %d", code)
