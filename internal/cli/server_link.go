@@ -131,6 +131,7 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 	cfg.Validate = func(b *api.ResourceBundle) error { return validate.Bundle(b, opts.Transport) }
 	cfg.Notify, cfg.SequenceID = h.Notify, h.NextSequenceID
 	cfg.Logger = log
+	cfg.Registerer = opts.Registry
 	gs, err := grpc.New(cfg)
 	if err != nil {
 		return err

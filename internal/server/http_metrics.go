@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,9 +11,17 @@ import (
 
 // httpMetrics counts requests and measures their latency by route pattern
 // and status code.
+//
+// The same observations are exported under Maestro's names too
+// (rest_api_inbound_request_count, rest_api_inbound_request_duration, with
+// Maestro's labels method, path and code), so Maestro's dashboards and SLO
+// rules work unchanged; path is the route pattern ("/api/maestro/v1/
+// resource-bundles/{id}"), never the raw path.
 type httpMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	maestroRequests *prometheus.CounterVec
+	maestroDuration *prometheus.HistogramVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -26,8 +35,17 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Help:    "HTTP request latency by route pattern and status code.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "code"}),
+		maestroRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rest_api_inbound_request_count",
+			Help: "HTTP requests by method, route path and status code (Maestro's name).",
+		}, []string{"method", "path", "code"}),
+		maestroDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rest_api_inbound_request_duration",
+			Help:    "HTTP request latency in seconds by method, route path and status code (Maestro's name).",
+			Buckets: []float64{.1, 1, 10, 30},
+		}, []string{"method", "path", "code"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.maestroRequests, m.maestroDuration} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -48,8 +66,15 @@ func (m *httpMetrics) wrap(next http.Handler, route func(*http.Request) string) 
 				code = http.StatusOK
 			}
 			c := strconv.Itoa(code)
+			took := time.Since(start).Seconds()
 			m.requests.WithLabelValues(rt, c).Inc()
-			m.duration.WithLabelValues(rt, c).Observe(time.Since(start).Seconds())
+			m.duration.WithLabelValues(rt, c).Observe(took)
+			_, path, ok := strings.Cut(rt, " ")
+			if !ok {
+				path = rt
+			}
+			m.maestroRequests.WithLabelValues(r.Method, path, c).Inc()
+			m.maestroDuration.WithLabelValues(r.Method, path, c).Observe(took)
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -116,6 +116,8 @@ func TestServerEndpointsAndMetrics(t *testing.T) {
 			`baton_http_requests_total{code="200",route="GET /healthz"} 1`,
 			`baton_http_requests_total{code="200",route="GET /api/maestro/v1/watch"} 1`,
 			`baton_http_request_duration_seconds_count{code="201",route="POST /api/maestro/v1/consumers"} 1`,
+			`rest_api_inbound_request_count{code="201",method="POST",path="/api/maestro/v1/consumers"} 1`,
+			`rest_api_inbound_request_duration_count{code="404",method="GET",path="/api/maestro/v1/consumers/{id}"} 1`,
 			`baton_store_operation_duration_seconds_count{op="CreateConsumer",result="ok"} 1`,
 			`baton_store_operation_duration_seconds_count{op="GetConsumer",result="not_found"} 1`,
 			`baton_store_operation_duration_seconds_count{op="Ping",result="ok"} 1`,

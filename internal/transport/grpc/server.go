@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"sync"
@@ -108,11 +109,16 @@ type Config struct {
 	MaxStreamsPerIdentity int
 	Clock                 clock.WithTicker
 	Logger                *slog.Logger
+	// Registerer receives the metrics under Maestro's names
+	// (grpc_server_processed_total, cloudevents_received_total, …); nil
+	// keeps them unregistered.
+	Registerer prometheus.Registerer
 }
 
 // Server is the gRPC CloudEvents endpoint for source clients and agents.
 type Server struct {
 	cfg     Config
+	metrics *metrics
 	log     *slog.Logger
 	agents  *agentService
 	sources *sourceService
@@ -159,7 +165,11 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.SequenceID = ids.NextString
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("grpc server: metrics: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), metrics: m}
 	s.agents = &agentService{s: s, sessions: map[string]*session{}, latest: map[string]*session{}}
 	s.sources = &sourceService{s: s, subs: map[string]map[*sourceSub]struct{}{}}
 	return s, nil
@@ -212,6 +222,7 @@ func (s *Server) Start(ctx context.Context) error {
 		ggrpc.WaitForHandlers(true),
 	}
 	ka = append(ka, ggrpc.MaxConcurrentStreams(MaxStreamsPerConnection))
+	ka = append(ka, s.metrics.options()...)
 	srcOpts, agentOpts = append(srcOpts, ka...), append(agentOpts, ka...)
 	srcOpts = append(srcOpts, ggrpc.MaxRecvMsgSize(MaxSourceMessage))
 	agentOpts = append(agentOpts, ggrpc.MaxRecvMsgSize(MaxAgentMessage))

@@ -75,6 +75,9 @@ func (s *sourceService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.Serv
 	ch, unsubscribe := s.s.cfg.Changes.Subscribe(sub.wants, FromNow)
 	s.register(sub)
 	defer s.unregister(sub)
+	g := s.s.metrics.sources.WithLabelValues(sub.source)
+	g.Inc()
+	defer g.Dec()
 	ctx, cancel, id, err := openStream(s.ctx, stream, "")
 	if err != nil {
 		unsubscribe()
@@ -224,6 +227,7 @@ func (s *sourceService) sendDeleted(ctx context.Context, sub *sourceSub, id, con
 }
 
 func (s *sourceService) enqueue(ctx context.Context, sub *sourceSub, e ce.Event) error {
+	s.s.metrics.sent.WithLabelValues(sub.source, e.Type).Inc()
 	ev, err := ToPB(e)
 	if err != nil {
 		return err
@@ -308,6 +312,10 @@ func (s *sourceService) Publish(ctx context.Context, req *pb.PublishRequest) (*e
 	}
 	if e.Source == "" {
 		return nil, status.Error(codes.InvalidArgument, "publish: event source is required")
+	}
+	switch e.Type { // known types only: a label value per client-chosen string would be unbounded
+	case ce.TypeSpecCreate, ce.TypeSpecUpdate, ce.TypeSpecDelete, ce.TypeStatusResync:
+		s.s.metrics.received.WithLabelValues(e.Source, e.Type).Inc()
 	}
 	// The event's source is who the caller claims to be: it must be a
 	// source the caller may act as.

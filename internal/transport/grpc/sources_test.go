@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +28,7 @@ import (
 // sourceEnv is a server with fake store and feed, and a source client
 // subscribed the way sdk-go's source work client does.
 type sourceEnv struct {
+	reg      *prometheus.Registry
 	st       *fakeStore
 	feed     *fakeFeed
 	rpc      pb.CloudEventServiceClient
@@ -37,9 +41,9 @@ type sourceEnv struct {
 
 func newSourceEnv(t *testing.T, validate func(*api.ResourceBundle) error) *sourceEnv {
 	t.Helper()
-	env := &sourceEnv{feed: newFakeFeed(), seq: mustSnowflake()}
+	env := &sourceEnv{feed: newFakeFeed(), seq: mustSnowflake(), reg: prometheus.NewRegistry()}
 	env.st = newFakeStore(env.feed, "c1", "c2")
-	srv, _ := startServer(t, Config{Agents: newFakeHub(), Bundles: env.st, Changes: env.feed, Validate: validate,
+	srv, _ := startServer(t, Config{Agents: newFakeHub(), Bundles: env.st, Changes: env.feed, Validate: validate, Registerer: env.reg,
 		Notify: func(c string) { env.mu.Lock(); env.notified = append(env.notified, c); env.mu.Unlock() }})
 	env.rpc = rawClient(t, srv.SourceAddr())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -393,4 +397,29 @@ func mustSnowflake() *snowflake.Generator {
 		panic(err)
 	}
 	return g
+}
+
+// TestSourceMetricsMaestroNames: the source port exports Maestro's metric
+// names with the values of what happened.
+func TestSourceMetricsMaestroNames(t *testing.T) {
+	env := newSourceEnv(t, nil)
+	if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1",
+		Meta: api.ObjectMeta{Name: "work"}, Spec: manifests()}); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP grpc_server_registered_source_clients Subscribe streams of source clients open now, by source.
+# TYPE grpc_server_registered_source_clients gauge
+grpc_server_registered_source_clients{source="cs"} 1
+# HELP cloudevents_received_total CloudEvents received from source clients, by source and event type.
+# TYPE cloudevents_received_total counter
+cloudevents_received_total{source="cs",type="` + ce.TypeSpecCreate + `"} 1
+`
+	if err := testutil.GatherAndCompare(env.reg, strings.NewReader(want),
+		"grpc_server_registered_source_clients", "cloudevents_received_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(env.reg, "grpc_server_processed_total", "grpc_server_processed_duration_seconds"); err != nil || n < 2 {
+		t.Fatalf("grpc_server_processed_*: %d series, %v", n, err)
+	}
 }
