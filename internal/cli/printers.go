@@ -131,18 +131,28 @@ func visibleLen(s string) int {
 	return n
 }
 
-func (p *printer) consumers(items []api.Consumer, header bool) error {
+// objects prints items as JSON or YAML (one object when it is a single
+// item without header, else a list of listKind) or as resource/name lines,
+// and reports whether it did; for the table formats it does nothing.
+func objects[T any](p *printer, items []T, header bool, listKind, resource string, name func(*T) string) (bool, error) {
 	switch p.format {
 	case outJSON, outYAML:
 		if len(items) == 1 && !header {
-			return p.encode(items[0])
+			return true, p.encode(items[0])
 		}
-		return p.encode(api.List[api.Consumer]{Kind: api.KindConsumerList, Page: 1, Size: len(items), Total: len(items), Items: items})
+		return true, p.encode(api.List[T]{Kind: listKind, Page: 1, Size: len(items), Total: len(items), Items: items})
 	case outName:
-		for _, c := range items {
-			fmt.Fprintf(p.w, "consumer/%s\n", c.Name)
+		for i := range items {
+			fmt.Fprintf(p.w, "%s/%s\n", resource, name(&items[i]))
 		}
-		return nil
+		return true, nil
+	}
+	return false, nil
+}
+
+func (p *printer) consumers(items []api.Consumer, header bool) error {
+	if done, err := objects(p, items, header, api.KindConsumerList, "consumer", func(c *api.Consumer) string { return c.Name }); done {
+		return err
 	}
 	tw := p.table()
 	wide := p.format == outWide
@@ -181,17 +191,8 @@ func connected(ok bool) string {
 }
 
 func (p *printer) bundles(items []api.ResourceBundle, header bool) error {
-	switch p.format {
-	case outJSON, outYAML:
-		if len(items) == 1 && !header {
-			return p.encode(items[0])
-		}
-		return p.encode(api.List[api.ResourceBundle]{Kind: api.KindResourceBundleList, Page: 1, Size: len(items), Total: len(items), Items: items})
-	case outName:
-		for i := range items {
-			fmt.Fprintf(p.w, "bundle/%s\n", doctor.DisplayName(&items[i]))
-		}
-		return nil
+	if done, err := objects(p, items, header, api.KindResourceBundleList, "bundle", doctor.DisplayName); done {
+		return err
 	}
 	tw := p.table()
 	wide := p.format == outWide

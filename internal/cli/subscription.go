@@ -147,17 +147,8 @@ func getSubscriptions(ctx context.Context, c *client.Client, p *printer, name st
 }
 
 func (p *printer) subscriptions(items []api.Subscription, header bool) error {
-	switch p.format {
-	case outJSON, outYAML:
-		if len(items) == 1 && !header {
-			return p.encode(items[0])
-		}
-		return p.encode(api.List[api.Subscription]{Kind: api.KindSubscriptionList, Page: 1, Size: len(items), Total: len(items), Items: items})
-	case outName:
-		for _, s := range items {
-			fmt.Fprintf(p.w, "subscription/%s\n", s.Name)
-		}
-		return nil
+	if done, err := objects(p, items, header, api.KindSubscriptionList, "subscription", func(s *api.Subscription) string { return s.Name }); done {
+		return err
 	}
 	tw := p.table()
 	wide := p.format == outWide

@@ -197,6 +197,16 @@ func (s *Store) ChangesSince(ctx context.Context, seq int64, limit int) ([]store
 	if err != nil {
 		return nil, fmt.Errorf("changes since %d: %w", seq, err)
 	}
+	out, err := scanChanges(rows, false)
+	if err != nil {
+		return nil, fmt.Errorf("changes since %d: %w", seq, err)
+	}
+	return out, nil
+}
+
+// scanChanges reads change rows (seq, bundle_id, consumer_name, source,
+// type, and created_at when withTime) and closes rows.
+func scanChanges(rows *sql.Rows, withTime bool) ([]store.Change, error) {
 	defer rows.Close()
 	out := []store.Change{}
 	for rows.Next() {
@@ -204,10 +214,14 @@ func (s *Store) ChangesSince(ctx context.Context, seq int64, limit int) ([]store
 			c store.Change
 			t string
 		)
-		if err := rows.Scan(&c.Seq, &c.BundleID, &c.Consumer, &c.Source, &t); err != nil {
-			return nil, fmt.Errorf("changes since %d: %w", seq, err)
+		dest := []any{&c.Seq, &c.BundleID, &c.Consumer, &c.Source, &t}
+		if withTime {
+			dest = append(dest, &c.At)
 		}
-		c.Type = store.ChangeType(t)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		c.Type, c.At = store.ChangeType(t), c.At.UTC()
 		out = append(out, c)
 	}
 	return out, rows.Err()

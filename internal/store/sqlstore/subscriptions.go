@@ -332,18 +332,9 @@ func (s *Store) BundleHistory(ctx context.Context, id string, limit int) ([]stor
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: history: %w", id, err)
 	}
-	defer rows.Close()
-	out := []store.Change{}
-	for rows.Next() {
-		var (
-			c store.Change
-			t string
-		)
-		if err := rows.Scan(&c.Seq, &c.BundleID, &c.Consumer, &c.Source, &t, &c.At); err != nil {
-			return nil, fmt.Errorf("bundle %s: history: %w", id, err)
-		}
-		c.Type, c.At = store.ChangeType(t), c.At.UTC()
-		out = append(out, c)
+	out, err := scanChanges(rows, true)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: history: %w", id, err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
