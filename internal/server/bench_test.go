@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/baton-dev/baton/internal/bench/restbench"
 	"github.com/baton-dev/baton/internal/server"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/storetest"
@@ -50,19 +50,9 @@ func benchServer(b *testing.B, s store.Store) (string, *http.Client) {
 	return "http://" + ln.Addr().String(), hc
 }
 
-// bundleJSON returns a bundle body of about 3 KB (a Service and a
-// ConfigMap, a feedback rule) for consumer and name.
-func bundleJSON(consumer, name string) []byte {
-	pad := strings.Repeat("x", 2200)
-	return fmt.Appendf(nil, `{"consumer_name":%q,"metadata":{"name":%q,"labels":{"app":"bench"}},
-"manifests":[{"apiVersion":"v1","kind":"Service","metadata":{"name":"router","namespace":"ingress"},
-  "spec":{"type":"LoadBalancer","ports":[{"port":443,"targetPort":8443}]}},
- {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cfg","namespace":"ingress"},"data":{"pad":%q}}],
-"manifest_configs":[{"resourceIdentifier":{"group":"","resource":"services","name":"router","namespace":"ingress"},
-  "updateStrategy":{"type":"ServerSideApply"},
-  "feedbackRules":[{"type":"JSONPaths","jsonPaths":[{"name":"ip","path":".status.loadBalancer.ingress[0].ip"}]}]}],
-"delete_option":{"propagationPolicy":"Foreground"}}`, consumer, name, pad)
-}
+// bundleJSON is the bundle body of `baton bench rest`: about 3 KB (a
+// Service and a ConfigMap, a feedback rule).
+var bundleJSON = restbench.BundleJSON
 
 func post(hc *http.Client, url string, body []byte) error {
 	resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
