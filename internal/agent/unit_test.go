@@ -14,7 +14,6 @@ import (
 	"github.com/baton-dev/baton/internal/agent/apply"
 	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/protocol"
-	"github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/mqtt"
 )
 
@@ -44,11 +43,7 @@ func TestHelloBatches(t *testing.T) {
 				if err := json.Unmarshal(b, &m); err != nil {
 					t.Fatal(err)
 				}
-				ev, err := cloudevents.Encode(m, "baton-agent-a-consumer-name", time.Now())
-				if err != nil {
-					t.Fatal(err)
-				}
-				wire, err := mqtt.MarshalEvent(ev)
+				wire, err := mqtt.EncodeMessage(m, "baton-agent-a-consumer-name", time.Now())
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/protocol"
-	"github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/mqtt"
 )
 
@@ -80,11 +79,7 @@ func TestHeartbeatBatchesFit(t *testing.T) {
 			t.Errorf("batch %d encodes to %d bytes; limit %d", i+1, len(b), limits.BatchBytes)
 		}
 		// On the wire (a CloudEvent in JSON, as MQTT carries it).
-		ev, err := cloudevents.Encode(m, "baton-agent", time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		wire, err := mqtt.MarshalEvent(ev)
+		wire, err := mqtt.EncodeMessage(m, "baton-agent", time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/baton-dev/baton/internal/protocol"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 )
 
@@ -189,4 +190,14 @@ func valueOfInt(n int64) any {
 		return int32(n)
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// EncodeMessage is m as the MQTT transport carries it: a CloudEvent in the
+// JSON format with the given source attribute.
+func EncodeMessage(m protocol.Message, source string, now time.Time) ([]byte, error) {
+	e, err := ce.Encode(m, source, now)
+	if err != nil {
+		return nil, err
+	}
+	return MarshalEvent(e)
 }
