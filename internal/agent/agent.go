@@ -25,10 +25,18 @@
 // re-applies them, so a restart re-reports everything within seconds even
 // when API calls are rate-limited.
 //
-// Known limits: a scope whose informer cannot list (RBAC forbids it) never
-// syncs, and the bundles observing it are not reported until it does; an
-// informer caches its whole namespace of that resource type, not only the
-// watched objects.
+// Observation health (DESIGN.md I8): when the observer cannot list or
+// watch an object's resource type (its API server does not answer, or
+// refuses the agent), the bundles observing it are re-evaluated at once and
+// report that object's entry unconfirmed (StatusFeedbackSynced=Unknown,
+// reason ClusterUnreachable, Forbidden or Unauthorized), which the server
+// turns into the verdict Stale/ObservationFailed; /readyz fails and
+// baton_agent_observation_failing_scopes counts the scopes meanwhile. When
+// the API server answers again the observer relists and the bundles are
+// re-evaluated from the live objects.
+//
+// Known limit: an informer caches its whole namespace of that resource
+// type, not only the watched objects.
 package agent
 
 import (
@@ -93,6 +101,11 @@ type Options struct {
 	HubHash string
 	// DisableAppliedWorks turns the AppliedManifestWork records off.
 	DisableAppliedWorks bool
+	// ProbeInterval is how often the observer checks that the API server
+	// still answers for each observed resource type (default the
+	// observer's, 5 s): it bounds how long a revoked permission or a
+	// silently dropped connection goes unnoticed.
+	ProbeInterval time.Duration
 	// MetricsAddr, when set, serves /healthz, /readyz and /metrics.
 	MetricsAddr string
 	// Pprof also serves the runtime profiles under /debug/pprof/ on
@@ -203,9 +216,10 @@ func New(cfg *rest.Config, conn protocol.Conn, opts Options) (*Agent, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](opts.RetryBase, opts.RetryMax),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "baton-agent", Clock: opts.Clock}),
 	}
-	a.observer = observe.New(dyn, disc, a.onObjectEvent, observe.Options{Resync: opts.Resync, Logger: a.log, Clock: opts.Clock})
-	a.reporter = newReporter(a)
 	a.metrics = newMetrics(opts.Registry, a)
+	a.observer = observe.New(dyn, disc, a.onObjectEvent, observe.Options{Resync: opts.Resync, Probe: opts.ProbeInterval,
+		OnHealth: a.metrics.onHealth, Logger: a.log, Clock: opts.Clock})
+	a.reporter = newReporter(a)
 	return a, nil
 }
 

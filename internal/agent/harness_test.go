@@ -127,18 +127,27 @@ type harness struct {
 	agent    *Agent
 	stop     func()
 	tune     []func(*Options)
+	// agentCfg is the agent's view of the cluster (default cfg).
+	agentCfg *rest.Config
 }
 
 var seq atomic.Int64
 
 func newHarness(t *testing.T, tune ...func(*Options)) *harness {
 	t.Helper()
+	return newHarnessOn(t, cfg, tune...)
+}
+
+// newHarnessOn is newHarness with an agent that reaches the cluster
+// through agentCfg (a proxy, another identity); the test itself uses cfg.
+func newHarnessOn(t *testing.T, agentCfg *rest.Config, tune ...func(*Options)) *harness {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a kube-apiserver")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	h := &harness{t: t, ctx: ctx, kube: kubernetes.NewForConfigOrDie(cfg), tune: tune}
+	h := &harness{t: t, ctx: ctx, kube: kubernetes.NewForConfigOrDie(cfg), tune: tune, agentCfg: agentCfg}
 	n := seq.Add(1)
 	h.ns = fmt.Sprintf("agent-%d-%d", time.Now().Unix()%100000, n)
 	h.consumer = "consumer-" + h.ns
@@ -162,7 +171,7 @@ func (h *harness) startAgent() {
 	for _, f := range h.tune {
 		f(&opts)
 	}
-	a, err := New(cfg, h.pipe.Agent(), opts)
+	a, err := New(h.agentCfg, h.pipe.Agent(), opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -3,11 +3,13 @@ package agent
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/baton-dev/baton/internal/agent/observe"
 	"github.com/baton-dev/baton/internal/agent/report"
 	"github.com/baton-dev/baton/internal/pprofhttp"
 )
@@ -35,6 +37,14 @@ type metrics struct {
 	deletions      prometheus.Counter
 	driftReapplies prometheus.Counter
 	syncDuration   prometheus.Histogram
+	obsFailures    *prometheus.CounterVec
+}
+
+// onHealth is the observer's health hook: it counts observation failures.
+func (m *metrics) onHealth(h observe.ScopeHealth) {
+	if !h.OK {
+		m.obsFailures.WithLabelValues(h.Reason).Inc()
+	}
 }
 
 func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
@@ -47,6 +57,8 @@ func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
 		driftReapplies: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_agent_drift_reapplies_total", Help: "Re-applies caused by an applied object changed or deleted by someone else."}),
 		syncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "baton_agent_sync_duration_seconds",
 			Help: "Time to sync one bundle (apply or delete, evaluate, report).", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}),
+		obsFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_agent_observation_failures_total",
+			Help: "Times a resource type (in a namespace) could no longer be observed, by reason: ClusterUnreachable, Forbidden, Unauthorized."}, []string{"reason"}),
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
@@ -54,7 +66,9 @@ func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
-	reg.MustRegister(m.specs, m.sessions, m.applies, m.deletions, m.driftReapplies, m.syncDuration,
+	reg.MustRegister(m.specs, m.sessions, m.applies, m.deletions, m.driftReapplies, m.syncDuration, m.obsFailures,
+		gauge("baton_agent_observation_failing_scopes", "Resource types (per namespace) the agent cannot observe now; their objects are reported unconfirmed.",
+			func() float64 { return float64(a.observer.Stats().Failing) }),
 		gauge("baton_agent_standby", "1 while the agent stands down because another agent serves its consumer.", func() float64 {
 			if a.standby.Load() {
 				return 1
@@ -74,7 +88,8 @@ func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
 }
 
 // Handler serves /healthz (the process runs), /readyz (bundle records
-// loaded, workers running), /metrics and, with Options.Pprof, /debug/pprof/.
+// loaded, workers running, every observed resource type observable),
+// /metrics and, with Options.Pprof, /debug/pprof/.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -86,6 +101,15 @@ func (a *Agent) Handler() http.Handler {
 		if standby, holder := a.Standby(); standby {
 			// Ready (a rolling update must proceed), but not serving.
 			_, _ = fmt.Fprintf(w, "ok: standing by: agent %q serves consumer %q\n", holder, a.opts.Consumer)
+			return
+		}
+		if failing := a.observer.Failing(); len(failing) > 0 {
+			var b strings.Builder
+			fmt.Fprintf(&b, "observation failed for %d resource type(s); their objects are reported unconfirmed:\n", len(failing))
+			for _, f := range failing {
+				fmt.Fprintf(&b, "  %s: %s\n", f.Reason, f.Message)
+			}
+			http.Error(w, b.String(), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))

@@ -164,7 +164,8 @@ func (a *Agent) syncDelete(ctx context.Context, id string, v apply.Version, opt 
 // and sets the reporter. With checkDrift it also reports whether an
 // object the bundle applies was changed or deleted by someone else.
 // Nothing is reported while some object's informer has not synced yet
-// (its sync enqueues the bundle again).
+// (its sync enqueues the bundle again). An object whose scope cannot be
+// observed is reported unconfirmed (DESIGN.md I8).
 func (a *Agent) evaluateBundle(id string, checkDrift bool) (reported, drift bool) {
 	a.mu.Lock()
 	b := a.bundles[id]
@@ -180,22 +181,28 @@ func (a *Agent) evaluateBundle(id string, checkDrift bool) (reported, drift bool
 	statuses := make([]api.ResourceStatus, len(results))
 	for i, r := range results {
 		var obj *unstructured.Unstructured
+		var unobserved *evaluate.Unobserved
 		if key, ok := keyOf(r); ok {
 			if !a.observer.Synced(key) {
 				return false, false
 			}
 			obj, _ = a.observer.Get(key)
+			if h := a.observer.Health(key); !h.OK {
+				// The cache may be behind: report the entry unconfirmed,
+				// and never take a stale cache for drift.
+				obj, unobserved = nil, &evaluate.Unobserved{Reason: h.Reason, Message: h.Message}
+			}
 		}
 		var manifest *unstructured.Unstructured
 		if r.Ordinal >= 0 && r.Ordinal < len(manifests) {
 			manifest = manifests[r.Ordinal]
 		}
-		if checkDrift && drifted(r, apply.DriftBaseline(manifest, obj, configs, r), obj) {
+		if checkDrift && unobserved == nil && drifted(r, apply.DriftBaseline(manifest, obj, configs, r), obj) {
 			drift = true
 		}
 		meta := r.ResourceMeta()
 		cfg := evaluate.ConfigFor(configs, meta)
-		in := evaluate.Input{Meta: meta, Object: obj, Apply: applyResult(r), ObservedAt: now}.WithConfig(cfg)
+		in := evaluate.Input{Meta: meta, Object: obj, Apply: applyResult(r), ObservedAt: now, Unobserved: unobserved}.WithConfig(cfg)
 		if obj != nil && cfg != nil {
 			key, _ := keyOf(r)
 			for _, v := range evaluate.VersionsNeeded(cfg.FeedbackRules, key.GVR.Version) {

@@ -26,6 +26,11 @@
 // (Complete for Jobs and Pods, Ready for Deployments, StatefulSets,
 // DaemonSets and Pods) and CEL expressions.
 //
+// Objects that cannot be observed (DESIGN.md I8, Input.Unobserved) keep
+// their last entry with StatusFeedbackSynced=Unknown and the reason
+// (ClusterUnreachable, Forbidden, Unauthorized); Observed.ObservedAt does
+// not move.
+//
 // Missing objects (DESIGN.md I3) carry no feedback values, Available=False
 // and StatusFeedbackSynced=False with reason NotFound, rule conditions
 // Unknown with reason NotFound, Observed.Exists=false and an empty uid.
@@ -110,6 +115,10 @@ type Input struct {
 	// Previous is the last result of Object for the same manifest, if any;
 	// it keeps times stable (see the package doc).
 	Previous *api.ResourceStatus
+	// Unobserved, when set, says the object cannot be observed now: Object
+	// is then ignored and the entry is the previous one, marked
+	// unconfirmed (see Unobserved).
+	Unobserved *Unobserved
 }
 
 // WithConfig sets the rules of the manifest config c (nil: none).
@@ -123,6 +132,9 @@ func (in Input) WithConfig(c *workv1.ManifestConfigOption) Input {
 
 // Object evaluates one manifest.
 func Object(in Input) api.ResourceStatus {
+	if in.Unobserved != nil {
+		return unconfirmed(in)
+	}
 	st := api.ResourceStatus{ResourceMeta: in.Meta, Observed: observed(in)}
 	conds := []metav1.Condition{appliedCondition(in.Apply)}
 	if in.Object == nil {

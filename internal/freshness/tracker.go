@@ -24,7 +24,8 @@ const (
 )
 
 // Reasons lists every stale reason, for gauges that report zero too.
-var Reasons = []string{api.ReasonAgentDisconnected, api.ReasonNotDelivered, api.ReasonDigestMismatch, api.ReasonNoReportSince}
+var Reasons = []string{api.ReasonAgentDisconnected, api.ReasonNotDelivered, api.ReasonObservationFailed,
+	api.ReasonDigestMismatch, api.ReasonNoReportSince}
 
 // Reader is the part of the store the tracker reads.
 type Reader interface {

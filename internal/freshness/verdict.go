@@ -28,10 +28,12 @@ const DeliveryGrace = 10 * time.Second
 //  2. NotDelivered: the agent never reported a status, or its status is for
 //     an older generation and the current one has waited longer than
 //     DeliveryGrace.
-//  3. DigestMismatch: the agent's last digest disagreed with the stored status.
-//  4. NoReportSince: the agent has not confirmed the status within
+//  3. ObservationFailed: the stored status has entries the agent could
+//     not confirm (it cannot observe their objects: DESIGN.md I8).
+//  4. DigestMismatch: the agent's last digest disagreed with the stored status.
+//  5. NoReportSince: the agent has not confirmed the status within
 //     heartbeatTimeout.
-//  5. Fresh.
+//  6. Fresh.
 //
 // ConfirmedAt is the last confirmation (nil if never); AgeSeconds is the
 // time since then, or since the bundle was created if never confirmed.
@@ -55,6 +57,8 @@ func Verdict(now time.Time, c store.Consumer, b store.Bundle, pendingSince *time
 		reason = api.ReasonAgentDisconnected
 	case st.Revision == 0 || (b.Generation > st.ObservedGeneration && now.Sub(since) > DeliveryGrace):
 		reason = api.ReasonNotDelivered
+	case st.Reported.Unconfirmed() > 0:
+		reason = api.ReasonObservationFailed
 	case st.DigestMismatch:
 		reason = api.ReasonDigestMismatch
 	case now.Sub(st.ConfirmedAt) > heartbeatTimeout:

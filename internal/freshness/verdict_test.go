@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/pkg/api"
 )
@@ -61,6 +63,24 @@ func TestVerdict(t *testing.T) {
 			c: live, b: with(func(b *store.Bundle) { b.Status.ConfirmedAt = ago(45 * time.Second) }),
 			reason: api.ReasonNoReportSince, age: 45,
 		},
+		"entries unconfirmed": {
+			c: live, b: with(func(b *store.Bundle) { b.Status.Reported = unconfirmedReport(api.ReasonForbidden) }),
+			reason: api.ReasonObservationFailed, age: 3,
+		},
+		"unconfirmed wins over digest mismatch and no report": {
+			c: live, b: with(func(b *store.Bundle) {
+				b.Status.Reported = unconfirmedReport(api.ReasonClusterUnreachable)
+				b.Status.DigestMismatch, b.Status.ConfirmedAt = true, ago(45*time.Second)
+			}),
+			reason: api.ReasonObservationFailed, age: 45,
+		},
+		"feedback unknown for another reason is not an observation failure": {
+			c: live, b: with(func(b *store.Bundle) { b.Status.Reported = unconfirmedReport("NoValue") }), age: 3,
+		},
+		"disconnected wins over unconfirmed": {
+			c: store.Consumer{}, b: with(func(b *store.Bundle) { b.Status.Reported = unconfirmedReport(api.ReasonForbidden) }),
+			reason: api.ReasonAgentDisconnected, age: 3,
+		},
 		"disconnected wins over digest mismatch": {
 			c: store.Consumer{}, b: with(func(b *store.Bundle) { b.Status.DigestMismatch = true }),
 			reason: api.ReasonAgentDisconnected, age: 3,
@@ -89,4 +109,12 @@ func TestVerdict(t *testing.T) {
 			}
 		})
 	}
+}
+
+// unconfirmedReport is a status with one confirmed entry and one whose
+// StatusFeedbackSynced is Unknown with reason.
+func unconfirmedReport(reason string) api.ReportedStatus {
+	ok := api.ResourceStatus{Conditions: []metav1.Condition{{Type: api.ConditionStatusFeedbackSynced, Status: metav1.ConditionTrue, Reason: "StatusFeedbackSynced"}}}
+	cut := api.ResourceStatus{Conditions: []metav1.Condition{{Type: api.ConditionStatusFeedbackSynced, Status: metav1.ConditionUnknown, Reason: reason}}}
+	return api.ReportedStatus{ResourceStatus: []api.ResourceStatus{ok, cut}}
 }

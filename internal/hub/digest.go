@@ -85,11 +85,16 @@ func (s *session) checkDigestSkipping(ctx context.Context, digest map[string]str
 }
 
 // statusesAfter returns the bundles with a Status handled after message seq
-// and forgets the older entries.
+// and forgets the older entries. Bundles whose stored status is
+// unconfirmed are returned too: a digest proves the agent holds that
+// status, not that its objects are current.
 func (s *session) statusesAfter(seq int64) map[string]bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	newer := map[string]bool{}
+	for id := range s.unconfirmed {
+		newer[id] = true
+	}
 	for id, n := range s.statusSeq {
 		if n > seq {
 			newer[id] = true

@@ -102,6 +102,15 @@ func (s *session) ingestStatus(ctx context.Context, st *protocol.Status) error {
 		return fmt.Errorf("bundle %s: apply status: %w", st.BundleID, err)
 	}
 	s.h.metrics.status.WithLabelValues(resultName(res)).Inc()
+	if res == store.StatusAccepted || res == store.StatusConfirmed {
+		s.mu.Lock()
+		if !st.Deleted && st.Reported.Unconfirmed() > 0 {
+			s.unconfirmed[st.BundleID] = true
+		} else {
+			delete(s.unconfirmed, st.BundleID)
+		}
+		s.mu.Unlock()
+	}
 	switch res {
 	case store.StatusPurged:
 		s.forgetAll(st.BundleID)
@@ -118,6 +127,7 @@ func (s *session) forgetAll(id string) {
 	delete(s.inflight, id)
 	delete(s.acked, id)
 	delete(s.missing, id)
+	delete(s.unconfirmed, id)
 }
 
 // onHeartbeat records the agent alive and hands a complete digest to the

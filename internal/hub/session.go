@@ -58,6 +58,10 @@ type session struct {
 	msgSeq    int64
 	statusSeq map[string]int64
 	digests   chan digestJob // the latest complete digest waiting to be checked
+	// unconfirmed holds the bundles whose last stored status has entries
+	// the agent could not observe: a digest does not confirm them (their
+	// confirmedAt stays when observation failed).
+	unconfirmed map[string]bool
 
 	acks *protocol.AckQueue[protocol.StatusAck] // StatusAcks owed, sent by sendStatusAcks
 }
@@ -89,7 +93,7 @@ func newSession(h *Hub, consumer string, conn protocol.Conn, cancel context.Canc
 		lease: h.serverID + "/" + uuid.NewString(),
 		beat:  h.clock.Now(), inflight: map[string]inflight{}, acked: map[string]int64{}, missing: map[string]int{},
 		statusSeq: map[string]int64{}, digests: make(chan digestJob, 1), acks: newStatusAcks(),
-		undeliverable: map[string]int64{},
+		undeliverable: map[string]int64{}, unconfirmed: map[string]bool{},
 	}
 }
 

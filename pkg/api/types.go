@@ -206,6 +206,10 @@ const (
 	ReasonNotDelivered      = "NotDelivered"
 	ReasonDigestMismatch    = "DigestMismatch"
 	ReasonNoReportSince     = "NoReportSince"
+	// ReasonObservationFailed: the agent is connected but cannot observe
+	// some object of the bundle (its API server does not answer, or refuses
+	// the agent); the entries of those objects are unconfirmed.
+	ReasonObservationFailed = "ObservationFailed"
 )
 
 // Freshness is the server's verdict on whether a bundle's status is current (I6).
@@ -243,3 +247,38 @@ const (
 	ConditionStatusFeedbackSynced = "StatusFeedbackSynced"
 	ReasonNotFound                = "NotFound"
 )
+
+// Reasons of StatusFeedbackSynced=Unknown on an entry the agent cannot
+// confirm: it cannot observe the object, so the entry (values, observed)
+// is the last it saw and may no longer be true.
+const (
+	ReasonClusterUnreachable = "ClusterUnreachable" // the API server does not answer
+	ReasonForbidden          = "Forbidden"          // 403 on list or watch
+	ReasonUnauthorized       = "Unauthorized"       // 401: credentials not accepted
+)
+
+// Unconfirmed reports whether the agent could not observe the entry's
+// object when it computed the entry, and why.
+func (r ResourceStatus) Unconfirmed() (reason string, unconfirmed bool) {
+	for _, c := range r.Conditions {
+		if c.Type != ConditionStatusFeedbackSynced || c.Status != metav1.ConditionUnknown {
+			continue
+		}
+		switch c.Reason {
+		case ReasonClusterUnreachable, ReasonForbidden, ReasonUnauthorized:
+			return c.Reason, true
+		}
+	}
+	return "", false
+}
+
+// Unconfirmed returns the number of entries the agent could not confirm.
+func (s ReportedStatus) Unconfirmed() int {
+	n := 0
+	for _, r := range s.ResourceStatus {
+		if _, ok := r.Unconfirmed(); ok {
+			n++
+		}
+	}
+	return n
+}

@@ -23,6 +23,19 @@
 // the current objects with Get later, so a slow consumer only coalesces
 // events, it never loses the latest state. A scope becoming synced (or found
 // absent) also calls the Handler for all of its bundles.
+//
+// Observation health (DESIGN.md I8): every list and watch of an informer
+// goes through the scope, which records each failure (connection refused,
+// timeouts, 401, 403; an expired resource version is repaired by a relist
+// and is not one). A healthy scope also probes the API server every
+// Options.Probe (a list of one object), because an open watch outlives a
+// revoked permission or a silently dropped connection. While a scope
+// fails, Health says so and the Handler is called for its bundles once per
+// change of state; its cache still answers Get with the last objects seen,
+// which callers must report as unconfirmed. A failing scope is probed every
+// Options.RecoverPoll; when the API server answers again the informer is
+// replaced by a new one (a fresh list, not the old informer's backoff of up
+// to 30 s) and the scope counts as healthy once that list is in the cache.
 package observe
 
 import (
@@ -78,6 +91,14 @@ type Options struct {
 	// looked up again, and how long to wait after a failed lookup
 	// (default 2 s).
 	DiscoveryPoll time.Duration
+	// Probe is how often a healthy scope checks that the API server still
+	// answers its list (default 5 s); ProbeTimeout bounds each check
+	// (default 5 s). RecoverPoll is how often a failing scope checks
+	// (default 1 s).
+	Probe, ProbeTimeout, RecoverPoll time.Duration
+	// OnHealth, when set, is called (without blocking) on every change of
+	// a scope's health.
+	OnHealth func(ScopeHealth)
 	// Logger receives informer lifecycle messages (default slog.Default()).
 	Logger *slog.Logger
 	// Clock drives the discovery polling (default the real clock).
@@ -86,7 +107,9 @@ type Options struct {
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
-	return Options{Resync: 5 * time.Minute, DiscoveryPoll: 2 * time.Second, Logger: slog.Default(), Clock: clock.RealClock{}}
+	return Options{Resync: 5 * time.Minute, DiscoveryPoll: 2 * time.Second,
+		Probe: 5 * time.Second, ProbeTimeout: 5 * time.Second, RecoverPoll: time.Second,
+		Logger: slog.Default(), Clock: clock.RealClock{}}
 }
 
 func (o Options) withDefaults() Options {
@@ -96,6 +119,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DiscoveryPoll <= 0 {
 		o.DiscoveryPoll = d.DiscoveryPoll
+	}
+	if o.Probe <= 0 {
+		o.Probe = d.Probe
+	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = d.ProbeTimeout
+	}
+	if o.RecoverPoll <= 0 {
+		o.RecoverPoll = d.RecoverPoll
 	}
 	if o.Logger == nil {
 		o.Logger = d.Logger
@@ -211,9 +243,10 @@ func (o *Observer) Get(key Key) (obj *unstructured.Unstructured, exists bool) {
 	return s.get(key)
 }
 
-// Synced reports whether the cache of key's scope reflects the API server
-// (its first list completed, or its type is known not to be served), so
-// that a missing object really is missing.
+// Synced reports whether key's scope has an answer: its cache reflects the
+// API server (its first list completed, or its type is known not to be
+// served), so that a missing object really is missing, or the scope is
+// known to be cut off (see Health).
 func (o *Observer) Synced(key Key) bool {
 	o.mu.Lock()
 	s := o.scopes[key.scope()]
@@ -221,11 +254,53 @@ func (o *Observer) Synced(key Key) bool {
 	return s != nil && s.isSynced()
 }
 
+// Health says whether key's scope is observed now; an unwatched key is
+// reported healthy (there is nothing to distrust).
+func (o *Observer) Health(key Key) Health {
+	o.mu.Lock()
+	s := o.scopes[key.scope()]
+	o.mu.Unlock()
+	if s == nil {
+		return Health{OK: true}
+	}
+	return s.healthNow()
+}
+
+// Failing returns the scopes that cannot be observed now, sorted.
+func (o *Observer) Failing() []ScopeHealth {
+	o.mu.Lock()
+	states := make([]*scopeState, 0, len(o.scopes))
+	for _, s := range o.scopes {
+		states = append(states, s)
+	}
+	o.mu.Unlock()
+	var out []ScopeHealth
+	for _, s := range states {
+		if h := s.healthNow(); !h.OK {
+			out = append(out, ScopeHealth{Resource: s.sc.gvr.String(), Namespace: s.sc.ns, Health: h})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Resource != out[j].Resource {
+			return out[i].Resource < out[j].Resource
+		}
+		return out[i].Namespace < out[j].Namespace
+	})
+	return out
+}
+
+func (o *Observer) healthChanged(sc scope, h Health) {
+	if o.opts.OnHealth != nil {
+		o.opts.OnHealth(ScopeHealth{Resource: sc.gvr.String(), Namespace: sc.ns, Health: h})
+	}
+}
+
 // Stats is a snapshot of the Observer's size.
 type Stats struct {
 	Scopes  int // running or pending informers
 	Absent  int // scopes whose type is not served
 	Pending int // scopes not synced yet (type lookup or first list running)
+	Failing int // scopes that cannot be observed now (see Health)
 	Keys    int // distinct watched objects
 	Bundles int // bundles with at least one key
 }
@@ -241,6 +316,9 @@ func (o *Observer) Stats() Stats {
 		}
 		if !s.isSynced() {
 			st.Pending++
+		}
+		if !s.healthNow().OK {
+			st.Failing++
 		}
 	}
 	return st
