@@ -173,6 +173,7 @@ type Agent struct {
 	observer *observe.Observer
 	reporter *report.Reporter
 	queue    workqueue.TypedRateLimitingInterface[string]
+	disc     observe.Discovery
 	metrics  *metrics
 
 	ready     atomic.Bool   // records loaded, workers running
@@ -210,7 +211,7 @@ func New(cfg *rest.Config, conn protocol.Conn, opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("agent: new: discovery client: %w", err)
 	}
 	a := &Agent{
-		opts: opts, log: opts.Logger.With("consumer", opts.Consumer), conn: conn, applier: ap,
+		opts: opts, log: opts.Logger.With("consumer", opts.Consumer), conn: conn, applier: ap, disc: disc,
 		bundles: map[string]*bundle{}, helloSent: make(chan struct{}), acks: newSpecAcks(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](opts.RetryBase, opts.RetryMax),
@@ -265,7 +266,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		a.log.Info("agent: started", "epoch", a.opts.Epoch, "bundles", a.bundleCount())
 		g.Go(func() error { a.session(ctx); return nil })
 		g.Go(func() error { a.sendAcks(ctx); return nil })
-		g.Go(func() error { a.resync(ctx); return nil })
+		g.Go(func() error { a.awaitKinds(ctx); return nil })
 		return a.receive(ctx)
 	})
 	err := g.Wait()
@@ -386,42 +387,6 @@ func (a *Agent) process(ctx context.Context, id string) {
 	case retry:
 		a.queue.AddRateLimited(id)
 	}
-}
-
-// resync re-applies, every Options.Resync, the bundles some manifest of
-// which names a kind the cluster did not serve (its CRD may have appeared
-// since). Drift and status are re-checked by the observer's own resync.
-func (a *Agent) resync(ctx context.Context) {
-	t := a.opts.Clock.NewTicker(a.opts.Resync)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-		}
-		var ids []string
-		a.mu.Lock()
-		for id, b := range a.bundles {
-			if !b.deleting && hasUnknownKind(b.results) {
-				b.needApply = true
-				ids = append(ids, id)
-			}
-		}
-		a.mu.Unlock()
-		for _, id := range ids {
-			a.queue.Add(id)
-		}
-	}
-}
-
-func hasUnknownKind(rs []apply.ObjectResult) bool {
-	for _, r := range rs {
-		if r.Outcome == apply.Failed && r.Reason == apply.ReasonUnknownKind {
-			return true
-		}
-	}
-	return false
 }
 
 // onObjectEvent is the observer's handler: it must not block.
