@@ -150,7 +150,9 @@ func TestObservationForbidden(t *testing.T) {
 		}
 	}
 	grant()
-	t.Cleanup(func() { _ = kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
 	h := newHarnessOn(t, agentCfg)
 	svc := h.createService("lb", "1.1.1.1")
 	i, first := h.observedLB("1.1.1.1")

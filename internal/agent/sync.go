@@ -51,7 +51,7 @@ func (a *Agent) sync(ctx context.Context, id string) next {
 		return a.syncDelete(ctx, id, apply.Version{Incarnation: inc, Generation: gen}, opt)
 	}
 	if seeded {
-		return a.syncSeeded(id)
+		return a.syncSeeded(ctx, id)
 	}
 	result := done
 	if mustApply {
@@ -60,7 +60,7 @@ func (a *Agent) sync(ctx context.Context, id string) next {
 			return again
 		}
 	}
-	if _, drift := a.evaluateBundle(id, checkDrift); drift {
+	if _, drift := a.evaluateBundle(ctx, id, checkDrift); drift {
 		a.metrics.driftReapplies.Inc()
 		a.mu.Lock()
 		if b := a.bundles[id]; b != nil && b.gen == gen {
@@ -150,7 +150,7 @@ func (a *Agent) syncDelete(ctx context.Context, id string, v apply.Version, opt 
 		if err := res.Err(); err != nil {
 			a.log.Info("agent: deletion pending", "bundle", id, "err", err)
 		}
-		a.evaluateBundle(id, false)
+		a.evaluateBundle(ctx, id, false)
 		return retry
 	}
 	a.observer.Unwatch(id)
@@ -166,7 +166,7 @@ func (a *Agent) syncDelete(ctx context.Context, id string, v apply.Version, opt 
 // Nothing is reported while some object's informer has not synced yet
 // (its sync enqueues the bundle again). An object whose scope cannot be
 // observed is reported unconfirmed (DESIGN.md I8).
-func (a *Agent) evaluateBundle(id string, checkDrift bool) (reported, drift bool) {
+func (a *Agent) evaluateBundle(ctx context.Context, id string, checkDrift bool) (reported, drift bool) {
 	a.mu.Lock()
 	b := a.bundles[id]
 	if b == nil || b.results == nil {
@@ -197,8 +197,13 @@ func (a *Agent) evaluateBundle(id string, checkDrift bool) (reported, drift bool
 		if r.Ordinal >= 0 && r.Ordinal < len(manifests) {
 			manifest = manifests[r.Ordinal]
 		}
-		if checkDrift && unobserved == nil && drifted(r, apply.DriftBaseline(manifest, obj, configs, r), obj) {
-			drift = true
+		if checkDrift && unobserved == nil && !drift {
+			d, err := a.applier.Drifted(ctx, id, r, apply.DriftBaseline(manifest, obj, configs, r), obj, configs)
+			if err != nil {
+				a.log.Debug("agent: drift check failed; applying again", "bundle", id, "object", r.Name, "err", err)
+				d = true // an apply costs no more than the check, and reports its failure
+			}
+			drift = d
 		}
 		meta := r.ResourceMeta()
 		cfg := evaluate.ConfigFor(configs, meta)
@@ -244,8 +249,8 @@ const seedTries = 5
 // objects before re-applying it, so that a restarted agent re-reports
 // every bundle within seconds rather than after all of them are applied
 // again. The apply goes to the back of the queue.
-func (a *Agent) syncSeeded(id string) next {
-	reported, _ := a.evaluateBundle(id, false)
+func (a *Agent) syncSeeded(ctx context.Context, id string) next {
+	reported, _ := a.evaluateBundle(ctx, id, false)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b := a.bundles[id]

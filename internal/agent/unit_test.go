@@ -6,12 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	workv1 "open-cluster-management.io/api/work/v1"
-	"sigs.k8s.io/yaml"
-
-	"github.com/baton-dev/baton/internal/agent/apply"
 	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/transport/mqtt"
@@ -64,81 +58,5 @@ func TestHelloBatches(t *testing.T) {
 				t.Errorf("40000 entries in one batch")
 			}
 		})
-	}
-}
-
-func obj(t *testing.T, y string) *unstructured.Unstructured {
-	t.Helper()
-	u := &unstructured.Unstructured{}
-	j, err := yaml.YAMLToJSON([]byte(y))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := u.UnmarshalJSON(j); err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
-func TestDrifted(t *testing.T) {
-	want := `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: ns, labels: {app: web}}
-spec:
-  replicas: 2
-  template:
-    spec:
-      containers: [{name: c, image: nginx, ports: [{containerPort: 80}]}]
-status: {replicas: 99}
-`
-	live := `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: ns, labels: {app: web, extra: x}, resourceVersion: "%s", uid: u1}
-spec:
-  replicas: %d
-  strategy: {type: RollingUpdate}
-  template:
-    spec:
-      containers: [{name: c, image: nginx, imagePullPolicy: Always, ports: [{containerPort: 80, protocol: TCP}]}]
-status: {replicas: 1}
-`
-	applied := apply.ObjectResult{GVR: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"},
-		Outcome: apply.Configured, Strategy: workv1.UpdateStrategyTypeUpdate, Exists: true, ResourceVersion: "10"}
-	with := func(f func(*apply.ObjectResult)) apply.ObjectResult { r := applied; f(&r); return r }
-	cases := map[string]struct {
-		r    apply.ObjectResult
-		live *unstructured.Unstructured
-		want bool
-	}{
-		"defaults added by the server":  {applied, obj(t, fmt.Sprintf(live, "10", 2)), false},
-		"field changed":                 {applied, obj(t, fmt.Sprintf(live, "11", 3)), true},
-		"stale cache (older rv)":        {applied, obj(t, fmt.Sprintf(live, "9", 3)), false},
-		"deleted":                       {applied, nil, true},
-		"read-only never drifts":        {with(func(r *apply.ObjectResult) { r.Strategy = workv1.UpdateStrategyTypeReadOnly }), nil, false},
-		"create-only edited":            {with(func(r *apply.ObjectResult) { r.Strategy = workv1.UpdateStrategyTypeCreateOnly }), obj(t, fmt.Sprintf(live, "11", 3)), false},
-		"create-only deleted":           {with(func(r *apply.ObjectResult) { r.Strategy = workv1.UpdateStrategyTypeCreateOnly }), nil, true},
-		"failed apply is not drift":     {with(func(r *apply.ObjectResult) { r.Outcome = apply.Failed }), nil, false},
-		"server-side apply field moved": {with(func(r *apply.ObjectResult) { r.Strategy = workv1.UpdateStrategyTypeServerSideApply }), obj(t, fmt.Sprintf(live, "12", 1)), true},
-	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := drifted(c.r, obj(t, want), c.live); got != c.want {
-				t.Errorf("drifted = %v; want %v", got, c.want)
-			}
-		})
-	}
-}
-
-func TestContainsLabelRemoved(t *testing.T) {
-	want := obj(t, `{apiVersion: v1, kind: ConfigMap, metadata: {name: a, labels: {team: x}}, data: {k: v}}`)
-	live := obj(t, `{apiVersion: v1, kind: ConfigMap, metadata: {name: a, labels: {}}, data: {k: v}}`)
-	if containsObject(live.Object, want.Object) {
-		t.Error("a removed label is not drift")
-	}
-	live = obj(t, `{apiVersion: v1, kind: ConfigMap, metadata: {name: a, labels: {team: x}}, data: {k: v, other: w}}`)
-	if !containsObject(live.Object, want.Object) {
-		t.Error("an added key is drift")
 	}
 }

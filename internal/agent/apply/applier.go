@@ -172,6 +172,7 @@ type Applier struct {
 	amwForbidden bool
 	// executors caches a client per impersonated executor user.
 	executors map[string]dynamic.Interface
+	drift     driftCache // verdicts of Drifted
 }
 
 // New builds an Applier for the cluster of cfg.
