@@ -35,6 +35,7 @@ type bundle struct {
 	dirty      bool  // an observed object changed: check for drift
 	seeded     bool  // results come from the record: report, then apply
 	revive     bool  // taken anew after its removal: the reporter must report it again
+	reread     bool  // the server asked for its status: read the objects from the API server and report
 	seedTries  int   // syncs spent waiting for caches while seeded
 	results    []apply.ObjectResult
 	prev       []api.ResourceStatus // last evaluation, per manifest

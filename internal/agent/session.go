@@ -135,7 +135,7 @@ func (a *Agent) dispatch(ctx context.Context, m protocol.Message) {
 	case m.Type == protocol.TypeStatusAck && m.StatusAck != nil:
 		a.reporter.Ack(*m.StatusAck)
 	case m.Type == protocol.TypeStatusRequest && m.StatusRequest != nil:
-		a.reporter.RequestStatus(m.StatusRequest.BundleIDs)
+		a.onStatusRequest(m.StatusRequest.BundleIDs)
 	default:
 		a.log.Debug("agent: ignoring message", "type", m.Type)
 	}
@@ -183,5 +183,42 @@ func (a *Agent) ack(ctx context.Context, ack protocol.SpecAck) {
 	err := a.conn.Send(ctx, protocol.Message{Type: protocol.TypeSpecAck, Consumer: a.opts.Consumer, SpecAck: &ack})
 	if err != nil && !errors.Is(err, protocol.ErrDisconnected) && ctx.Err() == nil {
 		a.log.Warn("agent: spec ack not sent", "bundle", ack.BundleID, "generation", ack.Generation, "err", err)
+	}
+}
+
+// onStatusRequest answers a StatusRequest (a digest mismatch, `baton
+// resync`, `doctor --fix`). Resync means re-read (DESIGN.md I8): each named
+// bundle the agent has applied (all when none are named) is read from the
+// API server, not the cache, re-evaluated and reported as a new revision;
+// a failed read reports the entry unconfirmed. Other bundles (not applied
+// yet, being removed, or removed) are re-reported as they stand.
+func (a *Agent) onStatusRequest(ids []string) {
+	a.mu.Lock()
+	if len(ids) == 0 {
+		for id := range a.bundles {
+			ids = append(ids, id)
+		}
+		ids = append(ids, a.reporter.IDs()...)
+	}
+	var reread, asIs []string
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if b := a.bundles[id]; b != nil && !b.deleting && b.results != nil {
+			b.reread = true
+			reread = append(reread, id)
+		} else {
+			asIs = append(asIs, id)
+		}
+	}
+	a.mu.Unlock()
+	if len(asIs) > 0 {
+		a.reporter.RequestStatus(asIs)
+	}
+	for _, id := range reread {
+		a.queue.Add(id)
 	}
 }

@@ -36,7 +36,11 @@ func (a *Agent) sync(ctx context.Context, id string) next {
 	checkDrift := b.dirty && !mustApply
 	seeded := b.seeded && !deleting
 	revive := b.revive && !deleting
+	reread := b.reread && !deleting && !seeded
 	b.dirty = false
+	if reread {
+		b.reread = false
+	}
 	if revive {
 		b.revive = false
 	}
@@ -60,7 +64,15 @@ func (a *Agent) sync(ctx context.Context, id string) next {
 			return again
 		}
 	}
-	if _, drift := a.evaluateBundle(ctx, id, checkDrift); drift {
+	reported, drift := a.evaluateBundle(ctx, id, evalOptions{drift: checkDrift, reread: reread})
+	if reread {
+		// A new revision even when nothing changed: the server asked.
+		a.reporter.RequestStatus([]string{id})
+		if !reported {
+			a.log.Debug("agent: status requested before the bundle could be evaluated", "bundle", id)
+		}
+	}
+	if drift {
 		a.metrics.driftReapplies.Inc()
 		a.mu.Lock()
 		if b := a.bundles[id]; b != nil && b.gen == gen {
@@ -150,7 +162,7 @@ func (a *Agent) syncDelete(ctx context.Context, id string, v apply.Version, opt 
 		if err := res.Err(); err != nil {
 			a.log.Info("agent: deletion pending", "bundle", id, "err", err)
 		}
-		a.evaluateBundle(ctx, id, false)
+		a.evaluateBundle(ctx, id, evalOptions{})
 		return retry
 	}
 	a.observer.Unwatch(id)
@@ -160,13 +172,22 @@ func (a *Agent) syncDelete(ctx context.Context, id string, v apply.Version, opt 
 	return done
 }
 
+// evalOptions select the extra work of an evaluation.
+type evalOptions struct {
+	// drift: also report whether an object the bundle applies was changed
+	// or deleted by someone else.
+	drift bool
+	// reread: read the objects from the API server, not the cache (a
+	// StatusRequest: `baton resync`, `doctor --fix`, a digest mismatch).
+	reread bool
+}
+
 // evaluateBundle computes the bundle's status from the observer's cache
-// and sets the reporter. With checkDrift it also reports whether an
-// object the bundle applies was changed or deleted by someone else.
+// (or, with reread, from the API server) and sets the reporter.
 // Nothing is reported while some object's informer has not synced yet
 // (its sync enqueues the bundle again). An object whose scope cannot be
 // observed is reported unconfirmed (DESIGN.md I8).
-func (a *Agent) evaluateBundle(ctx context.Context, id string, checkDrift bool) (reported, drift bool) {
+func (a *Agent) evaluateBundle(ctx context.Context, id string, o evalOptions) (reported, drift bool) {
 	a.mu.Lock()
 	b := a.bundles[id]
 	if b == nil || b.results == nil {
@@ -186,8 +207,16 @@ func (a *Agent) evaluateBundle(ctx context.Context, id string, checkDrift bool) 
 			if !a.observer.Synced(key) {
 				return false, false
 			}
-			obj, _ = a.observer.Get(key)
-			if h := a.observer.Health(key); !h.OK {
+			read := false
+			if o.reread {
+				var err error
+				obj, _, err = a.observer.Read(ctx, key)
+				read = err == nil
+			}
+			if !read {
+				obj, _ = a.observer.Get(key)
+			}
+			if h := a.observer.Health(key); !h.OK && !read {
 				// The cache may be behind: report the entry unconfirmed,
 				// and never take a stale cache for drift.
 				obj, unobserved = nil, &evaluate.Unobserved{Reason: h.Reason, Message: h.Message}
@@ -197,7 +226,7 @@ func (a *Agent) evaluateBundle(ctx context.Context, id string, checkDrift bool) 
 		if r.Ordinal >= 0 && r.Ordinal < len(manifests) {
 			manifest = manifests[r.Ordinal]
 		}
-		if checkDrift && unobserved == nil && !drift {
+		if o.drift && unobserved == nil && !drift {
 			d, err := a.applier.Drifted(ctx, id, r, apply.DriftBaseline(manifest, obj, configs, r), obj, configs)
 			if err != nil {
 				a.log.Debug("agent: drift check failed; applying again", "bundle", id, "object", r.Name, "err", err)
@@ -250,7 +279,7 @@ const seedTries = 5
 // every bundle within seconds rather than after all of them are applied
 // again. The apply goes to the back of the queue.
 func (a *Agent) syncSeeded(ctx context.Context, id string) next {
-	reported, _ := a.evaluateBundle(ctx, id, false)
+	reported, _ := a.evaluateBundle(ctx, id, evalOptions{})
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b := a.bundles[id]

@@ -54,6 +54,7 @@ type scopeState struct {
 	phase  phase
 	inf    cache.SharedIndexInformer
 	health Health
+	fresh  map[string]correction // direct reads the cache has not caught up with (see Observer.Read)
 }
 
 func newScopeState(o *Observer, sc scope) *scopeState {
@@ -93,6 +94,12 @@ func (s *scopeState) healthNow() Health {
 }
 
 func (s *scopeState) get(k Key) (*unstructured.Unstructured, bool) {
+	u, ok := s.cached(k)
+	return s.corrected(k, u, ok)
+}
+
+// cached is the informer cache's answer for k.
+func (s *scopeState) cached(k Key) (*unstructured.Unstructured, bool) {
 	s.mu.Lock()
 	p, inf := s.phase, s.inf
 	s.mu.Unlock()
@@ -171,7 +178,7 @@ func (s *scopeState) runInformer(ctx context.Context, log *slog.Logger) {
 		return
 	}
 	s.mu.Lock()
-	s.inf, s.phase = inf, phasePending
+	s.inf, s.phase, s.fresh = inf, phasePending, nil
 	s.mu.Unlock()
 	go inf.RunWithContext(ctx)
 

@@ -368,6 +368,18 @@ func (r *Reporter) RequestStatus(ids []string) {
 	r.signal()
 }
 
+// IDs returns the bundles the reporter holds a state of, sorted.
+func (r *Reporter) IDs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]string, 0, len(r.bundles))
+	for id := range r.bundles {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // report turns the entry's latest state into a new pending revision, due
 // at once. Callers hold mu.
 func (r *Reporter) report(id string, e *entry, now time.Time) {
