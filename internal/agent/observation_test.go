@@ -124,6 +124,46 @@ func TestObservationLinkCut(t *testing.T) {
 	svc = h.setIP(svc, "2.2.2.2") // the agent cannot see this
 	i = h.expectUnconfirmed(i+1, cut, api.ReasonClusterUnreachable, "1.1.1.1", first)
 
+	// A resync while cut off re-reads, fails, and reports that again.
+	n := len(h.server.snapshot(protocol.TypeStatus))
+	if err := h.pipe.Server().Send(h.ctx, protocol.Message{Type: protocol.TypeStatusRequest, StatusRequest: &protocol.StatusRequest{BundleIDs: []string{"lb"}}}); err != nil {
+		t.Fatal(err)
+	}
+	h.server.waitFor(t, protocol.TypeStatus, n, 10*time.Second, "re-report while cut off", func(m protocol.Message) bool {
+		c, r := condition(status(m, "lb"), 0, api.ConditionStatusFeedbackSynced)
+		return c == metav1.ConditionUnknown && r == api.ReasonClusterUnreachable
+	})
+
+	restored := time.Now()
+	proxy.Restore()
+	h.expectHealed(i+1, restored, "2.2.2.2")
+
+	// A resync re-reads from the API server and reports a new revision.
+	n = len(h.server.snapshot(protocol.TypeStatus))
+	if err := h.pipe.Server().Send(h.ctx, protocol.Message{Type: protocol.TypeStatusRequest, StatusRequest: &protocol.StatusRequest{}}); err != nil {
+		t.Fatal(err)
+	}
+	h.server.waitFor(t, protocol.TypeStatus, n, 10*time.Second, "re-report after a resync", func(m protocol.Message) bool {
+		v, _ := value(status(m, "lb"), 0, "ip")
+		return v == "2.2.2.2"
+	})
+	_ = svc
+}
+
+// TestObservationLongOutage: the API server refuses connections for longer
+// than client-go's watch backoff grows (as during a slow restart); healing
+// is as fast as after a short cut, not delayed by that backoff.
+func TestObservationLongOutage(t *testing.T) {
+	agentCfg, proxy := proxied(t)
+	h := newHarnessOn(t, agentCfg)
+	svc := h.createService("lb", "1.1.1.1")
+	i, first := h.observedLB("1.1.1.1")
+
+	cut := time.Now()
+	proxy.Cut()
+	i = h.expectUnconfirmed(i+1, cut, api.ReasonClusterUnreachable, "1.1.1.1", first)
+	svc = h.setIP(svc, "2.2.2.2")
+	time.Sleep(12*time.Second - time.Since(cut)) // the informer's backoff reaches 6.4 s and more
 	restored := time.Now()
 	proxy.Restore()
 	h.expectHealed(i+1, restored, "2.2.2.2")

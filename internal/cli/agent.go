@@ -31,6 +31,7 @@ type agentOptions struct {
 	recordsNS   string
 	workers     int
 	resync      time.Duration
+	probe       time.Duration
 	heartbeat   time.Duration
 	logLevel    string
 	propagation string
@@ -50,6 +51,13 @@ server, applies the bundles the server sends for the consumer, watches every
 applied or observed object (one shared watch per resource type and namespace),
 and reports the live status of each object back, within a second of a change.
 Objects it applied that someone edits or deletes are applied again.
+
+When the agent cannot list or watch an object's resource type (its API
+server does not answer, or refuses the agent), it reports that object's
+entry unconfirmed (StatusFeedbackSynced=Unknown, reason ClusterUnreachable,
+Forbidden or Unauthorized) and the server marks the bundle
+Stale/ObservationFailed; /readyz fails meanwhile. When the API server
+answers again the agent relists and reports the live objects.
 
 Inside a pod the agent uses the pod's service account; elsewhere it uses
 --kubeconfig, then $KUBECONFIG, then ~/.kube/config. What it applied is
@@ -75,6 +83,8 @@ them) for tools on the cluster that look for those.`,
 	f.StringVar(&o.recordsNS, "records-namespace", "baton-agent", "namespace of the agent's bundle records")
 	f.IntVar(&o.workers, "workers", 4, "bundles processed in parallel")
 	f.DurationVar(&o.resync, "resync", 5*time.Minute, "safety-net re-evaluation period of every observed object")
+	f.DurationVar(&o.probe, "observe-probe-interval", 5*time.Second,
+		"how often the agent checks that it can still list each observed resource type; bounds how long a revoked permission or a silently dropped connection goes unnoticed (its objects are then reported unconfirmed)")
 	f.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "interval of heartbeats carrying the status digest")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.propagation, "delete-propagation", string(metav1.DeletePropagationBackground),
@@ -112,7 +122,7 @@ func (o *agentOptions) run(ctx context.Context) error {
 		return fmt.Errorf("agent: connect to %s: %w", o.endpoint(), err)
 	}
 	a, err := agent.New(cfg, conn, agent.Options{
-		Consumer: o.consumer, ID: o.agentID, Workers: o.workers, Resync: o.resync, RecordsNamespace: o.recordsNS,
+		Consumer: o.consumer, ID: o.agentID, Workers: o.workers, Resync: o.resync, ProbeInterval: o.probe, RecordsNamespace: o.recordsNS,
 		HeartbeatInterval: o.heartbeat, MetricsAddr: o.metricsAddr, Pprof: o.pprof, Logger: log, DeletePropagation: prop,
 		HubHash: hubHash, DisableAppliedWorks: !o.appliedWork,
 	})

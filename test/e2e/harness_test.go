@@ -95,6 +95,8 @@ type proc struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
+	// metrics is an agent's /healthz, /readyz and /metrics address.
+	metrics string
 }
 
 func startProc(t testing.TB, name string, env []string, args ...string) *proc {
@@ -288,6 +290,7 @@ func (c *cluster) startAgentWith(consumer string, flags []string, env ...string)
 		"--kubeconfig", kubeconfig, "--metrics-addr", metrics, "--records-namespace", c.records}, agentTimingFlags...)
 	args = append(args, flags...)
 	p := startProc(c.t, "agent-"+consumer, env, args...)
+	p.metrics = metrics
 	c.agents[consumer] = p
 	c.waitReady("http://" + metrics + "/readyz")
 	return p

@@ -54,7 +54,10 @@ type scopeState struct {
 	phase  phase
 	inf    cache.SharedIndexInformer
 	health Health
-	fresh  map[string]correction // direct reads the cache has not caught up with (see Observer.Read)
+	// infFailed: a list, watch or probe failed since the current informer
+	// started (a new informer still listing is not replaced).
+	infFailed bool
+	fresh     map[string]correction // direct reads the cache has not caught up with (see Observer.Read)
 }
 
 func newScopeState(o *Observer, sc scope) *scopeState {
@@ -178,7 +181,7 @@ func (s *scopeState) runInformer(ctx context.Context, log *slog.Logger) {
 		return
 	}
 	s.mu.Lock()
-	s.inf, s.phase, s.fresh = inf, phasePending, nil
+	s.inf, s.phase, s.fresh, s.infFailed = inf, phasePending, nil, false
 	s.mu.Unlock()
 	go inf.RunWithContext(ctx)
 
@@ -189,10 +192,10 @@ func (s *scopeState) runInformer(ctx context.Context, log *slog.Logger) {
 			synced = true
 			s.recovered(log)
 		}
+		h, failed := s.state()
 		wait := syncPoll
-		h := s.healthNow()
 		switch {
-		case !h.OK:
+		case !h.OK && failed:
 			wait = s.o.opts.RecoverPoll
 		case synced:
 			wait = max(next.Sub(s.o.opts.Clock.Now()), 0)
@@ -203,13 +206,16 @@ func (s *scopeState) runInformer(ctx context.Context, log *slog.Logger) {
 		case <-s.kick:
 		case <-s.o.opts.Clock.After(wait):
 		}
-		h = s.healthNow()
+		h, failed = s.state()
 		switch {
-		case !h.OK:
+		case !h.OK && failed:
+			// This informer failed: once the API server answers, replace
+			// it (its cache and watch are not to be trusted, and its own
+			// retries back off to 30 s).
 			if s.probe(ctx, true) {
-				return // replace the informer: its cache and watch are not to be trusted
+				return
 			}
-		case synced && !s.o.opts.Clock.Now().Before(next):
+		case synced && h.OK && !s.o.opts.Clock.Now().Before(next):
 			// The watch of a healthy informer can outlive the agent's
 			// access (RBAC revoked) or its link (a silently dropped
 			// connection): check that the API server still answers.
@@ -217,6 +223,14 @@ func (s *scopeState) runInformer(ctx context.Context, log *slog.Logger) {
 			next = s.o.opts.Clock.Now().Add(s.o.opts.Probe)
 		}
 	}
+}
+
+// state returns the scope's health and whether the current informer has
+// failed since it started.
+func (s *scopeState) state() (Health, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.health, s.infFailed
 }
 
 // recovered marks the scope observed again once its informer has synced.
@@ -273,6 +287,7 @@ func (s *scopeState) fail(verb string, err error) {
 	}
 	now := s.o.opts.Clock.Now()
 	s.mu.Lock()
+	s.infFailed = true
 	changed := s.health.OK || s.health.Reason != reason
 	if changed {
 		since := now
