@@ -5,9 +5,12 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/storetest"
+	"github.com/baton-dev/baton/pkg/api"
 )
 
 // TestHeartbeatHealsLostStatus: the agent's status for b1 is lost on the
@@ -166,4 +169,47 @@ func TestGoneAckOfLiveBundleResends(t *testing.T) {
 	if x.gone("b1") {
 		t.Fatal("a live bundle was purged")
 	}
+}
+
+// TestDigestLeavesUnconfirmedAlone: a stored status with an entry the agent
+// could not observe is not confirmed by a matching digest (its confirmedAt
+// stays), until the agent reports the entry observed again.
+func TestDigestLeavesUnconfirmedAlone(t *testing.T) {
+	x := newHarness(t, storetest.NewSQLite(t), false)
+	createBundle(t, x.st, consumer, "b1")
+	a := newFakeAgent(t, "e1")
+	a.noStatus = true
+	x.connect(a)
+	next(t, a.specs, "spec")
+	send := func(rs api.ReportedStatus) {
+		a.mu.Lock()
+		a.rev++
+		a.reported["b1"] = rs
+		st := protocol.Status{BundleID: "b1", Generation: 1, Epoch: a.epoch, Revision: a.rev, Reported: rs, Hash: protocol.HashStatus(rs), At: time.Now()}
+		a.mu.Unlock()
+		a.send(x.ctx, protocol.Message{Type: protocol.TypeStatus, Status: &st})
+		next(t, a.acks, "ack")
+	}
+	entry := func(status metav1.ConditionStatus, reason string) api.ReportedStatus {
+		rs := statusFor(1)
+		rs.ResourceStatus = []api.ResourceStatus{{Conditions: []metav1.Condition{{
+			Type: api.ConditionStatusFeedbackSynced, Status: status, Reason: reason, LastTransitionTime: metav1.Unix(1700000000, 0)}}}}
+		return rs
+	}
+	send(entry(metav1.ConditionUnknown, api.ReasonClusterUnreachable))
+	before := x.bundle("b1").Status.ConfirmedAt
+	time.Sleep(20 * time.Millisecond)
+	a.heartbeat(x.ctx)
+	none(t, a.requests, 300*time.Millisecond, "status request for a matching digest")
+	if got := x.bundle("b1").Status.ConfirmedAt; !got.Equal(before) {
+		t.Errorf("a digest confirmed an unconfirmed status: confirmedAt %v → %v", before, got)
+	}
+
+	send(entry(metav1.ConditionTrue, "StatusFeedbackSynced"))
+	observed := x.bundle("b1").Status.ConfirmedAt
+	time.Sleep(20 * time.Millisecond)
+	a.heartbeat(x.ctx)
+	eventually(t, "the digest confirms the observed status", func() bool {
+		return x.bundle("b1").Status.ConfirmedAt.After(observed)
+	})
 }
