@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,17 +39,13 @@ func agentKubeconfig(t *testing.T, user string) (string, *tcpproxy.Proxy) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(kubeCfg.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := tcpproxy.Start(u.Host)
+	proxied, p, err := tcpproxy.ForConfig(kubeCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	for _, c := range cfg.Clusters {
-		c.Server = "https://" + p.Addr()
+		c.Server = proxied.Host
 	}
 	if user != "" {
 		for _, a := range cfg.AuthInfos {

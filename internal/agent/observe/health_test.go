@@ -2,7 +2,6 @@ package observe
 
 import (
 	"context"
-	"net/url"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 
 	"github.com/baton-dev/baton/internal/testenv/tcpproxy"
 )
@@ -20,17 +18,11 @@ import (
 func setupProxied(t *testing.T) (*fixture, *tcpproxy.Proxy) {
 	t.Helper()
 	f := setup(t, Options{})
-	u, err := url.Parse(cfg.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := tcpproxy.Start(u.Host)
+	c, p, err := tcpproxy.ForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
-	c := rest.CopyConfig(cfg)
-	c.Host = "https://" + p.Addr()
 	ctx, cancel := context.WithCancel(f.ctx)
 	f.obs = New(dynamic.NewForConfigOrDie(c), discovery.NewDiscoveryClientForConfigOrDie(c), f.rec.handle, Options{})
 	done := make(chan struct{})

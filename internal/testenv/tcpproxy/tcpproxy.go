@@ -7,7 +7,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"sync"
+
+	"k8s.io/client-go/rest"
 )
 
 // Proxy forwards connections from its own loopback address to a target.
@@ -128,4 +131,20 @@ func (p *Proxy) untrack(cs ...net.Conn) {
 	for _, c := range cs {
 		delete(p.conns, c)
 	}
+}
+
+// ForConfig starts a proxy to the API server of cfg and returns a copy of
+// cfg whose connections pass through it.
+func ForConfig(cfg *rest.Config) (*rest.Config, *Proxy, error) {
+	u, err := url.Parse(cfg.Host)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := Start(u.Host)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := rest.CopyConfig(cfg)
+	c.Host = "https://" + p.Addr()
+	return c, p, nil
 }
