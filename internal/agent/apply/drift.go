@@ -116,10 +116,10 @@ func (a *Applier) dryRunApply(ctx context.Context, c dynamic.ResourceInterface, 
 // sameObject compares two versions of an object, ignoring what the server
 // maintains on its own (managedFields, resourceVersion, generation).
 func sameObject(a, b *unstructured.Unstructured) bool {
-	return apiequality.Semantic.DeepEqual(comparable(a).Object, comparable(b).Object)
+	return apiequality.Semantic.DeepEqual(withoutServerFields(a).Object, withoutServerFields(b).Object)
 }
 
-func comparable(u *unstructured.Unstructured) *unstructured.Unstructured {
+func withoutServerFields(u *unstructured.Unstructured) *unstructured.Unstructured {
 	c := u.DeepCopy()
 	c.SetManagedFields(nil)
 	c.SetResourceVersion("")
@@ -138,7 +138,7 @@ func olderVersion(a, b string) bool {
 // driftKey identifies a drift question: the bundle's manifest and the live
 // object's content apart from status and server-maintained metadata.
 func driftKey(bundleID string, r ObjectResult, want, live *unstructured.Unstructured) (string, bool) {
-	l := comparable(live)
+	l := withoutServerFields(live)
 	delete(l.Object, "status")
 	wj, err1 := json.Marshal(want.Object)
 	lj, err2 := json.Marshal(l.Object)
