@@ -210,6 +210,10 @@ func New(cfg *rest.Config, conn protocol.Conn, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: new: discovery client: %w", err)
 	}
+	direct, err := observe.DirectClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("agent: new: %w", err)
+	}
 	a := &Agent{
 		opts: opts, log: opts.Logger.With("consumer", opts.Consumer), conn: conn, applier: ap, disc: disc,
 		bundles: map[string]*bundle{}, helloSent: make(chan struct{}), acks: newSpecAcks(),
@@ -218,7 +222,7 @@ func New(cfg *rest.Config, conn protocol.Conn, opts Options) (*Agent, error) {
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "baton-agent", Clock: opts.Clock}),
 	}
 	a.metrics = newMetrics(opts.Registry, a)
-	a.observer = observe.New(dyn, disc, a.onObjectEvent, observe.Options{Resync: opts.Resync, Probe: opts.ProbeInterval,
+	a.observer = observe.New(dyn, disc, a.onObjectEvent, observe.Options{Resync: opts.Resync, Probe: opts.ProbeInterval, Direct: direct,
 		OnHealth: a.metrics.onHealth, Logger: a.log, Clock: opts.Clock})
 	a.reporter = newReporter(a)
 	return a, nil

@@ -26,7 +26,13 @@ func TestNoFalseDriftOnQuantities(t *testing.T) {
 			quota := manifest(t, map[string]any{"apiVersion": "v1", "kind": "ResourceQuota",
 				"metadata": map[string]any{"name": "q", "namespace": h.ns},
 				"spec":     map[string]any{"hard": map[string]any{"cpu": "1000m", "memory": "1024Mi"}}})
-			h.server.sendSpec(t, spec("quota", 1, []json.RawMessage{quota}, config("resourcequotas", h.ns, "q", st)))
+			c := config("resourcequotas", h.ns, "q", st)
+			if st == workv1.UpdateStrategyTypeServerSideApply {
+				// Force, so that the repair below takes the field back from
+				// the editor's field manager.
+				c.UpdateStrategy.ServerSideApply = &workv1.ServerSideApplyConfig{Force: true}
+			}
+			h.server.sendSpec(t, spec("quota", 1, []json.RawMessage{quota}, c))
 			h.server.waitFor(t, protocol.TypeStatus, 0, 10*time.Second, "applied", func(m protocol.Message) bool {
 				s := status(m, "quota")
 				return s != nil && s.Reported.ResourceStatus[0].Observed.Exists

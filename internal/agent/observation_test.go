@@ -185,12 +185,14 @@ func TestObservationForbidden(t *testing.T) {
 	svc := h.createService("lb", "1.1.1.1")
 	i, first := h.observedLB("1.1.1.1")
 
+	// An open watch outlives the revocation (what it still delivers is
+	// true), so the object changes once the agent says it cannot see.
 	revoked := time.Now()
 	if err := h.kube.RbacV1().ClusterRoleBindings().Delete(h.ctx, binding.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	svc = h.setIP(svc, "2.2.2.2")
 	i = h.expectUnconfirmed(i+1, revoked, api.ReasonForbidden, "1.1.1.1", first)
+	svc = h.setIP(svc, "2.2.2.2")
 
 	granted := time.Now()
 	grant()

@@ -97,11 +97,13 @@ func (c *cluster) watchVerdicts(id string, every time.Duration) (stop func() []v
 }
 
 // observationFault runs one fault of the agent's own API server on the
-// seed bundle: the load balancer IP changes while the agent cannot see it;
-// REST must turn Stale/ObservationFailed with the entry unconfirmed (reason)
-// within observationBound, stay so, and be Fresh with the new IP within
-// healBound of heal.
-func observationFault(t *testing.T, user string, grant func(), fault, heal func(*tcpproxy.Proxy), reason string) {
+// seed bundle: the load balancer IP changes while the agent cannot see it
+// (at once with changeFirst, else once REST says Stale: an open watch that
+// outlives a revoked permission still delivers true changes); REST must
+// turn Stale/ObservationFailed with the entry unconfirmed (reason) within
+// observationBound, stay so, and be Fresh with the new IP within healBound
+// of heal.
+func observationFault(t *testing.T, user string, grant func(), fault, heal func(*tcpproxy.Proxy), reason string, changeFirst bool) {
 	c := newCluster(t, sqliteStore)
 	kc, proxy := agentKubeconfig(t, user)
 	if grant != nil {
@@ -123,14 +125,21 @@ func observationFault(t *testing.T, user string, grant func(), fault, heal func(
 	stop := c.watchVerdicts(b.ID, 50*time.Millisecond)
 
 	fault(proxy)
-	svc = c.setLBIP(svc, newIP)
-	changed := time.Now()
+	faulted := time.Now()
+	changed := faulted
+	if changeFirst {
+		svc = c.setLBIP(svc, newIP)
+		changed = time.Now()
+	}
 	stale := eventually(t, observationBound+10*time.Second, "Stale/ObservationFailed", func() bool {
 		got, _, _ := c.getBundle(b.ID)
 		state, r := freshness(got)
 		return state == api.FreshnessStale && r == api.ReasonObservationFailed
 	})
-	t.Logf("object changed → Stale/ObservationFailed in REST: %v", stale.Round(time.Millisecond))
+	t.Logf("fault → Stale/ObservationFailed in REST: %v", stale.Round(time.Millisecond))
+	if !changeFirst {
+		svc = c.setLBIP(svc, newIP)
+	}
 	got, _, _ := c.getBundle(b.ID)
 	e, _ := entry(got)
 	if cond, _ := condition(e.Conditions, api.ConditionStatusFeedbackSynced); cond.Status != metav1.ConditionUnknown || cond.Reason != reason {
@@ -165,7 +174,7 @@ func observationFault(t *testing.T, user string, grant func(), fault, heal func(
 	samples := stop()
 
 	if stale > observationBound {
-		t.Errorf("Stale took %v; documented bound %v", stale, observationBound)
+		t.Errorf("Stale took %v after the fault; documented bound %v", stale, observationBound)
 	}
 	if back > healBound {
 		t.Errorf("healing took %v; bound %v", back, healBound)
@@ -178,7 +187,7 @@ func observationFault(t *testing.T, user string, grant func(), fault, heal func(
 		if s.state == api.FreshnessFresh && s.ip == oldIP {
 			freshOld = max(freshOld, s.at.Sub(changed))
 		}
-		if s.at.After(changed.Add(stale)) && s.at.Before(healed) {
+		if s.at.After(faulted.Add(stale)) && s.at.Before(healed) {
 			confirmed[s.confirmedAt] = true
 			if s.state == api.FreshnessFresh {
 				t.Errorf("Fresh at %s while the agent could not observe", s.at.Format("15:04:05.000"))
@@ -210,7 +219,7 @@ func agentGet(t *testing.T, p *proc, path string) (int, string) {
 // kube-apiserver is cut (connections reset, new ones refused) while the
 // observed Service gets a new load balancer IP.
 func TestAgentCutOffFromItsAPIServer(t *testing.T) {
-	observationFault(t, "", nil, (*tcpproxy.Proxy).Cut, (*tcpproxy.Proxy).Restore, api.ReasonClusterUnreachable)
+	observationFault(t, "", nil, (*tcpproxy.Proxy).Cut, (*tcpproxy.Proxy).Restore, api.ReasonClusterUnreachable, true)
 }
 
 // TestAgentPermissionRevoked: the agent's RBAC is taken away (its watches
@@ -237,5 +246,5 @@ func TestAgentPermissionRevoked(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	observationFault(t, user, grant, revoke, func(*tcpproxy.Proxy) { grant() }, api.ReasonForbidden)
+	observationFault(t, user, grant, revoke, func(*tcpproxy.Proxy) { grant() }, api.ReasonForbidden, false)
 }

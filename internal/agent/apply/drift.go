@@ -25,6 +25,9 @@ import (
 //   - Update and ServerSideApply objects drift when deleted, or when the
 //     API server would change the object if the manifest were applied now.
 //
+// (A ServerSideApply dry run that conflicts with another field manager is
+// drift: the apply that follows reports the conflict.)
+//
 // The last question is answered by the API server itself, not by comparing
 // fields here: when the manifest is not plainly contained in the live
 // object, the write the strategy makes is sent as a dry run and its result
@@ -72,6 +75,10 @@ func (a *Applier) Drifted(ctx context.Context, bundleID string, r ObjectResult, 
 		out, err = c.Update(ctx, merge(live, want), metav1.UpdateOptions{FieldManager: a.opts.FieldManager, DryRun: []string{metav1.DryRunAll}})
 	}
 	switch {
+	case apierrors.IsConflict(err) && r.Strategy == workv1.UpdateStrategyTypeServerSideApply:
+		// Another field manager owns a field the manifest sets: applying
+		// again reports the conflict (and a failed apply is not checked).
+		return true, nil
 	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
 		return false, nil // the cache is behind the server
 	case err != nil:

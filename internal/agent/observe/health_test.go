@@ -2,6 +2,8 @@ package observe
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -24,7 +26,12 @@ func setupProxied(t *testing.T) (*fixture, *tcpproxy.Proxy) {
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	ctx, cancel := context.WithCancel(f.ctx)
-	f.obs = New(dynamic.NewForConfigOrDie(c), discovery.NewDiscoveryClientForConfigOrDie(c), f.rec.handle, Options{})
+	direct, err := DirectClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.obs = New(dynamic.NewForConfigOrDie(c), discovery.NewDiscoveryClientForConfigOrDie(c), f.rec.handle, Options{Direct: direct,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	done := make(chan struct{})
 	go func() { _ = f.obs.Start(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })

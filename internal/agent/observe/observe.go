@@ -96,6 +96,10 @@ type Options struct {
 	// (default 5 s). RecoverPoll is how often a failing scope checks
 	// (default 1 s).
 	Probe, ProbeTimeout, RecoverPoll time.Duration
+	// Direct is the client of probes and direct reads (Read); without
+	// client-go's retries (see DirectClient) a failure is seen at once.
+	// Default: the Observer's client.
+	Direct dynamic.Interface
 	// OnHealth, when set, is called (without blocking) on every change of
 	// a scope's health.
 	OnHealth func(ScopeHealth)
@@ -159,6 +163,9 @@ type Observer struct {
 // New returns an Observer reading through dyn and disc and reporting events
 // to handler.
 func New(dyn dynamic.Interface, disc Discovery, handler Handler, opts Options) *Observer {
+	if opts.Direct == nil {
+		opts.Direct = dyn
+	}
 	return &Observer{
 		dyn: dyn, disc: disc, handler: handler, opts: opts.withDefaults(),
 		keys:    map[Key]map[string]struct{}{},

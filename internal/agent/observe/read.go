@@ -24,7 +24,11 @@ func (o *Observer) Read(ctx context.Context, key Key) (*unstructured.Unstructure
 		obj, ok := o.Get(key)
 		return obj, ok, nil
 	}
-	u, err := o.dyn.Resource(key.GVR).Namespace(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{})
+	var u *unstructured.Unstructured
+	err := twice(ctx, func() (err error) {
+		u, err = o.opts.Direct.Resource(key.GVR).Namespace(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{})
+		return err
+	})
 	switch {
 	case apierrors.IsNotFound(err):
 		s.correct(key, nil)

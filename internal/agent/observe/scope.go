@@ -57,6 +57,7 @@ type scopeState struct {
 	// infFailed: a list, watch or probe failed since the current informer
 	// started (a new informer still listing is not replaced).
 	infFailed bool
+	probeNow  bool                  // a watch ended on its own: probe without waiting
 	fresh     map[string]correction // direct reads the cache has not caught up with (see Observer.Read)
 }
 
@@ -215,7 +216,7 @@ func (s *scopeState) runInformer(ctx context.Context, log *slog.Logger) {
 			if s.probe(ctx, true) {
 				return
 			}
-		case synced && h.OK && !s.o.opts.Clock.Now().Before(next):
+		case synced && h.OK && (s.takeProbeNow() || !s.o.opts.Clock.Now().Before(next)):
 			// The watch of a healthy informer can outlive the agent's
 			// access (RBAC revoked) or its link (a silently dropped
 			// connection): check that the API server still answers.
@@ -223,6 +224,15 @@ func (s *scopeState) runInformer(ctx context.Context, log *slog.Logger) {
 			next = s.o.opts.Clock.Now().Add(s.o.opts.Probe)
 		}
 	}
+}
+
+// takeProbeNow reports and clears a request to probe at once.
+func (s *scopeState) takeProbeNow() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.probeNow
+	s.probeNow = false
+	return p
 }
 
 // state returns the scope's health and whether the current informer has
@@ -255,24 +265,27 @@ func (s *scopeState) recovered(log *slog.Logger) {
 func (s *scopeState) probe(ctx context.Context, withWatch bool) bool {
 	pctx, cancel := context.WithTimeout(ctx, s.o.opts.ProbeTimeout)
 	defer cancel()
-	ri := s.o.dyn.Resource(s.sc.gvr).Namespace(s.sc.ns)
-	list, err := ri.List(pctx, metav1.ListOptions{Limit: 1})
-	if err != nil {
-		if ctx.Err() == nil {
-			s.fail("list", err)
+	ri := s.o.opts.Direct.Resource(s.sc.gvr).Namespace(s.sc.ns)
+	verb := "list"
+	err := twice(pctx, func() error {
+		verb = "list"
+		list, err := ri.List(pctx, metav1.ListOptions{Limit: 1})
+		if err != nil || !withWatch {
+			return err
 		}
-		return false
-	}
-	if withWatch {
+		verb = "watch"
 		timeout := int64(1)
 		w, err := ri.Watch(pctx, metav1.ListOptions{ResourceVersion: list.GetResourceVersion(), TimeoutSeconds: &timeout})
-		if err != nil {
-			if ctx.Err() == nil {
-				s.fail("watch", err)
-			}
-			return false
+		if err == nil {
+			w.Stop()
 		}
-		w.Stop()
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.fail(verb, err)
+		}
+		return false
 	}
 	return true
 }
@@ -305,6 +318,14 @@ func (s *scopeState) fail(verb string, err error) {
 	s.o.opts.Logger.Warn("observe: cannot observe; its objects are unconfirmed", "scope", s.sc.String(), "reason", reason, "err", err)
 	s.o.healthChanged(s.sc, h)
 	s.o.notifyScope(s.sc)
+}
+
+// probeSoon asks the scope's loop to probe the API server now.
+func (s *scopeState) probeSoon() {
+	s.mu.Lock()
+	s.probeNow = true
+	s.mu.Unlock()
+	s.signal()
 }
 
 func (s *scopeState) signal() {
@@ -341,7 +362,9 @@ func (s *scopeState) listWatch() cache.ListerWatcher {
 				return nil, err
 			}
 			succeeded()
-			return w, nil
+			// A watch the server or the link ended: check the API
+			// server now rather than at the next probe.
+			return notifyEnd(w, s.probeSoon), nil
 		},
 	}
 }
