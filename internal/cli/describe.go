@@ -124,6 +124,9 @@ func describeBundle(ctx context.Context, c *client.Client, p *printer, consumer,
 		b.Version, formatLabels(b.Metadata.Labels), p.when(b.CreatedAt), p.when(b.UpdatedAt))
 	if b.DeletedAt != nil {
 		fmt.Fprintf(w, "Deleting since:\t%s\n", p.when(*b.DeletedAt))
+		if b.Status != nil && b.Status.Deletion != nil {
+			fmt.Fprintf(w, "Waiting for:\t%s: %s\n", b.Status.Deletion.Reason, b.Status.Deletion.Message)
+		}
 	}
 	if b.DeleteOption != nil {
 		fmt.Fprintf(w, "Delete option:\t%s\n", b.DeleteOption.PropagationPolicy)

@@ -168,6 +168,23 @@ type BundleStatus struct {
 	// Revision increases with every accepted status change of the bundle.
 	Revision  int64      `json:"revision"`
 	Freshness *Freshness `json:"freshness,omitempty"`
+	// Deletion says, while the bundle is deleting, since when and what the
+	// delete waits for.
+	Deletion *Deletion `json:"deletion,omitempty"`
+}
+
+// Reasons a delete is still waiting.
+const (
+	DeletionAgentDisconnected = "AgentDisconnected" // the agent is not connected; nothing can confirm
+	DeletionNotConfirmed      = "NotConfirmed"      // delivered or being delivered, not yet confirmed by the agent
+	DeletionObjectsRemaining  = "ObjectsRemaining"  // the agent works on it; some objects still exist (finalizers)
+)
+
+// Deletion is what a deleting bundle waits for.
+type Deletion struct {
+	Since   time.Time `json:"since"`
+	Reason  string    `json:"reason"`
+	Message string    `json:"message"`
 }
 
 // ReportedStatus is the part of the status an agent computes.

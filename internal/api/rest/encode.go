@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,6 +34,38 @@ type statusJSON struct {
 	ResourceStatus  []api.ResourceStatus `json:"resourceStatus"`
 	Revision        int64                `json:"revision"`
 	Freshness       *api.Freshness       `json:"freshness,omitempty"`
+	Deletion        *api.Deletion        `json:"deletion,omitempty"`
+}
+
+// deletion says what the delete of a deleting bundle waits for (nil when
+// the bundle is not deleting), from the stored status and the freshness
+// verdict.
+func deletion(b *store.Bundle, f *api.Freshness) *api.Deletion {
+	if b.DeletedAt == nil {
+		return nil
+	}
+	d := &api.Deletion{Since: *b.DeletedAt}
+	var remaining []string
+	for _, r := range b.Status.Reported.ResourceStatus {
+		if r.Observed.Exists {
+			remaining = append(remaining, r.ResourceMeta.Kind+"/"+r.ResourceMeta.Name)
+		}
+	}
+	switch {
+	case f != nil && f.Reason == api.ReasonAgentDisconnected:
+		d.Reason = api.DeletionAgentDisconnected
+		d.Message = fmt.Sprintf("the agent of consumer %s is not connected; the delete is confirmed when it returns", b.ConsumerName)
+	case b.Status.ObservedGeneration < b.Generation:
+		d.Reason = api.DeletionNotConfirmed
+		d.Message = fmt.Sprintf("the delete (version %d) is sent to the agent of consumer %s and not confirmed yet", b.Generation, b.ConsumerName)
+	default:
+		d.Reason = api.DeletionObjectsRemaining
+		d.Message = fmt.Sprintf("the agent is removing the objects; still present: %s", strings.Join(remaining, ", "))
+		if len(remaining) == 0 {
+			d.Message = "the agent is removing the objects"
+		}
+	}
+	return d
 }
 
 func bundleHref(id string) string   { return api.BasePath + "/resource-bundles/" + id }
@@ -59,6 +92,7 @@ func (h *Handler) bundleOut(b *store.Bundle, ext bool) *bundleJSON {
 	if h.freshness != nil {
 		st.Freshness = h.freshness.Freshness(b)
 	}
+	st.Deletion = deletion(b, st.Freshness)
 	manifests := b.Spec.Manifests
 	if manifests == nil {
 		manifests = []json.RawMessage{}

@@ -109,6 +109,13 @@ func TestStrictMaestroClient(t *testing.T) {
 	if (*got.Metadata)["deletionTimestamp"] == nil || got.DeletedAt == nil {
 		t.Errorf("deleting bundle: metadata %v deleted_at %v; want both set", *got.Metadata, got.DeletedAt)
 	}
+	// It says what the delete waits for: the agent has not confirmed the
+	// delete's version.
+	var deleting api.ResourceBundle
+	c.expect(200, "GET", v1+"/resource-bundles/"+b.ID, nil, &deleting)
+	if d := deleting.Status.Deletion; d == nil || d.Reason != api.DeletionNotConfirmed || d.Since.IsZero() || !strings.Contains(d.Message, "mgmt-1") {
+		t.Errorf("deleting bundle: status.deletion = %+v; want NotConfirmed since the delete, naming the consumer", d)
+	}
 
 	// Asked for, the additions are there.
 	c.strict = false
