@@ -55,7 +55,7 @@ type Options struct {
 	Resync time.Duration
 	// Leading, when set, gates the generator and the workers: they run only
 	// while it reports true (one replica of several delivers), checked every
-	// Resync. Nil: always.
+	// second. Nil: always.
 	Leading func() bool
 	Client  *http.Client // default: a client with Timeout
 	Clock   clock.WithTicker
@@ -150,7 +150,9 @@ func (m *Manager) kick(id string) {
 // Start runs until ctx ends. Failures (store, change feed) are logged and
 // retried with backoff; it returns nil when ctx ends.
 func (m *Manager) Start(ctx context.Context) error {
-	t := m.o.Clock.NewTicker(m.o.Resync)
+	// Leadership is checked every second: a replica that just took the
+	// lease starts delivering at once, one that lost it stops.
+	t := m.o.Clock.NewTicker(min(m.o.Resync, time.Second))
 	defer t.Stop()
 	var stop func() // stops the running duties; nil while not leading
 	defer func() {

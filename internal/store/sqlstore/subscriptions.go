@@ -37,6 +37,13 @@ func (s *Store) CreateSubscription(ctx context.Context, sub store.Subscription) 
 		return store.Subscription{}, err
 	}
 	err = s.write(ctx, func(db conn) error {
+		// The first subscription pins where the webhook generator starts,
+		// so changes after it are delivered even if the generator (another
+		// replica, one waiting for the lease) starts later.
+		if _, err := db.exec(ctx, `UPDATE counters SET value = (SELECT c.value FROM counters c WHERE c.name = 'change')
+			WHERE name = 'webhook' AND value < 0`); err != nil {
+			return err
+		}
 		_, err := db.exec(ctx, `INSERT INTO subscriptions (id, name, url, secret, search, events, headers, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, sub.ID, sub.Name, sub.URL, sub.Secret, sub.Search, string(events), string(headers), sub.CreatedAt)
 		return err
