@@ -200,7 +200,7 @@ func observationFault(t *testing.T, user string, grant func(), fault, heal func(
 	if len(confirmed) > 2 {
 		t.Errorf("confirmedAt moved %d times while the agent could not observe", len(confirmed)-1)
 	}
-	t.Logf("stale-and-Fresh window: %v (bound %v)", freshOld.Round(time.Millisecond), observationBound)
+	t.Logf("Fresh with the old IP for %v after the change (bound %v)", freshOld.Round(time.Millisecond), observationBound)
 }
 
 func agentGet(t *testing.T, p *proc, path string) (int, string) {
