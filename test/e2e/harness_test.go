@@ -10,20 +10,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/baton-dev/baton/internal/proctest"
 	"github.com/baton-dev/baton/internal/store/storetest"
 	"github.com/baton-dev/baton/internal/testenv"
 	"github.com/baton-dev/baton/pkg/api"
@@ -74,30 +71,10 @@ func TestMain(m *testing.M) {
 }
 
 // freePort returns a loopback address with a port nobody listens on.
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t testing.TB) string { return proctest.FreePort(t) }
 
 // proc is one baton process.
-type proc struct {
-	t    testing.TB
-	bin  string // the executable; empty is baton
-	name string
-	args []string
-	env  []string
-	log  *os.File
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	// metrics is an agent's /healthz, /readyz and /metrics address.
-	metrics string
-}
+type proc = proctest.Proc
 
 func startProc(t testing.TB, name string, env []string, args ...string) *proc {
 	t.Helper()
@@ -107,83 +84,11 @@ func startProc(t testing.TB, name string, env []string, args ...string) *proc {
 // startProcBin is startProc for another executable (bin; empty is baton).
 func startProcBin(t testing.TB, bin, name string, env []string, args ...string) *proc {
 	t.Helper()
-	f, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{t: t, bin: bin, name: name, args: args, env: env, log: f}
-	p.start()
-	t.Cleanup(func() {
-		p.Kill()
-		if t.Failed() {
-			data, _ := os.ReadFile(f.Name())
-			t.Logf("---- %s log (last 6 KiB) ----\n%s", name, tail(data, 6<<10))
-		}
-	})
-	return p
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
-
-func (p *proc) start() {
-	p.t.Helper()
-	bin := p.bin
 	if bin == "" {
 		bin = batonBin
 	}
-	cmd := exec.Command(bin, p.args...)
-	cmd.Env = append(os.Environ(), p.env...)
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("starting %s: %v", p.name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	p.mu.Lock()
-	p.cmd, p.done = cmd, done
-	p.mu.Unlock()
-	fmt.Fprintf(p.log, "==== started %s %s\n", p.name, strings.Join(p.args, " "))
+	return proctest.Start(t, bin, name, env, args...)
 }
-
-// Kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) Kill() { p.signal(syscall.SIGKILL) }
-
-// Stop sends SIGTERM and waits.
-func (p *proc) Stop() { p.signal(syscall.SIGTERM) }
-
-func (p *proc) signal(sig syscall.Signal) {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-// Pid returns the process id of the running process (0 if not started).
-func (p *proc) Pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
-
-// Restart starts the process again with the same arguments.
-func (p *proc) Restart() { p.start() }
 
 // cluster is one baton deployment under test: a server and one agent.
 type cluster struct {
@@ -261,18 +166,7 @@ func startCluster(t testing.TB, kind storeKind, db []string, serverFlags ...stri
 
 func (c *cluster) waitReady(url string) {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.t.Fatalf("%s not ready after 30s", url)
+	proctest.WaitReady(c.t, url, 30*time.Second)
 }
 
 // startAgent starts an agent process for consumer with extra environment.
@@ -290,7 +184,7 @@ func (c *cluster) startAgentWith(consumer string, flags []string, env ...string)
 		"--kubeconfig", kubeconfig, "--metrics-addr", metrics, "--records-namespace", c.records}, agentTimingFlags...)
 	args = append(args, flags...)
 	p := startProc(c.t, "agent-"+consumer, env, args...)
-	p.metrics = metrics
+	p.MetricsAddr = metrics
 	c.agents[consumer] = p
 	c.waitReady("http://" + metrics + "/readyz")
 	return p

@@ -102,11 +102,12 @@ func TestServerDatabaseRestored(t *testing.T) {
 // dataDir is the SQLite server's --data-dir.
 func (c *cluster) dataDir() string {
 	c.t.Helper()
-	i := slices.Index(c.server.args, "--data-dir")
+	args := c.server.Args()
+	i := slices.Index(args, "--data-dir")
 	if i < 0 {
 		c.t.Fatal("server has no --data-dir")
 	}
-	return filepath.Clean(c.server.args[i+1])
+	return filepath.Clean(args[i+1])
 }
 
 // updateConfigMapBundle sets a configMapBundle's value and waits until REST

@@ -205,7 +205,7 @@ func observationFault(t *testing.T, user string, grant func(), fault, heal func(
 
 func agentGet(t *testing.T, p *proc, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + p.metrics + path)
+	resp, err := http.Get("http://" + p.MetricsAddr + path)
 	if err != nil {
 		t.Errorf("GET %s: %v", path, err)
 		return 0, ""
