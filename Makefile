@@ -8,7 +8,7 @@ IMAGE     ?= ghcr.io/baton-dev/baton:dev
 # The container builder: the first of docker, podman and buildah that works.
 BUILDER   ?= $(shell for b in docker podman buildah; do command -v $$b >/dev/null 2>&1 && $$b info >/dev/null 2>&1 && { echo $$b; break; }; done)
 
-.PHONY: all build run test test-unit bench kube-assets vet fmt demo clean image fuzz fuzz-smoke
+.PHONY: all build run test test-unit bench kube-assets vet fmt demo clean image fuzz fuzz-smoke chaos
 
 all: build
 
@@ -46,6 +46,22 @@ test-unit:
 bench: kube-assets build
 	KUBEBUILDER_ASSETS=$$(internal/kubeassets/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' \
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+
+# Seeded random faults over a random workload through the real processes,
+# then the checker (test/chaos). The last line printed is
+# "chaos: <ops> ops, <faults> faults, <lost> lost, <stale> stale, <violations> violations".
+DURATION    ?= 2m
+SEED        ?= 42
+STORE       ?= sqlite
+AGENTS      ?= 3
+FAULTS      ?= server=1,agent=2,cut=2,drop=1
+FAULT_EVERY ?= 6s
+chaos: kube-assets build
+	$(GO) test -c -o bin/chaos.test ./test/chaos
+	KUBEBUILDER_ASSETS=$$(internal/kubeassets/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' BATON_CHAOS=1 \
+	BATON_BIN=$(CURDIR)/$(BIN) bin/chaos.test -test.run '^TestChaos$$' -test.v -test.timeout 2h \
+	  -chaos.duration $(DURATION) -chaos.seed $(SEED) -chaos.store $(STORE) -chaos.agents $(AGENTS) \
+	  -chaos.faults '$(FAULTS)' -chaos.fault-every $(FAULT_EVERY)
 
 vet:
 	$(GO) vet ./...

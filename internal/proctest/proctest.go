@@ -86,8 +86,10 @@ func (p *Proc) LogPath() string { return p.log.Name() }
 
 func (p *Proc) start() {
 	p.t.Helper()
+	p.mu.Lock()
 	cmd := exec.Command(p.bin, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
+	p.mu.Unlock()
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("starting %s: %v", p.name, err)
@@ -134,6 +136,15 @@ func (p *Proc) Pid() int {
 
 // Restart starts the process again with the same arguments.
 func (p *Proc) Restart() { p.start() }
+
+// RestartWith starts the process again with the same arguments and env in
+// place of the extra environment it was started with.
+func (p *Proc) RestartWith(env []string) {
+	p.mu.Lock()
+	p.env = env
+	p.mu.Unlock()
+	p.start()
+}
 
 // WaitReady polls url until it answers 200, failing the test after timeout.
 func WaitReady(t testing.TB, url string, timeout time.Duration) {
