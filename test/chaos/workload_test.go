@@ -70,13 +70,13 @@ type liveValue struct {
 // worker runs one consumer's workload: REST writes of its bundles and live
 // changes of its ReadOnly objects, one at a time, from its own seeded RNG.
 type worker struct {
-	w     *world
-	a     *agent
-	h     *history
-	rng   *rand.Rand
-	slots []*slot
+	w       *world
+	a       *agent
+	h       *history
+	rng     *rand.Rand
+	slots   []*slot
 	liveUID map[string]string // object → uid of the live ReadOnly object ("" if none)
-	n     int
+	n       int
 }
 
 func (k *worker) run(ctx context.Context, every time.Duration) {
