@@ -196,7 +196,7 @@ func Run(ctx context.Context, o Options, probe *Probe) (*Result, error) {
 		return nil, err
 	}
 	r.progress("waiting for %d agents to connect and %d bundles to report", o.Agents, res.Bundles)
-	if err := r.waitConverged(ctx, o.Settle+time.Duration(o.Agents)*time.Millisecond); err != nil {
+	if err := r.waitConverged(ctx, o.Settle+time.Duration(len(r.ids))*5*time.Millisecond); err != nil {
 		return nil, fmt.Errorf("fleet: before the steady phase: %w", err)
 	}
 	res.ConnectAllS = time.Since(connStart).Seconds()
