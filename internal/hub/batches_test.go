@@ -35,7 +35,7 @@ func TestBatches(t *testing.T) {
 		"new key starts over": {
 			parts: []part{{"e1", 0, 2, map[string]int64{"a": 1}}, {"e2", 1, 2, map[string]int64{"b": 2}}},
 		},
-		"too many parts": {parts: []part{{"e", 0, MaxBatchParts + 1, map[string]int64{"a": 1}}}},
+		"too many parts":           {parts: []part{{"e", 0, MaxBatchParts + 1, map[string]int64{"a": 1}}}},
 		"part number out of range": {parts: []part{{"e", 0, 2, map[string]int64{"a": 1}}, {"e", 7, 2, map[string]int64{"b": 1}}}},
 		"repeated part starts a new round": {
 			parts: []part{
