@@ -14,16 +14,12 @@
 package chaos
 
 import (
-	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
+	"github.com/baton-dev/baton/internal/proctest"
 	"k8s.io/client-go/rest"
-
-	"github.com/baton-dev/baton/internal/testenv"
 )
 
 var (
@@ -35,40 +31,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(0)
-	}
-	code := func() int {
-		tmp, err := os.MkdirTemp("", "baton-chaos-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(tmp)
-		batonBin = os.Getenv("BATON_BIN")
-		if batonBin == "" {
-			batonBin = filepath.Join(tmp, "baton")
-			build := exec.Command("go", "build", "-o", batonBin, "github.com/baton-dev/baton/cmd/baton")
-			build.Stdout, build.Stderr = os.Stderr, os.Stderr
-			if err := build.Run(); err != nil {
-				fmt.Fprintln(os.Stderr, "chaos: building baton:", err)
-				return 1
-			}
-		}
-		env, err := testenv.Start()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "chaos:", err)
-			return 1
-		}
-		defer env.Stop()
-		kubeCfg = env.Config
-		if kubeconfig, err = env.KubeconfigFile(tmp); err != nil {
-			fmt.Fprintln(os.Stderr, "chaos: kubeconfig:", err)
-			return 1
-		}
-		return m.Run()
-	}()
+	code := proctest.Main(m, "chaos", func(w proctest.World) {
+		batonBin, kubeCfg, kubeconfig = w.Bin, w.Config, w.Kubeconfig
+	})
 	if summary != "" {
 		fmt.Println(summary)
 	}

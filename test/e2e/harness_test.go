@@ -7,13 +7,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,7 +19,6 @@ import (
 
 	"github.com/baton-dev/baton/internal/proctest"
 	"github.com/baton-dev/baton/internal/store/storetest"
-	"github.com/baton-dev/baton/internal/testenv"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -33,40 +29,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(0)
-	}
-	code := func() int {
-		tmp, err := os.MkdirTemp("", "baton-e2e-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(tmp)
-		batonBin = os.Getenv("BATON_BIN")
-		if batonBin == "" {
-			batonBin = filepath.Join(tmp, "baton")
-			build := exec.Command("go", "build", "-o", batonBin, "github.com/baton-dev/baton/cmd/baton")
-			build.Stdout, build.Stderr = os.Stderr, os.Stderr
-			if err := build.Run(); err != nil {
-				fmt.Fprintln(os.Stderr, "e2e: building baton:", err)
-				return 1
-			}
-		}
-		env, err := testenv.Start()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
-			return 1
-		}
-		defer env.Stop()
-		kubeCfg = env.Config
-		if kubeconfig, err = env.KubeconfigFile(tmp); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: kubeconfig:", err)
-			return 1
-		}
-		return m.Run()
-	}()
+	code := proctest.Main(m, "e2e", func(w proctest.World) {
+		batonBin, kubeCfg, kubeconfig = w.Bin, w.Config, w.Kubeconfig
+	})
 	os.Exit(code)
 }
 
