@@ -3,9 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"maps"
-	"slices"
-	"strconv"
 
 	"github.com/baton-dev/baton/internal/protocol"
 )
@@ -38,7 +35,7 @@ func (a *Agent) session(ctx context.Context) {
 	}
 }
 
-// sendHello sends the held generations, split by protocol.Split.
+// sendHello sends the held generations, split by protocol.Hellos.
 func (a *Agent) sendHello(ctx context.Context) error {
 	a.mu.Lock()
 	// Held means durably recorded: a generation still being taken is not
@@ -54,51 +51,12 @@ func (a *Agent) sendHello(ctx context.Context) error {
 		}
 	}
 	a.mu.Unlock()
-	batches := helloBatches(held, incs)
-	for i, part := range batches {
-		m := protocol.Message{Type: protocol.TypeHello, Consumer: a.opts.Consumer, Hello: &protocol.Hello{
-			Agent: a.opts.ID, Epoch: a.opts.Epoch, Held: part, Incarnations: incarnationsOf(part, incs), Batch: i + 1, Batches: len(batches)}}
+	for _, m := range protocol.Hellos(a.opts.Consumer, protocol.Hello{Agent: a.opts.ID, Epoch: a.opts.Epoch, Held: held, Incarnations: incs}) {
 		if err := a.conn.Send(ctx, m); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// helloBatches splits held into the parts of a Hello (protocol.Split);
-// an entry's size counts its incarnation. There is always at least one
-// (possibly empty) part.
-func helloBatches(held map[string]int64, incs map[string]string) []map[string]int64 {
-	parts := protocol.Split(slices.Collect(maps.Keys(held)), func(id string) int {
-		gen := strconv.FormatInt(held[id], 10)
-		if inc, ok := incs[id]; ok {
-			return protocol.EntrySize(id, id, gen, inc) // the id keys both maps
-		}
-		return protocol.EntrySize(id, gen)
-	})
-	out := make([]map[string]int64, len(parts))
-	for i, ids := range parts {
-		out[i] = make(map[string]int64, len(ids))
-		for _, id := range ids {
-			out[i][id] = held[id]
-		}
-	}
-	return out
-}
-
-// incarnationsOf returns the entries of incs for the ids of part (nil
-// when there are none).
-func incarnationsOf(part map[string]int64, incs map[string]string) map[string]string {
-	var out map[string]string
-	for id := range part {
-		if inc, ok := incs[id]; ok {
-			if out == nil {
-				out = make(map[string]string, len(part))
-			}
-			out[id] = inc
-		}
-	}
-	return out
 }
 
 // errLinkClosed: the Conn closed for good; the agent cannot take specs.

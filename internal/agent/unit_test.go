@@ -22,12 +22,20 @@ func TestHelloBatches(t *testing.T) {
 					incs[id] = "7c4d1b2e-9a3f-4e6b-8c5d-2f1e0a9b8c7d"
 				}
 			}
-			batches := helloBatches(held, incs)
+			batches := protocol.Hellos("a-consumer-name", protocol.Hello{Epoch: "0e6f7a44-1c77-4a55-9d0a-7d3b0f1d2a9b",
+				Held: held, Incarnations: incs})
 			seen := 0
-			for i, part := range batches {
-				b, _ := json.Marshal(protocol.Message{Type: protocol.TypeHello, Consumer: "a-consumer-name",
-					Hello: &protocol.Hello{Epoch: "0e6f7a44-1c77-4a55-9d0a-7d3b0f1d2a9b", Held: part,
-						Incarnations: incarnationsOf(part, incs), Batch: i + 1, Batches: len(batches)}})
+			for i, msg := range batches {
+				part := msg.Hello.Held
+				if msg.Hello.Batch != i+1 || msg.Hello.Batches != len(batches) {
+					t.Errorf("batch %d numbered %d of %d; want %d of %d", i+1, msg.Hello.Batch, msg.Hello.Batches, i+1, len(batches))
+				}
+				for id := range msg.Hello.Incarnations {
+					if _, ok := part[id]; !ok {
+						t.Errorf("batch %d: incarnation of %s, which it does not hold", i+1, id)
+					}
+				}
+				b, _ := json.Marshal(msg)
 				if len(b) > limits.BatchBytes {
 					t.Errorf("batch %d encodes to %d bytes; limit %d", i+1, len(b), limits.BatchBytes)
 				}

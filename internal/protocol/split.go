@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/baton-dev/baton/internal/limits"
 )
@@ -69,4 +71,35 @@ func quotedLen(s string) int {
 		return 6*len(s) + 2 // cannot happen for a string; assume every byte escaped
 	}
 	return len(b)
+}
+
+// Hellos splits h into the messages of one Hello for consumer: parts of
+// h.Held (protocol.Split, an entry's size counting its incarnation), each
+// with the incarnations of its ids, numbered Batch 1..Batches. There is
+// always at least one (possibly empty) message.
+func Hellos(consumer string, h Hello) []Message {
+	parts := Split(slices.Collect(maps.Keys(h.Held)), func(id string) int {
+		gen := strconv.FormatInt(h.Held[id], 10)
+		if inc, ok := h.Incarnations[id]; ok {
+			return EntrySize(id, id, gen, inc) // the id keys both maps
+		}
+		return EntrySize(id, gen)
+	})
+	out := make([]Message, len(parts))
+	for i, ids := range parts {
+		part := h
+		part.Held, part.Incarnations = make(map[string]int64, len(ids)), nil
+		part.Batch, part.Batches = i+1, len(parts)
+		for _, id := range ids {
+			part.Held[id] = h.Held[id]
+			if inc, ok := h.Incarnations[id]; ok {
+				if part.Incarnations == nil {
+					part.Incarnations = make(map[string]string, len(ids))
+				}
+				part.Incarnations[id] = inc
+			}
+		}
+		out[i] = Message{Type: TypeHello, Consumer: consumer, Hello: &part}
+	}
+	return out
 }

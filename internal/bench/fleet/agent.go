@@ -107,9 +107,7 @@ func (a *simAgent) sessions(ctx context.Context) {
 			}
 			a.stats.sessions++
 			a.mu.Unlock()
-			m := protocol.Message{Type: protocol.TypeHello, Consumer: a.consumer,
-				Hello: &protocol.Hello{Epoch: a.epoch, Held: held, Batch: 1, Batches: 1}}
-			if err := a.conn.Send(ctx, m); err != nil {
+			if err := a.sendHello(ctx, held); err != nil {
 				continue
 			}
 			if !started {
@@ -120,6 +118,16 @@ func (a *simAgent) sessions(ctx context.Context) {
 			a.once.Do(func() { close(a.helloed) })
 		}
 	}
+}
+
+// sendHello sends the held generations in the parts a real agent sends.
+func (a *simAgent) sendHello(ctx context.Context, held map[string]int64) error {
+	for _, m := range protocol.Hellos(a.consumer, protocol.Hello{Agent: a.consumer, Epoch: a.epoch, Held: held}) {
+		if err := a.conn.Send(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (a *simAgent) onSpec(s *protocol.Spec) {
