@@ -33,6 +33,9 @@ const (
 // the test can cut.
 func proxied(t *testing.T) (*rest.Config, *tcpproxy.Proxy) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a kube-apiserver")
+	}
 	c, p, err := tcpproxy.ForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
