@@ -68,7 +68,12 @@ func TestNoFalseDriftOnQuantities(t *testing.T) {
 				}
 			}
 			rv := get().ResourceVersion
-			time.Sleep(time.Second) // the events are evaluated
+			// Wait until the agent has evaluated the last event: it
+			// reports the object at that resourceVersion.
+			h.server.waitFor(t, protocol.TypeStatus, 0, 10*time.Second, "the last edit reported", func(m protocol.Message) bool {
+				s := status(m, "quota")
+				return s != nil && s.Reported.ResourceStatus[0].Observed.ResourceVersion == rv
+			})
 			if n := counterValue(h.agent.metrics.driftReapplies); n != 0 {
 				t.Errorf("%v drift re-applies for canonicalised values", n)
 			}
