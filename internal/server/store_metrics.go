@@ -95,6 +95,27 @@ func (m *instrumentedStore) ListBundles(ctx context.Context, opts store.ListOpti
 	return m.s.ListBundles(ctx, opts)
 }
 
+// StreamBundles is observed from the call to the last row, the time spent
+// writing to the client included; an error of the caller's callbacks (a
+// client that went away) is not counted as a store error.
+func (m *instrumentedStore) StreamBundles(ctx context.Context, opts store.ListOptions, start func(total, n int) error, each func(*store.Bundle) error) error {
+	var calleeErr error
+	t := time.Now()
+	err := m.s.StreamBundles(ctx, opts, func(total, n int) error {
+		calleeErr = start(total, n)
+		return calleeErr
+	}, func(b *store.Bundle) error {
+		calleeErr = each(b)
+		return calleeErr
+	})
+	if calleeErr != nil {
+		m.observe("StreamBundles", t, nil)
+	} else {
+		m.observe("StreamBundles", t, err)
+	}
+	return err
+}
+
 func (m *instrumentedStore) ListBundlesByConsumer(ctx context.Context, consumer string) (_ []store.Bundle, err error) {
 	defer func(t time.Time) { m.observe("ListBundlesByConsumer", t, err) }(time.Now())
 	return m.s.ListBundlesByConsumer(ctx, consumer)

@@ -294,6 +294,15 @@ type Store interface {
 	UpdateBundle(ctx context.Context, b Bundle, expectedGeneration int64) (Bundle, error)
 	GetBundle(ctx context.Context, id string) (Bundle, error)
 	ListBundles(ctx context.Context, opts ListOptions) (Page[Bundle], error)
+	// StreamBundles reads the page ListBundles would return without
+	// holding it: start gets the total matches and the number n of bundles
+	// that follow, then each gets them one by one, in order (each bundle
+	// is the callee's to keep). Count and rows come from one snapshot, so
+	// exactly n follow. The memory used does not grow with the page size;
+	// while each blocks no further rows are read, and a read transaction
+	// stays open until the last one. An error from start or each stops the
+	// read and is returned as it is.
+	StreamBundles(ctx context.Context, opts ListOptions, start func(total, n int) error, each func(*Bundle) error) error
 	// ListBundlesByConsumer returns every bundle of a consumer, deleting ones included.
 	ListBundlesByConsumer(ctx context.Context, consumer string) ([]Bundle, error)
 	// DeleteBundle marks the bundle deleting, bumps its generation and writes

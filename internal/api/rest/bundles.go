@@ -31,22 +31,33 @@ func (h *Handler) listBundles(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	page, err := h.store.ListBundles(r.Context(), lp.opts)
-	if err != nil {
+	w.Header().Set(api.ChangeSeqHeader, strconv.FormatInt(seq, 10))
+	var lw *listWriter
+	err = h.store.StreamBundles(r.Context(), lp.opts, func(total, n int) error {
+		if lp.none {
+			n = 0
+		}
+		lw = h.startList(w, api.KindResourceBundleList, lp.opts.Page, n, total, lp.fields)
+		if lp.none {
+			return errNoItems
+		}
+		return nil
+	}, func(b *store.Bundle) error {
+		return lw.item(h.bundleOut(forCaller(r, b), ext(r)))
+	})
+	if lw == nil { // failed before anything was written
+		w.Header().Del(api.ChangeSeqHeader)
 		h.fail(w, r, err)
 		return
 	}
-	if lp.none {
-		page.Items = nil
-	}
-	w.Header().Set(api.ChangeSeqHeader, strconv.FormatInt(seq, 10))
-	lw := startList(w, api.KindResourceBundleList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
-	for i := range page.Items {
-		lw.item(h.bundleOut(forCaller(r, &page.Items[i]), ext(r)))
-		page.Items[i] = store.Bundle{} // let the encoded bundle go
+	if err != nil && !errors.Is(err, errNoItems) {
+		lw.fail(err)
 	}
 	h.finishList(r, lw)
 }
+
+// errNoItems stops a list of size=0 after its envelope.
+var errNoItems = errors.New("no items asked for")
 
 func (h *Handler) getBundle(w http.ResponseWriter, r *http.Request) {
 	var p *projection

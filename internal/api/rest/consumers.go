@@ -46,9 +46,11 @@ func (h *Handler) listConsumers(w http.ResponseWriter, r *http.Request) {
 	if lp.none {
 		page.Items = nil
 	}
-	lw := startList(w, api.KindConsumerList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
+	lw := h.startList(w, api.KindConsumerList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
 	for i := range page.Items {
-		lw.item(consumerOut(&page.Items[i], ext(r), h.clock.Now()))
+		if lw.item(consumerOut(&page.Items[i], ext(r), h.clock.Now())) != nil {
+			break
+		}
 	}
 	h.finishList(r, lw)
 }
@@ -144,7 +146,11 @@ func (h *Handler) deleteConsumer(w http.ResponseWriter, r *http.Request) {
 // sent aborts the connection.
 func (h *Handler) finishList(r *http.Request, lw *listWriter) {
 	if err := lw.finish(); err != nil {
-		h.log.Error("rest: list: encoding failed after the response started", "path", r.URL.Path, "err", err)
+		if lw.clientGone() {
+			h.log.Info("rest: list: the client stopped reading; response cut off", "path", r.URL.Path, "err", err)
+		} else {
+			h.log.Error("rest: list: failed after the response started", "path", r.URL.Path, "err", err)
+		}
 		panic(http.ErrAbortHandler)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -275,16 +276,49 @@ func writeOne(w http.ResponseWriter, status int, v any, p *projection) error {
 // listWriter streams a list envelope: the header, then one item at a time.
 type listWriter struct {
 	bw    *bufio.Writer
+	dw    *deadlineWriter
 	ie    *itemEncoder
 	p     *projection
 	first bool
 	err   error
 }
 
-func startList(w http.ResponseWriter, kind string, page, size, total int, p *projection) *listWriter {
+// deadlineWriter gives every write to the client timeout to complete.
+type deadlineWriter struct {
+	w       io.Writer
+	rc      *http.ResponseController
+	now     func() time.Time
+	timeout time.Duration
+	set     bool
+	failed  bool // a write to the client failed
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if d.rc.SetWriteDeadline(d.now().Add(d.timeout)) == nil {
+		d.set = true
+	}
+	n, err := d.w.Write(p)
+	if err != nil {
+		d.failed = true
+	}
+	return n, err
+}
+
+// clear removes the deadline, so a keep-alive connection's next response
+// is not cut off by it.
+func (d *deadlineWriter) clear() {
+	if d.set {
+		_ = d.rc.SetWriteDeadline(time.Time{})
+	}
+}
+
+// startList sends the status line and the envelope up to the items.
+func (h *Handler) startList(w http.ResponseWriter, kind string, page, size, total int, p *projection) *listWriter {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 64<<10)
+	// Network deadlines are wall-clock times, whatever clock the handler has.
+	dw := &deadlineWriter{w: w, rc: http.NewResponseController(w), now: time.Now, timeout: h.listWrite}
+	bw := bufio.NewWriterSize(dw, 64<<10)
 	buf := make([]byte, 0, 128)
 	buf = append(buf, `{"kind":`...)
 	buf = strconv.AppendQuote(buf, kind)
@@ -296,13 +330,14 @@ func startList(w http.ResponseWriter, kind string, page, size, total int, p *pro
 	buf = strconv.AppendInt(buf, int64(total), 10)
 	buf = append(buf, `,"items":[`...)
 	_, _ = bw.Write(buf)
-	return &listWriter{bw: bw, ie: newItemEncoder(), p: p, first: true}
+	return &listWriter{bw: bw, dw: dw, ie: newItemEncoder(), p: p, first: true}
 }
 
-// item writes one item; after the first error every call is a no-op.
-func (lw *listWriter) item(v any) {
+// item writes one item; after the first error every call is a no-op that
+// returns it.
+func (lw *listWriter) item(v any) error {
 	if lw.err != nil {
-		return
+		return lw.err
 	}
 	if !lw.first {
 		_ = lw.bw.WriteByte(',')
@@ -316,15 +351,31 @@ func (lw *listWriter) item(v any) {
 		_, err = lw.bw.Write(raw)
 	}
 	lw.err = err
+	return err
+}
+
+// fail records a failure after the envelope started (a store error
+// mid-stream); finish then cuts the response off.
+func (lw *listWriter) fail(err error) {
+	if lw.err == nil {
+		lw.err = err
+	}
 }
 
 // finish closes the envelope. If an item failed, the response is cut off
 // (the status line is already sent) so a client never takes a truncated
 // list for a complete one.
 func (lw *listWriter) finish() error {
-	if lw.err != nil {
-		return lw.err
+	if lw.err == nil {
+		_, _ = lw.bw.WriteString("]}\n")
+		lw.err = lw.bw.Flush()
 	}
-	_, _ = lw.bw.WriteString("]}\n")
-	return lw.bw.Flush()
+	if lw.err == nil {
+		lw.dw.clear()
+	}
+	return lw.err
 }
+
+// clientGone reports that the list failed writing to the client (it went
+// away or stopped reading), not in the server.
+func (lw *listWriter) clientGone() bool { return lw.dw.failed }

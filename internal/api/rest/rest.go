@@ -13,16 +13,21 @@
 // with the true total. The envelope's size is the number of items
 // returned (Maestro's behaviour).
 //
-// List responses are streamed: the envelope is written first and each item
-// is encoded straight into a buffered writer, so a page of thousands of
-// bundles is never held twice in memory. Stored JSON (manifests) is copied
-// as raw bytes, never decoded again.
+// List responses are streamed: the store counts the matches and the page
+// in one snapshot, the envelope (kind, page, size, total) is written first,
+// then each bundle is encoded into a 64 KiB buffered writer as the store
+// reads and decodes it (store.StreamBundles), so the memory of a list does
+// not grow with its page size. Stored JSON (manifests) is copied as raw
+// bytes, never decoded again. Each write may block ListWriteTimeout at
+// most: a client that stops reading is cut off and releases the store's
+// read.
 package rest
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"k8s.io/utils/clock"
 
@@ -83,7 +88,15 @@ type Options struct {
 	// Transport is the most restrictive transport agents are served on:
 	// a bundle whose spec message it cannot carry is refused; "" is gRPC.
 	Transport limits.Transport
+	// ListWriteTimeout bounds each write of a list response: a client that
+	// stops reading for this long is cut off and the store read behind
+	// the list released. 0 is DefaultListWriteTimeout.
+	ListWriteTimeout time.Duration
 }
+
+// DefaultListWriteTimeout is how long one write of a list response may
+// block on a client that does not read.
+const DefaultListWriteTimeout = 30 * time.Second
 
 // Handler serves the REST API.
 type Handler struct {
@@ -98,6 +111,7 @@ type Handler struct {
 	subs      Subscriptions
 	history   func(ctx context.Context, id string, limit int) ([]store.Change, error)
 	transport limits.Transport
+	listWrite time.Duration
 	mux       *http.ServeMux
 }
 
@@ -121,7 +135,11 @@ func New(opts Options) *Handler {
 		subs:      opts.Subscriptions,
 		history:   opts.History,
 		transport: opts.Transport,
+		listWrite: opts.ListWriteTimeout,
 		mux:       http.NewServeMux(),
+	}
+	if h.listWrite <= 0 {
+		h.listWrite = DefaultListWriteTimeout
 	}
 	if h.transport == "" {
 		h.transport = limits.GRPC

@@ -167,25 +167,51 @@ func getBundle(ctx context.Context, db conn, id string, lock bool) (store.Bundle
 // ListBundles returns one page of bundles.
 func (s *Store) ListBundles(ctx context.Context, opts store.ListOptions) (store.Page[store.Bundle], error) {
 	page := store.Page[store.Bundle]{Items: []store.Bundle{}}
+	err := s.StreamBundles(ctx, opts, func(total, n int) error {
+		page.Total, page.Items = total, make([]store.Bundle, 0, n)
+		return nil
+	}, func(b *store.Bundle) error {
+		page.Items = append(page.Items, *b)
+		return nil
+	})
+	return page, err
+}
+
+// StreamBundles reads the page ListBundles would return, in one read
+// transaction (one snapshot: the count and the rows agree), handing each
+// bundle to each as soon as it is decoded instead of collecting the page.
+func (s *Store) StreamBundles(ctx context.Context, opts store.ListOptions, start func(total, n int) error, each func(*store.Bundle) error) error {
 	q, err := buildList(s.d, bundleFields, "b.labels", opts)
 	if err != nil {
-		return page, fmt.Errorf("bundles: list: %w", err)
+		return fmt.Errorf("bundles: list: %w", err)
 	}
-	err = s.read(ctx, func(db conn) error {
-		if err := db.row(ctx, `SELECT COUNT(*) FROM bundles b`+q.where, q.args...).Scan(&page.Total); err != nil {
+	return s.read(ctx, func(db conn) error {
+		var total int
+		if err := db.row(ctx, `SELECT COUNT(*) FROM bundles b`+q.where, q.args...).Scan(&total); err != nil {
+			return fmt.Errorf("bundles: list: %w", err)
+		}
+		n := total
+		if q.paged {
+			n = min(max(total-q.offset, 0), opts.Size)
+		}
+		if err := start(total, n); err != nil {
 			return err
 		}
-		if q.empty(page.Total) {
+		if n == 0 {
 			return nil
 		}
-		items, err := queryBundles(ctx, db, bundlePageQuery(s.d, q), q.args...)
-		page.Items = items
+		seen := 0
+		err := scanBundles(ctx, db, bundlePageQuery(s.d, q), q.args, func(b *store.Bundle) error {
+			if seen++; seen > n {
+				return fmt.Errorf("bundles: list: more rows than the %d counted in the same snapshot", n)
+			}
+			return each(b)
+		})
+		if err == nil && seen != n {
+			err = fmt.Errorf("bundles: list: %d rows where the same snapshot counted %d", seen, n)
+		}
 		return err
 	})
-	if err != nil {
-		return page, fmt.Errorf("bundles: list: %w", err)
-	}
-	return page, nil
 }
 
 // bundlePageQuery selects a page of bundles. On PostgreSQL a page after the

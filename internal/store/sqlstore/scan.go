@@ -27,88 +27,148 @@ type rawBundle struct {
 	meta, spec, manifests, status []byte
 }
 
-// queryBundles runs a query selecting bundleCols and decodes every row.
-// Results of more than one batch are decoded by GOMAXPROCS goroutines while
-// the rows are still being read; the order of rows is kept.
+// queryBundles runs a query selecting bundleCols and returns every row,
+// decoded, in order.
 func queryBundles(ctx context.Context, db conn, query string, args ...any) ([]store.Bundle, error) {
-	rows, err := db.query(ctx, query, args...)
+	out := []store.Bundle{}
+	err := scanBundles(ctx, db, query, args, func(b *store.Bundle) error {
+		out = append(out, *b)
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer rows.Close()
-	var (
-		batches [][]store.Bundle
-		work    chan decodeJob
-		wg      sync.WaitGroup
-		errOnce sync.Once
-		decErr  error
-	)
-	raw := make([]rawBundle, 0, decodeBatch)
-	dispatch := func(final bool) {
-		out := make([]store.Bundle, len(raw))
-		batches = append(batches, out)
-		if final && work == nil { // everything fits one batch: decode here
-			decErr = decodeAll(raw, out, db.cache)
-			return
-		}
-		if work == nil {
-			work = make(chan decodeJob)
-			for range runtime.GOMAXPROCS(0) {
-				wg.Go(func() {
-					for j := range work {
-						if err := decodeAll(j.raw, j.out, db.cache); err != nil {
-							errOnce.Do(func() { decErr = err })
-						}
-					}
-				})
-			}
-		}
-		work <- decodeJob{raw: raw, out: out}
-		raw = make([]rawBundle, 0, decodeBatch)
-	}
-	for rows.Next() {
-		raw = append(raw, rawBundle{})
-		if err := scanRaw(rows, &raw[len(raw)-1]); err != nil {
-			if work != nil {
-				close(work)
-				wg.Wait()
-			}
-			return nil, err
-		}
-		if len(raw) == decodeBatch {
-			dispatch(false)
-		}
-	}
-	if len(raw) > 0 || work == nil {
-		dispatch(true)
-	}
-	if work != nil {
-		close(work)
-		wg.Wait()
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if decErr != nil {
-		return nil, decErr
-	}
-	if len(batches) == 1 {
-		return batches[0], nil
-	}
-	n := 0
-	for _, b := range batches {
-		n += len(b)
-	}
-	out := make([]store.Bundle, 0, n)
-	for _, b := range batches {
-		out = append(out, b...)
 	}
 	return out, nil
 }
 
+// scanBundles runs a query selecting bundleCols and calls each with every
+// row, decoded, in order; an error from each stops the query and is
+// returned. Rows are decoded in batches of decodeBatch by GOMAXPROCS
+// goroutines while the next rows are read, and at most GOMAXPROCS+1
+// batches are held at once: the memory used does not grow with the number
+// of rows. each runs on the caller's goroutine; while it blocks (a slow
+// client), no further rows are read. The bundle passed to each is the
+// callee's to keep.
+func scanBundles(ctx context.Context, db conn, query string, args []any, each func(*store.Bundle) error) error {
+	rows, err := db.query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	p := decodePipeline{cache: db.cache, each: each}
+	defer p.stop()
+	raw := make([]rawBundle, 0, decodeBatch)
+	for rows.Next() {
+		raw = append(raw, rawBundle{})
+		if err := scanRaw(rows, &raw[len(raw)-1]); err != nil {
+			return err
+		}
+		if len(raw) == decodeBatch {
+			if err := p.submit(raw); err != nil {
+				return err
+			}
+			raw = make([]rawBundle, 0, decodeBatch)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(raw) > 0 {
+		if p.work == nil { // everything fits one batch: decode here
+			out := make([]store.Bundle, len(raw))
+			if err := decodeAll(raw, out, db.cache); err != nil {
+				return err
+			}
+			return emitAll(out, each)
+		}
+		if err := p.submit(raw); err != nil {
+			return err
+		}
+	}
+	return p.drain()
+}
+
+// decodePipeline decodes batches on worker goroutines and hands the
+// decoded bundles to each in submission order.
+type decodePipeline struct {
+	cache  *decoders
+	each   func(*store.Bundle) error
+	work   chan *decodeJob // nil until the first batch
+	wg     sync.WaitGroup
+	queued []*decodeJob // submitted, not yet emitted, oldest first
+}
+
 type decodeJob struct {
-	raw []rawBundle
-	out []store.Bundle
+	raw  []rawBundle
+	out  []store.Bundle
+	err  error
+	done chan struct{}
+}
+
+// submit queues a batch for decoding, first emitting the oldest batch
+// when GOMAXPROCS+1 are already queued.
+func (p *decodePipeline) submit(raw []rawBundle) error {
+	workers := runtime.GOMAXPROCS(0)
+	if p.work == nil {
+		p.work = make(chan *decodeJob, workers+1)
+		for range workers {
+			p.wg.Go(func() {
+				for j := range p.work {
+					j.err = decodeAll(j.raw, j.out, p.cache)
+					j.raw = nil
+					close(j.done)
+				}
+			})
+		}
+	}
+	if len(p.queued) > workers {
+		if err := p.emitOldest(); err != nil {
+			return err
+		}
+	}
+	j := &decodeJob{raw: raw, out: make([]store.Bundle, len(raw)), done: make(chan struct{})}
+	p.queued = append(p.queued, j)
+	p.work <- j
+	return nil
+}
+
+func (p *decodePipeline) emitOldest() error {
+	j := p.queued[0]
+	p.queued[0] = nil
+	p.queued = p.queued[1:]
+	<-j.done
+	if j.err != nil {
+		return j.err
+	}
+	return emitAll(j.out, p.each)
+}
+
+// drain emits every queued batch.
+func (p *decodePipeline) drain() error {
+	for len(p.queued) > 0 {
+		if err := p.emitOldest(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stop ends the workers once they finished what was queued.
+func (p *decodePipeline) stop() {
+	if p.work != nil {
+		close(p.work)
+		p.wg.Wait()
+	}
+}
+
+func emitAll(out []store.Bundle, each func(*store.Bundle) error) error {
+	for i := range out {
+		if err := each(&out[i]); err != nil {
+			return err
+		}
+		out[i] = store.Bundle{} // the callee holds what it keeps
+	}
+	return nil
 }
 
 // scanRaw reads one row; JSON columns are copied for later decoding.
