@@ -3,6 +3,7 @@ package rest
 import (
 	"net/http"
 
+	"github.com/baton-dev/baton/internal/api/search"
 	"github.com/baton-dev/baton/internal/auth"
 	"github.com/baton-dev/baton/internal/redact"
 	"github.com/baton-dev/baton/internal/store"
@@ -31,9 +32,12 @@ func allowAdmin(r *http.Request, what string) error {
 }
 
 // scopeList restricts a bundle list or watch to what the caller may read:
-// a source identity sees its own source only. An identity whose sources
-// are decided per source by a review (a Kubernetes token) must list one
-// source at a time through the gRPC source port; REST lists refuse it.
+// a source identity with a fixed source sees that source only. An identity
+// whose sources are decided per source by a SubjectAccessReview (a
+// Kubernetes service account) must name the sources it lists in the
+// search (source = 'x', or source in ('x', 'y'), alone or and-ed with
+// other terms); each is reviewed with verb sub, as Maestro reviews a
+// subscription, and the search itself keeps every other source out.
 func scopeList(r *http.Request, f store.Filter) (store.Filter, error) {
 	id := caller(r)
 	if src, ok := id.FixedSource(); ok {
@@ -43,10 +47,41 @@ func scopeList(r *http.Request, f store.Filter) (store.Filter, error) {
 		}
 		return store.And{own, f}, nil
 	}
-	if id.Role == auth.RoleSource {
-		return nil, auth.Forbidden(id, "may not list bundles of every source: its sources are decided per source (use the gRPC source port)")
+	if id.Role != auth.RoleSource {
+		return f, nil
+	}
+	sources := namedSources(f)
+	if len(sources) == 0 {
+		return nil, auth.Forbidden(id, "may list and watch only the bundles of sources it names, each allowed by a SubjectAccessReview "+
+			"(verb sub on /sources/<source>): add search=source='<source>'")
+	}
+	for _, src := range sources {
+		if err := id.AuthorizeSource(r.Context(), src, auth.VerbSub); err != nil {
+			return nil, err
+		}
 	}
 	return f, nil
+}
+
+// namedSources returns the sources f restricts bundles to: the values of a
+// source = or source in term that f requires (f itself, or a term of a
+// top-level and; the narrowest if several). nil when f admits any source.
+func namedSources(f store.Filter) []string {
+	switch f := f.(type) {
+	case store.Cmp:
+		if f.Field == "source" && (f.Op == "=" || f.Op == "in") && len(f.Values) > 0 {
+			return f.Values
+		}
+	case store.And:
+		var narrowest []string
+		for _, g := range f {
+			if s := namedSources(g); s != nil && (narrowest == nil || len(s) < len(narrowest)) {
+				narrowest = s
+			}
+		}
+		return narrowest
+	}
+	return nil
 }
 
 // forCaller returns b as the caller may see it (Secret values redacted
@@ -62,7 +97,17 @@ func forCaller(r *http.Request, b *store.Bundle) *store.Bundle {
 // serveWatch serves the watch stream scoped like a list: a source
 // identity sees its own source, a reader redacted Secrets.
 func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request) {
-	f, err := scopeList(r, nil)
+	var f store.Filter
+	if caller(r).Role == auth.RoleSource {
+		// The search names the sources a reviewed identity watches; the
+		// watch handler and-s it with the scope again.
+		var err error
+		if f, err = search.Parse(r.URL.Query().Get("search"), search.BundleFields); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	f, err := scopeList(r, f)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -1,0 +1,215 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	ggrpc "google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/baton-dev/baton/internal/transport/cloudevents"
+	"github.com/baton-dev/baton/internal/transport/grpc/pb"
+	"github.com/baton-dev/baton/pkg/api"
+)
+
+// authedCall sends one REST request with a bearer token and returns the
+// status and body.
+func authedCall(t *testing.T, method, u, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestKubernetesSourceOverREST: a `baton server` process authenticates a
+// real service-account token with TokenReview and authorizes it with
+// SubjectAccessReview on /sources/<source> (verbs pub, sub) against the
+// real kube-apiserver, on REST (create, list, watch) and on the gRPC
+// source port; other sources, an unnamed source, a forged token and a
+// revoked binding are refused.
+func TestKubernetesSourceOverREST(t *testing.T) {
+	ctx := context.Background()
+	kc := kubernetes.NewForConfigOrDie(kubeCfg)
+	suffix := fmt.Sprintf("%08x", rand.Uint32())
+	sa, err := kc.CoreV1().ServiceAccounts("default").Create(ctx,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "ci-" + suffix}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := "baton-source-ci-" + suffix
+	if _, err := kc.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: role},
+		Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{"/sources/ci"}, Verbs: []string{"pub", "sub"}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kc.RbacV1().ClusterRoles().Delete(ctx, role, metav1.DeleteOptions{}) })
+	if _, err := kc.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: "default"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := kc.CoreV1().ServiceAccounts("default").CreateToken(ctx, sa.Name, &authnv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sat := tr.Status.Token
+
+	cfg := filepath.Join(t.TempDir(), "auth.yaml")
+	if err := os.WriteFile(cfg, []byte("tokens:\n- {token: admin-tok, subject: ops, role: admin}\nkubernetes:\n  kubeconfig: "+kubeconfig+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newClusterWith(t, sqliteStore, "--auth-config", cfg)
+	v1 := c.rest + api.BasePath
+	if code, body := authedCall(t, "POST", v1+"/consumers", "admin-tok", `{"name":"c1"}`); code != http.StatusCreated {
+		t.Fatalf("create consumer: %d %s", code, body)
+	}
+	bundle := func(name, source string) string {
+		return `{"consumer_name":"c1","source":"` + source + `","metadata":{"name":"` + name + `"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"` + name + `","namespace":"default"}}]}`
+	}
+	if code, body := authedCall(t, "POST", v1+"/resource-bundles", "admin-tok", bundle("other-1", "other")); code != http.StatusCreated {
+		t.Fatalf("admin create: %d %s", code, body)
+	}
+	if code, body := authedCall(t, "GET", v1+"/resource-bundles", "forged."+sat[:20], ""); code != http.StatusUnauthorized {
+		t.Errorf("forged token: %d %s; want 401", code, body)
+	}
+
+	// pub on /sources/ci: the service account creates ci's bundles, not other's.
+	code, body := authedCall(t, "POST", v1+"/resource-bundles", sat, bundle("ci-1", "ci"))
+	var ci1 api.ResourceBundle
+	if code != http.StatusCreated || json.Unmarshal([]byte(body), &ci1) != nil {
+		t.Fatalf("service account creating ci's bundle: %d %s", code, body)
+	}
+	if code, body := authedCall(t, "POST", v1+"/resource-bundles", sat, bundle("x", "other")); code != http.StatusForbidden {
+		t.Errorf("service account creating other's bundle: %d %s; want 403", code, body)
+	}
+
+	// sub on /sources/ci: lists name the source; ci's are listed, other's refused.
+	list := func(search string) (int, string) {
+		return authedCall(t, "GET", v1+"/resource-bundles?search="+url.QueryEscape(search), sat, "")
+	}
+	if code, body := authedCall(t, "GET", v1+"/resource-bundles", sat, ""); code != http.StatusForbidden || !strings.Contains(body, "search=source=") {
+		t.Errorf("list without a source: %d %s; want 403 saying to name the source", code, body)
+	}
+	code, body = list("source = 'ci'")
+	var l api.List[api.ResourceBundle]
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &l) != nil || l.Total != 1 || len(l.Items) != 1 || l.Items[0].ID != ci1.ID {
+		t.Fatalf("list of ci: %d %s; want ci's one bundle", code, body)
+	}
+	if code, body := list("consumer_name = 'c1' and source in ('ci')"); code != http.StatusOK || !strings.Contains(body, ci1.ID) {
+		t.Errorf("list of ci with another term: %d %s", code, body)
+	}
+	for _, s := range []string{"source = 'other'", "source in ('ci', 'other')", "source = 'ci' or name = 'other-1'"} {
+		if code, body := list(s); code != http.StatusForbidden {
+			t.Errorf("list %q: %d %s; want 403", s, code, body)
+		}
+	}
+
+	// Watch of ci: sees ci's new bundle, never other's.
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(wctx, "GET", v1+"/resource-bundles?watch=true&search="+url.QueryEscape("source='ci'"), nil)
+	req.Header.Set("Authorization", "Bearer "+sat)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("watch of ci: %s %s", resp.Status, b)
+	}
+	if code, body := authedCall(t, "POST", v1+"/resource-bundles", "admin-tok", bundle("other-2", "other")); code != http.StatusCreated {
+		t.Fatalf("admin create: %d %s", code, body)
+	}
+	code, body = authedCall(t, "POST", v1+"/resource-bundles", sat, bundle("ci-2", "ci"))
+	var ci2 api.ResourceBundle
+	if code != http.StatusCreated || json.Unmarshal([]byte(body), &ci2) != nil {
+		t.Fatalf("service account creating ci-2: %d %s", code, body)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, "other-2") {
+			t.Fatalf("the watch of ci delivered other's bundle: %s", line)
+		}
+		if strings.Contains(line, ci2.ID) {
+			break
+		}
+	}
+	if sc.Err() != nil {
+		t.Fatalf("watch of ci ended before ci-2 arrived: %v", sc.Err())
+	}
+	if code, body := authedCall(t, "GET", v1+"/resource-bundles?watch=true&search="+url.QueryEscape("source='other'"), sat, ""); code != http.StatusForbidden {
+		t.Errorf("watch of other: %d %s; want 403", code, body)
+	}
+
+	// The gRPC source port: the same identity subscribes as ci, not as other.
+	cc, err := ggrpc.NewClient(c.grpcAddr, ggrpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	rpc := pb.NewCloudEventServiceClient(cc)
+	subscribe := func(source string) error {
+		sctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+sat), 20*time.Second)
+		defer cancel()
+		stream, err := rpc.Subscribe(sctx, &pb.SubscriptionRequest{Source: source, DataType: cloudevents.DataType})
+		if err != nil {
+			return err
+		}
+		_, err = stream.Header()
+		if err == nil {
+			if hdr, _ := stream.Header(); len(hdr) > 0 {
+				return nil
+			}
+			_, err = stream.Recv()
+		}
+		return err
+	}
+	if err := subscribe("ci"); err != nil {
+		t.Errorf("gRPC subscribe as ci: %v", err)
+	}
+	if err := subscribe("other"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("gRPC subscribe as other: %v; want PermissionDenied", err)
+	}
+
+	// A revoked binding is refused on the next request: reviews are not cached.
+	if err := kc.RbacV1().ClusterRoleBindings().Delete(ctx, role, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "a list refused after the binding is deleted", func() bool {
+		code, _ := list("source = 'ci'")
+		return code == http.StatusForbidden
+	})
+}
