@@ -97,7 +97,12 @@ func (a *Applier) syncAppliedWork(ctx context.Context, bundleID string, r *Recor
 	if a.appliedWorksOff() {
 		return
 	}
-	err := a.writeAppliedWork(ctx, bundleID, r)
+	a.mirrorFailed(bundleID, a.writeAppliedWork(ctx, bundleID, r))
+}
+
+// mirrorFailed logs a failed mirror write of bundleID (empty: of the CRD)
+// and turns the mirror off when the agent is not allowed to keep it.
+func (a *Applier) mirrorFailed(bundleID string, err error) {
 	switch {
 	case err == nil:
 	case apierrors.IsForbidden(err):
@@ -195,15 +200,36 @@ func (a *Applier) installAppliedWorkCRD(ctx context.Context) error {
 	if err != nil || !ok {
 		return errors.Join(fmt.Errorf("CustomResourceDefinition %s: not Established within %v", want.GetName(), a.opts.EstablishTimeout), err)
 	}
+	// The apiserver holds creates of a just Established resource for
+	// about two seconds (kubernetes#99199). Pay that here, at start, with
+	// a dry-run create, rather than in the first apply's mirror write.
+	probe, err := a.appliedWork(&Record{BundleID: "probe"})
+	if err == nil {
+		_, err = a.dyn.Resource(appliedWorks).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: a.opts.FieldManager})
+	}
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		a.opts.Logger.Debug("applier: AppliedManifestWork dry-run create", "err", err)
+	}
 	return nil
 }
 
 // SyncAppliedWorks brings every AppliedManifestWork of this agent in step
 // with the records: written for each record, removed for bundles with no
 // record (a crash between dropping a record and its mirror).
+//
+// It installs the CRD first, also when there are no records: the agent
+// calls it at start, before it says Hello, so that the first apply does
+// not wait seconds for a new CRD to be Established.
 func (a *Applier) SyncAppliedWorks(ctx context.Context, recs []Record) error {
 	if a.appliedWorksOff() {
 		return nil
+	}
+	if err := a.ensureAppliedWorkCRD(ctx); err != nil {
+		a.mirrorFailed("", err)
+		if a.appliedWorksOff() {
+			return nil
+		}
+		return err
 	}
 	held := map[string]bool{}
 	var errs []error
