@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -375,16 +374,20 @@ func sum(m map[string]int) int {
 // /metrics (name with labels exactly as exposed), or -1 if absent.
 func (c *cluster) metricValue(sample string) float64 {
 	c.t.Helper()
-	resp, err := http.Get(c.rest + "/metrics")
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	for line := range strings.Lines(string(data)) {
+	return sampleAt(c.t, c.rest+"/metrics", sample)
+}
+
+// agentMetric is metricValue for the agent process p.
+func agentMetric(t testing.TB, p *proc, sample string) float64 {
+	t.Helper()
+	return sampleAt(t, "http://"+p.MetricsAddr+"/metrics", sample)
+}
+
+// sampleAt returns the value of one sample line of the Prometheus text at
+// url, or -1 if absent.
+func sampleAt(t testing.TB, url, sample string) float64 {
+	t.Helper()
+	for line := range strings.Lines(scrape(t, url)) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), sample+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return f

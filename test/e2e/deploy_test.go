@@ -293,7 +293,8 @@ func TestDeployAlertRulesUseServedMetrics(t *testing.T) {
 	}
 }
 
-func scrape(t *testing.T, url string) string {
+// scrape returns the Prometheus text at url.
+func scrape(t testing.TB, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

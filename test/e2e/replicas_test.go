@@ -125,8 +125,8 @@ func TestReplicasServeFromAnyReplica(t *testing.T) {
 	bundle := b.createBundle(configMapBundle("c1", "across", ns, "cm", "one", "Update"))
 	took := eventually(t, 10*time.Second, "status through C", func() bool { return c.converged(bundle.ID, "one") })
 	t.Logf("created through B, applied by the agent on A, Fresh through C after %v", took)
-	if took > 3*time.Second {
-		t.Errorf("cross-replica delivery took %v; the goal is under 1 s (asserted with a margin for a loaded machine)", took)
+	if took > time.Second {
+		t.Errorf("cross-replica delivery took %v; want under 1 s", took)
 	}
 	watchC.wait(t, "across", "one", 10*time.Second)
 	srcB.wait(t, bundle.ID, "one", 10*time.Second)
@@ -150,7 +150,8 @@ func TestReplicaKilledAgentMoves(t *testing.T) {
 	rs := newReplicas(t, 3)
 	a, b, c := rs[0], rs[1], rs[2]
 	a.createConsumer("c1")
-	a.startAgentWith("c1", []string{"--server", strings.Join([]string{a.agentRPC, b.agentRPC, c.agentRPC}, ",")})
+	agent := a.startAgentWith("c1", []string{"--server", strings.Join([]string{a.agentRPC, b.agentRPC, c.agentRPC}, ",")})
+	applies := func() float64 { return agentMetric(t, agent, `baton_agent_applies_total{result="ok"}`) }
 	ns := a.namespace("failover")
 	const n = 3
 	ids := make([]string, n)
@@ -165,6 +166,10 @@ func TestReplicaKilledAgentMoves(t *testing.T) {
 	if cons.Agent == nil || !cons.Agent.Connected || cons.Agent.ID == "" {
 		t.Fatalf("consumer agent state %s; want connected with an id", dump(cons.Agent))
 	}
+	if got := applies(); got != n {
+		t.Fatalf("agent applied %v times before the kill; want %d (one per bundle)", got, n)
+	}
+	sessions := agentMetric(t, agent, "baton_agent_sessions_total")
 
 	a.server.Kill()
 	killed := time.Now()
@@ -191,6 +196,16 @@ func TestReplicaKilledAgentMoves(t *testing.T) {
 	c.mustDo(http.MethodGet, "/consumers/c1", nil, &cons)
 	if !cons.Agent.Connected {
 		t.Errorf("consumer not connected after failover: %s", dump(cons.Agent))
+	}
+	// No duplicate apply: the new replica's resync re-sends every bundle,
+	// and the agent applies none of the generations it already holds.
+	// Checked once the agent's new session is in place and its resync
+	// answered (every bundle Fresh at generation 2 through C).
+	if s := agentMetric(t, agent, "baton_agent_sessions_total"); s <= sessions {
+		t.Errorf("agent sessions %v after failover, %v before; want a new session", s, sessions)
+	}
+	if got := applies(); got != 2*n {
+		t.Errorf("agent applied %v times over two generations of %d bundles; want %d (each generation once)", got, n, 2*n)
 	}
 }
 
