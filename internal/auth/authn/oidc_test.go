@@ -4,64 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/json"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
-
 	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/auth/authn/oidctest"
 )
-
-// issuer is a local OpenID Connect issuer: discovery document and JWKS.
-type issuer struct {
-	srv *httptest.Server
-	key *rsa.PrivateKey
-}
-
-func startIssuer(t *testing.T) *issuer {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	is := &issuer{key: key}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]any{"issuer": is.srv.URL, "jwks_uri": is.srv.URL + "/keys",
-			"authorization_endpoint": is.srv.URL + "/auth", "token_endpoint": is.srv.URL + "/token",
-			"id_token_signing_alg_values_supported": []string{"RS256"}})
-	})
-	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
-	})
-	is.srv = httptest.NewServer(mux)
-	t.Cleanup(is.srv.Close)
-	return is
-}
-
-// token signs claims with key (the issuer's unless another is given).
-func (is *issuer) token(t *testing.T, key *rsa.PrivateKey, aud string, exp time.Time, groups ...string) string {
-	t.Helper()
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims := map[string]any{"iss": is.srv.URL, "sub": "alice", "aud": aud, "exp": exp.Unix(), "iat": time.Now().Add(-time.Minute).Unix(),
-		"groups": groups}
-	s, err := jwt.Signed(sig).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 func writeConfig(t *testing.T, config string) string {
 	t.Helper()
@@ -76,9 +28,9 @@ func writeConfig(t *testing.T, config string) string {
 // group to a role; an expired, forged, wrong-audience or unmapped token is
 // refused.
 func TestOIDC(t *testing.T) {
-	is := startIssuer(t)
+	is := oidctest.Start(t)
 	a, err := New(context.Background(), writeConfig(t, `oidc:
-  issuerURL: `+is.srv.URL+`
+  issuerURL: `+is.URL+`
   audience: baton
   roles:
   - {value: platform-admins, role: admin}
@@ -88,16 +40,16 @@ func TestOIDC(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	id, err := a.Authenticate(ctx, auth.Request{Port: auth.PortREST, Bearer: is.token(t, is.key, "baton", time.Now().Add(time.Hour), "team-a")})
+	id, err := a.Authenticate(ctx, auth.Request{Port: auth.PortREST, Bearer: is.Token(t, nil, "baton", time.Now().Add(time.Hour), "team-a")})
 	if err != nil || id.String() != "source:a" || id.Subject != "oidc:alice" {
 		t.Fatalf("valid token: %v, %v; want source:a for oidc:alice", id, err)
 	}
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
 	for name, tok := range map[string]string{
-		"expired":        is.token(t, is.key, "baton", time.Now().Add(-time.Minute), "team-a"),
-		"forged":         is.token(t, other, "baton", time.Now().Add(time.Hour), "platform-admins"),
-		"wrong audience": is.token(t, is.key, "someone-else", time.Now().Add(time.Hour), "platform-admins"),
-		"unmapped group": is.token(t, is.key, "baton", time.Now().Add(time.Hour), "interns"),
+		"expired":        is.Token(t, nil, "baton", time.Now().Add(-time.Minute), "team-a"),
+		"forged":         is.Token(t, other, "baton", time.Now().Add(time.Hour), "platform-admins"),
+		"wrong audience": is.Token(t, nil, "someone-else", time.Now().Add(time.Hour), "platform-admins"),
+		"unmapped group": is.Token(t, nil, "baton", time.Now().Add(time.Hour), "interns"),
 		"garbage":        "a.b.c",
 	} {
 		id, err := a.Authenticate(ctx, auth.Request{Port: auth.PortREST, Bearer: tok})

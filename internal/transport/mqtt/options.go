@@ -3,6 +3,8 @@ package mqtt
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -135,7 +137,14 @@ func (o Options) clientConfig(u *url.URL) autopaho.ClientConfig {
 		ClientConfig:                  paho.ClientConfig{ClientID: o.ClientID},
 	}
 	log := o.Logger.With("broker", u.Redacted())
-	cfg.OnConnectError = func(err error) { log.Info("mqtt: connect failed", "err", err) }
+	cfg.OnConnectError = func(err error) {
+		if hint := tlsHint(err); hint != "" {
+			// A TLS refusal does not heal by retrying: say what to fix.
+			log.Warn("mqtt: connect failed", "err", err, "hint", hint)
+			return
+		}
+		log.Info("mqtt: connect failed", "err", err)
+	}
 	cfg.ClientConfig.OnClientError = func(err error) { log.Info("mqtt: client error", "err", err) }
 	return cfg
 }
@@ -175,4 +184,31 @@ func publishEvent(ctx context.Context, cm *autopaho.ConnectionManager, o Options
 	// Connection down, or lost before the acknowledgement: the caller's
 	// retry queue sends the message again once the link is back.
 	return fmt.Errorf("publish %s: %v: %w", what, err, protocol.ErrDisconnected)
+}
+
+// tlsHint says what to check when err is a TLS refusal between baton and
+// the broker, and "" for anything else.
+func tlsHint(err error) string {
+	var unknownCA x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &unknownCA), strings.Contains(msg, "x509: certificate signed by unknown authority"):
+		return "the broker's certificate is not signed by a CA baton trusts: give its CA with --mqtt-ca"
+	case errors.As(err, &host), strings.Contains(msg, "x509: certificate is valid for"):
+		return "the broker's certificate does not name the host of --mqtt-broker"
+	case errors.As(err, &invalid):
+		return "the broker's certificate is not valid (expired, or not for a server)"
+	case strings.Contains(msg, "remote error: tls: certificate required"):
+		return "the broker requires a client certificate: give --mqtt-client-cert and --mqtt-client-key"
+	case strings.Contains(msg, "remote error: tls: unknown certificate authority"),
+		strings.Contains(msg, "remote error: tls: bad certificate"),
+		strings.Contains(msg, "remote error: tls: certificate expired"),
+		strings.Contains(msg, "remote error: tls: certificate revoked"):
+		return "the broker refused the client certificate of --mqtt-client-cert: it must be valid and signed by a CA the broker trusts (its cafile)"
+	case strings.Contains(msg, "remote error: tls:"):
+		return "the broker refused the TLS handshake: check --mqtt-ca, --mqtt-client-cert and the broker's TLS settings"
+	}
+	return ""
 }

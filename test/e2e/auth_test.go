@@ -3,10 +3,12 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/baton-dev/baton/internal/auth/authn/oidctest"
 	"github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
 	"github.com/baton-dev/baton/pkg/api"
@@ -43,6 +46,7 @@ func authedCall(t *testing.T, method, u, token, body string) (int, string) {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(api.ExtensionsHeader, "true") // the source member
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +65,7 @@ func authedCall(t *testing.T, method, u, token, body string) (int, string) {
 func TestKubernetesSourceOverREST(t *testing.T) {
 	ctx := context.Background()
 	kc := kubernetes.NewForConfigOrDie(kubeCfg)
-	suffix := fmt.Sprintf("%08x", rand.Uint32())
+	suffix := fmt.Sprintf("%08x", mrand.Uint32())
 	sa, err := kc.CoreV1().ServiceAccounts("default").Create(ctx,
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "ci-" + suffix}}, metav1.CreateOptions{})
 	if err != nil {
@@ -181,22 +185,7 @@ func TestKubernetesSourceOverREST(t *testing.T) {
 	}
 	defer cc.Close()
 	rpc := pb.NewCloudEventServiceClient(cc)
-	subscribe := func(source string) error {
-		sctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+sat), 20*time.Second)
-		defer cancel()
-		stream, err := rpc.Subscribe(sctx, &pb.SubscriptionRequest{Source: source, DataType: cloudevents.DataType})
-		if err != nil {
-			return err
-		}
-		_, err = stream.Header()
-		if err == nil {
-			if hdr, _ := stream.Header(); len(hdr) > 0 {
-				return nil
-			}
-			_, err = stream.Recv()
-		}
-		return err
-	}
+	subscribe := func(source string) error { return subscribeAs(ctx, rpc, sat, source) }
 	if err := subscribe("ci"); err != nil {
 		t.Errorf("gRPC subscribe as ci: %v", err)
 	}
@@ -212,4 +201,100 @@ func TestKubernetesSourceOverREST(t *testing.T) {
 		code, _ := list("source = 'ci'")
 		return code == http.StatusForbidden
 	})
+}
+
+// subscribeAs opens a gRPC source subscription for source with token and
+// returns nil once the server accepted it (its header names the
+// subscription), or the error it was refused with.
+func subscribeAs(ctx context.Context, rpc pb.CloudEventServiceClient, token, source string) error {
+	sctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), 20*time.Second)
+	defer cancel()
+	stream, err := rpc.Subscribe(sctx, &pb.SubscriptionRequest{Source: source, DataType: cloudevents.DataType})
+	if err != nil {
+		return err
+	}
+	hdr, err := stream.Header()
+	if err == nil && len(hdr) > 0 {
+		return nil
+	}
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	return err
+}
+
+// TestOIDCThroughServer: a `baton server` process verifies OpenID Connect
+// JWTs of a local issuer on REST and on the gRPC source port: a valid
+// token acts as the source its group maps to; expired, forged and
+// wrong-audience tokens are 401 / Unauthenticated; a reader's cannot write.
+func TestOIDCThroughServer(t *testing.T) {
+	is := oidctest.Start(t)
+	cfg := filepath.Join(t.TempDir(), "auth.yaml")
+	if err := os.WriteFile(cfg, []byte(`tokens:
+- {token: admin-tok, subject: ops, role: admin}
+oidc:
+  issuerURL: `+is.URL+`
+  audience: baton
+  roles:
+  - {value: team-a, role: source, source: a}
+  - {value: sre, role: reader}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newClusterWith(t, sqliteStore, "--auth-config", cfg)
+	v1 := c.rest + api.BasePath
+	if code, body := authedCall(t, "POST", v1+"/consumers", "admin-tok", `{"name":"c1"}`); code != http.StatusCreated {
+		t.Fatalf("create consumer: %d %s", code, body)
+	}
+	hour := time.Now().Add(time.Hour)
+	teamA := is.Token(t, nil, "baton", hour, "team-a")
+	sre := is.Token(t, nil, "baton", hour, "sre")
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]string{
+		"expired":        is.Token(t, nil, "baton", time.Now().Add(-time.Minute), "team-a"),
+		"forged":         is.Token(t, other, "baton", hour, "team-a"),
+		"wrong audience": is.Token(t, nil, "other", hour, "team-a"),
+	}
+	body := `{"consumer_name":"c1","metadata":{"name":"oidc-1"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"oidc-1","namespace":"default"}}]}`
+	code, out := authedCall(t, "POST", v1+"/resource-bundles", teamA, body)
+	var b api.ResourceBundle
+	if code != http.StatusCreated || json.Unmarshal([]byte(out), &b) != nil || b.Source != "a" {
+		t.Fatalf("team-a create: %d %s; want 201 with source a", code, out)
+	}
+	if code, out := authedCall(t, "GET", v1+"/resource-bundles", teamA, ""); code != http.StatusOK || !strings.Contains(out, b.ID) {
+		t.Errorf("team-a list: %d %s", code, out)
+	}
+	if code, out := authedCall(t, "DELETE", v1+"/resource-bundles/"+b.ID, sre, ""); code != http.StatusForbidden {
+		t.Errorf("reader delete: %d %s; want 403", code, out)
+	}
+	for name, tok := range refused {
+		if code, out := authedCall(t, "GET", v1+"/resource-bundles", tok, ""); code != http.StatusUnauthorized || strings.Contains(out, tok) {
+			t.Errorf("%s token on REST: %d %s; want 401 that does not echo it", name, code, out)
+		}
+	}
+
+	cc, err := ggrpc.NewClient(c.grpcAddr, ggrpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	rpc := pb.NewCloudEventServiceClient(cc)
+	ctx := context.Background()
+	if err := subscribeAs(ctx, rpc, teamA, "a"); err != nil {
+		t.Errorf("team-a subscribing as a: %v", err)
+	}
+	if err := subscribeAs(ctx, rpc, teamA, "b"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("team-a subscribing as b: %v; want PermissionDenied", err)
+	}
+	if err := subscribeAs(ctx, rpc, sre, "a"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("reader on the source port: %v; want PermissionDenied", err)
+	}
+	for name, tok := range refused {
+		if err := subscribeAs(ctx, rpc, tok, "a"); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("%s token on gRPC: %v; want Unauthenticated", name, err)
+		}
+	}
 }
