@@ -29,7 +29,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/baton-dev/baton/internal/auth/authn/oidctest"
+	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/transport/cloudevents"
+	"github.com/baton-dev/baton/internal/transport/grpc"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
 	"github.com/baton-dev/baton/pkg/api"
 )
@@ -296,5 +298,85 @@ oidc:
 		if err := subscribeAs(ctx, rpc, tok, "a"); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("%s token on gRPC: %v; want Unauthenticated", name, err)
 		}
+	}
+}
+
+// TestAgentCannotReportForAnotherConsumer: through a `baton server`
+// process, the agent token of mgmt-1 cannot open mgmt-2's session, and a
+// status it sends for a bundle of mgmt-2 is dropped, while its report for
+// its own bundle, sent after it on the same stream, is stored.
+func TestAgentCannotReportForAnotherConsumer(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "auth.yaml")
+	if err := os.WriteFile(cfg, []byte(`tokens:
+- {token: admin-tok, subject: ops, role: admin}
+- {token: agent1-tok, subject: agent-mgmt-1, role: agent, consumer: mgmt-1}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newClusterWith(t, sqliteStore, "--auth-config", cfg)
+	v1 := c.rest + api.BasePath
+	ids := map[string]string{}
+	for _, consumer := range []string{"mgmt-1", "mgmt-2"} {
+		if code, body := authedCall(t, "POST", v1+"/consumers", "admin-tok", `{"name":"`+consumer+`"}`); code != http.StatusCreated {
+			t.Fatalf("create consumer: %d %s", code, body)
+		}
+		code, body := authedCall(t, "POST", v1+"/resource-bundles", "admin-tok", `{"consumer_name":"`+consumer+
+			`","metadata":{"name":"b"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b","namespace":"default"}}]}`)
+		var b api.ResourceBundle
+		if code != http.StatusCreated || json.Unmarshal([]byte(body), &b) != nil {
+			t.Fatalf("create bundle: %d %s", code, body)
+		}
+		ids[consumer] = b.ID
+	}
+	observed := func(id string) int64 {
+		code, body := authedCall(t, "GET", v1+"/resource-bundles/"+id, "admin-tok", "")
+		var b api.ResourceBundle
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &b) != nil {
+			t.Fatalf("get bundle: %d %s", code, body)
+		}
+		return b.Status.ObservedVersion
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts := grpc.DialOptions{Token: "agent1-tok"}
+	conn, err := grpc.Dial(ctx, c.agentRPC, "mgmt-1", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-conn.Up():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the agent of mgmt-1 did not connect within 30s")
+	}
+	if err := conn.Send(ctx, protocol.Message{Type: protocol.TypeHello, Hello: &protocol.Hello{Epoch: "e1", Batches: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	report := func(id string, rev int64) {
+		t.Helper()
+		st := api.ReportedStatus{Conditions: []metav1.Condition{{Type: api.ConditionApplied, Status: metav1.ConditionTrue,
+			Reason: "Applied", LastTransitionTime: metav1.Now()}}}
+		err := conn.Send(ctx, protocol.Message{Type: protocol.TypeStatus, Status: &protocol.Status{BundleID: id, Generation: 1,
+			Epoch: "e1", Revision: rev, Reported: st, Hash: protocol.HashStatus(st), At: time.Now()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(ids["mgmt-2"], 1)
+	report(ids["mgmt-1"], 2)
+	eventually(t, 30*time.Second, "mgmt-1's own report stored", func() bool { return observed(ids["mgmt-1"]) == 1 })
+	if got := observed(ids["mgmt-2"]); got != 0 {
+		t.Errorf("mgmt-2's bundle took mgmt-1's report: observed version %d", got)
+	}
+
+	// The same token cannot open mgmt-2's session.
+	other, err := grpc.Dial(ctx, c.agentRPC, "mgmt-2", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-other.Up():
+		t.Error("the token of mgmt-1 opened a session as mgmt-2")
+	case <-time.After(2 * time.Second): // refusals are retried; none succeeds
 	}
 }
