@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
 
 	"github.com/baton-dev/baton/internal/agent"
 	"github.com/baton-dev/baton/internal/agent/apply"
@@ -121,10 +122,19 @@ func (o *agentOptions) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: connect to %s: %w", o.endpoint(), err)
 	}
+	faults, err := testFaultsFromEnv(log)
+	if err != nil {
+		return err
+	}
+	var clk clock.WithTicker = clock.RealClock{}
+	if faults != nil {
+		go faults.watch(ctx)
+		conn, clk = newFaultConn(ctx, conn, faults), faultClock{f: faults}
+	}
 	a, err := agent.New(cfg, conn, agent.Options{
 		Consumer: o.consumer, ID: o.agentID, Workers: o.workers, Resync: o.resync, ProbeInterval: o.probe, RecordsNamespace: o.recordsNS,
 		HeartbeatInterval: o.heartbeat, MetricsAddr: o.metricsAddr, Pprof: o.pprof, Logger: log, DeletePropagation: prop,
-		HubHash: hubHash, DisableAppliedWorks: !o.appliedWork,
+		HubHash: hubHash, DisableAppliedWorks: !o.appliedWork, Clock: clk,
 	})
 	if err != nil {
 		return err

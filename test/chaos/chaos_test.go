@@ -21,6 +21,8 @@ type config struct {
 	duration   time.Duration
 	seed       int64
 	store      string
+	transport  string
+	replicas   int
 	agents     int
 	slots      int
 	opEvery    time.Duration
@@ -36,11 +38,13 @@ func init() {
 	flag.DurationVar(&flags.duration, "chaos.duration", 60*time.Second, "how long the workload and the faults run")
 	flag.Int64Var(&flags.seed, "chaos.seed", 1, "seed of the workload and of the fault schedule")
 	flag.StringVar(&flags.store, "chaos.store", "sqlite", "server store: sqlite or postgres")
+	flag.StringVar(&flags.transport, "chaos.transport", "grpc", "agent transport: grpc or mqtt (a Mosquitto of the run's own)")
+	flag.IntVar(&flags.replicas, "chaos.replicas", 1, "server replicas (more than one needs -chaos.store postgres)")
 	flag.IntVar(&flags.agents, "chaos.agents", 3, "agents, one consumer each")
 	flag.IntVar(&flags.slots, "chaos.slots", 8, "bundle names per consumer (half ReadOnly, half ServerSideApply)")
 	flag.DurationVar(&flags.opEvery, "chaos.op-every", 50*time.Millisecond, "pause between one worker's operations")
 	flag.DurationVar(&flags.faultEvery, "chaos.fault-every", 6*time.Second, "mean time between faults")
-	flag.StringVar(&flags.mix, "chaos.faults", "server=1,agent=2,cut=2,drop=1", "fault weights: server, agent, cut, drop")
+	flag.StringVar(&flags.mix, "chaos.faults", "", "fault weights, kind=weight,...: "+strings.Join(faultKinds, ", ")+" (empty: every kind the run allows)")
 	// A Fresh verdict is kept only while heartbeats arrive within the
 	// heartbeat timeout; a change reaches REST within a heartbeat after
 	// that. Two seconds more for this loaded machine.
@@ -54,19 +58,24 @@ func init() {
 // it longer, with other seeds and mixes.
 func TestChaos(t *testing.T) {
 	cfg := flags
-	mix, err := parseMix(cfg.mix)
+	ownPG := cfg.store == "postgres" && postgresBin() != ""
+	if cfg.mix == "" {
+		cfg.mix = defaultMix(cfg.store, cfg.transport, ownPG)
+	}
+	mix, err := parseMix(cfg.mix, cfg.store, cfg.transport, ownPG)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("chaos: seed %d, %v, store %s, %d agents, %d slots each, faults %s every ~%v",
-		cfg.seed, cfg.duration, cfg.store, cfg.agents, cfg.slots, cfg.mix, cfg.faultEvery)
+	t.Logf("chaos: seed %d, %v, store %s, transport %s, %d replicas, %d agents, %d slots each, faults %s every ~%v",
+		cfg.seed, cfg.duration, cfg.store, cfg.transport, max(cfg.replicas, 1), cfg.agents, cfg.slots, cfg.mix, cfg.faultEvery)
 	w := newWorld(t, cfg)
 	h := &history{slots: map[string][]*slot{}, live: map[string]*liveObject{}}
 	var workers []*worker
 	for i, a := range w.agents {
 		k := &worker{w: w, a: a, h: h, rng: rand.New(rand.NewSource(cfg.seed*1000 + int64(i))), liveUID: map[string]string{}}
 		for j := range cfg.slots {
-			s := &slot{name: fmt.Sprintf("b%02d", j), readOnly: j%2 == 0, deleted: map[string]bool{}}
+			s := &slot{name: fmt.Sprintf("b%02d", j), readOnly: j%2 == 0, grpc: j%4 >= 2,
+				deleted: map[string]bool{}, ids: map[string]bool{}}
 			s.object = ssaPrefix + s.name
 			if s.readOnly {
 				s.object = roPrefix + s.name

@@ -34,7 +34,7 @@ type sampler struct {
 func (s *sampler) run(ctx context.Context, every time.Duration) {
 	for ctx.Err() == nil {
 		t0 := time.Now()
-		all, err := s.w.cli.AllBundles(ctx, client.ListOptions{})
+		all, err := s.w.cli().AllBundles(ctx, client.ListOptions{})
 		if err == nil {
 			s.samples++
 			s.check(t0, all)
@@ -119,7 +119,7 @@ func (v verdict) ok() bool { return len(v.lost) == 0 && len(v.stale) == 0 }
 // check compares the history with REST and REST with the live cluster.
 func check(ctx context.Context, w *world, h *history, workers []*worker) verdict {
 	var v verdict
-	all, err := w.cli.AllBundles(ctx, client.ListOptions{})
+	all, err := w.cli().AllBundles(ctx, client.ListOptions{})
 	if err != nil {
 		v.stale = append(v.stale, "listing bundles: "+err.Error())
 		return v
@@ -133,19 +133,39 @@ func check(ctx context.Context, w *world, h *history, workers []*worker) verdict
 	}
 	h.mu.Lock()
 	v.lost = append(v.lost, h.lost...)
-	byName := map[string][]*api.ResourceBundle{}
+	// Attribute every bundle REST lists to its slot: REST slots by name,
+	// gRPC slots by the ids they used. A bundle of no slot is one no
+	// acknowledged write made.
+	type slotKey struct{ consumer, key string }
+	owner := map[slotKey]*slot{}
+	for _, k := range workers {
+		for _, s := range k.slots {
+			if !s.grpc {
+				owner[slotKey{k.a.consumer, s.name}] = s
+			}
+			for id := range s.ids {
+				owner[slotKey{k.a.consumer, id}] = s
+			}
+		}
+	}
+	bySlot := map[*slot][]*api.ResourceBundle{}
 	for i := range all {
 		b := &all[i]
-		byName[b.ConsumerName+"/"+b.Name] = append(byName[b.ConsumerName+"/"+b.Name], b)
+		s := owner[slotKey{b.ConsumerName, b.Name}]
+		if s == nil {
+			v.lost = append(v.lost, fmt.Sprintf("%s/%s: bundle %s (version %d) that no write of the workload made", b.ConsumerName, b.Name, b.ID, b.Version))
+			continue
+		}
+		bySlot[s] = append(bySlot[s], b)
 	}
 	var live []api.ResourceBundle
 	for _, k := range workers {
 		for _, s := range k.slots {
 			key := k.a.consumer + "/" + s.name
 			var cur *api.ResourceBundle
-			for _, b := range byName[key] {
+			for _, b := range bySlot[s] {
 				switch {
-				case s.state == present && b.ID == s.id:
+				case s.state == present && b.ID == s.id && b.DeletedAt == nil:
 					cur = b
 				case s.deleted[b.ID] && b.DeletedAt == nil:
 					v.lost = append(v.lost, fmt.Sprintf("%s: bundle %s resurrected after an acknowledged delete", key, b.ID))

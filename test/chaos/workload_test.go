@@ -10,13 +10,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/baton-dev/baton/internal/client"
+	"github.com/baton-dev/baton/internal/transport/cloudevents"
+	batongrpc "github.com/baton-dev/baton/internal/transport/grpc"
+	"github.com/baton-dev/baton/internal/transport/grpc/pb"
 	"github.com/baton-dev/baton/pkg/api"
 )
+
+// grpcSource is the source id of the workload's gRPC source client.
+const grpcSource = "chaos-source"
 
 // slot states in the model of what REST acknowledged.
 const (
@@ -25,18 +34,28 @@ const (
 	unknown        // the last write's outcome is not known (no answer): resolved by a read
 )
 
-// slot is one bundle name of a consumer and the model of its state.
+// slot is one bundle name of a consumer and the model of its state. A
+// gRPC slot is written as a Maestro source client would, through the
+// server's CloudEvents port: its bundles are named by their ids (uuids),
+// and a recreate reuses the last id half of the time.
 type slot struct {
 	name     string
 	object   string // ConfigMap name in the agent's namespace
 	readOnly bool   // ReadOnly bundle observing an object the runner owns; else ServerSideApply
+	grpc     bool
 	state    int
 	id       string
 	version  int64
 	value    string // SSA: data.v; ReadOnly: label gen of the manifest
-	// before is the state before the write whose outcome is unknown.
+	// before is the state before the write whose outcome is unknown, pending
+	// that write ("create", "update", "delete"); must is the value an
+	// acknowledged write whose new version is not known yet left (gRPC
+	// acknowledgements carry no version).
 	before  int
+	pending string
+	must    string
 	deleted map[string]bool // ids whose delete was acknowledged (or resolved)
+	ids     map[string]bool // every id a gRPC slot used
 }
 
 // history is every acknowledged operation's effect, shared by workers and checker.
@@ -110,23 +129,38 @@ func (k *worker) step(ctx context.Context) {
 	}
 }
 
-// outcome sorts a REST error: nil is acknowledged; a 4xx answer is a
-// refusal that changed nothing; anything else leaves the outcome unknown.
-func (k *worker) outcome(s *slot, err error) (acked bool) {
+// outcome sorts a REST or gRPC error: nil is acknowledged; a refusal
+// (4xx but 409; gRPC InvalidArgument, NotFound, AlreadyExists,
+// PermissionDenied) changed nothing; anything else leaves the outcome of
+// the write (pending) unknown.
+func (k *worker) outcome(s *slot, pending string, err error) (acked bool) {
 	if err == nil {
 		k.h.ops.Add(1)
 		return true
 	}
 	var e *client.Error
-	if errors.As(err, &e) && e.StatusCode >= 400 && e.StatusCode < 500 && e.StatusCode != 409 {
+	refused := errors.As(err, &e) && e.StatusCode >= 400 && e.StatusCode < 500 && e.StatusCode != 409
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.PermissionDenied:
+		refused = true
+	}
+	if refused {
 		k.h.rejected.Add(1)
 		return false
 	}
 	k.h.indeterminate.Add(1)
 	k.h.mu.Lock()
-	s.before, s.state = s.state, unknown
+	s.before, s.state, s.pending = s.state, unknown, pending
 	k.h.mu.Unlock()
 	return false
+}
+
+// acked records a gRPC write's acknowledgement: the new version is read
+// back later, and must then show value.
+func (k *worker) acked(s *slot, pending, value string) {
+	k.h.mu.Lock()
+	s.before, s.state, s.pending, s.must = s.state, unknown, pending, value
+	k.h.mu.Unlock()
 }
 
 func (k *worker) bundle(s *slot, value string) *api.ResourceBundle {
@@ -154,11 +188,52 @@ func (k *worker) bundle(s *slot, value string) *api.ResourceBundle {
 
 func (k *worker) nextValue() string { return fmt.Sprintf("%s-%d", k.a.consumer, k.n) }
 
+// publish sends a spec request through a replica's gRPC source port.
+func (k *worker) publish(ctx context.Context, action string, s *slot, value string) error {
+	r := cloudevents.SpecRequest{Action: action, BundleID: s.id, Consumer: k.a.consumer, Source: grpcSource,
+		Meta: api.ObjectMeta{Name: s.name, Namespace: k.a.consumer}}
+	switch action {
+	case cloudevents.ActionUpdate:
+		r.Version = s.version
+	case cloudevents.ActionDelete:
+		r.DeletionTimestamp = time.Now()
+	}
+	if action != cloudevents.ActionDelete {
+		b := k.bundle(s, value)
+		r.Spec = api.BundleSpec{Manifests: b.Manifests, ManifestConfigs: b.ManifestConfigs, DeleteOption: b.DeleteOption}
+	}
+	ev, err := cloudevents.EncodeSpecRequest(r, time.Now())
+	if err != nil {
+		return err
+	}
+	pev, err := batongrpc.ToPB(ev)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	srv := k.w.servers[k.rng.Intn(len(k.w.servers))]
+	_, err = srv.source.Publish(ctx, &pb.PublishRequest{Event: pev})
+	return err
+}
+
 func (k *worker) create(ctx context.Context, s *slot) {
 	v := k.nextValue()
+	if s.grpc {
+		if s.id == "" || k.rng.Intn(2) == 0 {
+			s.id = uuid.NewString()
+		}
+		k.h.mu.Lock()
+		s.ids[s.id] = true
+		k.h.mu.Unlock()
+		if err := k.publish(ctx, cloudevents.ActionCreate, s, v); k.outcome(s, "create", err) {
+			k.acked(s, "create", v)
+		}
+		return
+	}
 	s.version = 0
-	b, err := k.w.cli.CreateBundle(ctx, k.bundle(s, v))
-	if k.outcome(s, err) {
+	b, err := k.w.cli().CreateBundle(ctx, k.bundle(s, v))
+	if k.outcome(s, "create", err) {
 		k.h.mu.Lock()
 		// Ids are derived from consumer and name: a recreate reuses the id.
 		s.state, s.id, s.version, s.value = present, b.ID, b.Version, v
@@ -169,8 +244,14 @@ func (k *worker) create(ctx context.Context, s *slot) {
 
 func (k *worker) update(ctx context.Context, s *slot) {
 	v := k.nextValue()
-	b, err := k.w.cli.UpdateBundle(ctx, s.id, k.bundle(s, v))
-	if k.outcome(s, err) {
+	if s.grpc {
+		if err := k.publish(ctx, cloudevents.ActionUpdate, s, v); k.outcome(s, "update", err) {
+			k.acked(s, "update", v)
+		}
+		return
+	}
+	b, err := k.w.cli().UpdateBundle(ctx, s.id, k.bundle(s, v))
+	if k.outcome(s, "update", err) {
 		k.h.mu.Lock()
 		s.version, s.value = b.Version, v
 		k.h.mu.Unlock()
@@ -178,8 +259,13 @@ func (k *worker) update(ctx context.Context, s *slot) {
 }
 
 func (k *worker) delete(ctx context.Context, s *slot) {
-	err := k.w.cli.DeleteBundle(ctx, s.id)
-	if k.outcome(s, err) {
+	var err error
+	if s.grpc {
+		err = k.publish(ctx, cloudevents.ActionDelete, s, "")
+	} else {
+		err = k.w.cli().DeleteBundle(ctx, s.id)
+	}
+	if k.outcome(s, "delete", err) {
 		k.h.mu.Lock()
 		s.state = absent
 		s.deleted[s.id] = true
@@ -187,21 +273,35 @@ func (k *worker) delete(ctx context.Context, s *slot) {
 	}
 }
 
-// resolve reads a slot whose last write got no answer and adopts what REST
-// shows, checking that it is a possible outcome of that write.
+// resolve reads a slot whose last write got no answer (or a gRPC
+// acknowledgement without a version) and adopts what REST shows, checking
+// that it is a possible outcome of that write.
 func (k *worker) resolve(ctx context.Context, s *slot) {
-	all, err := k.w.cli.AllBundles(ctx, client.ListOptions{Search: "consumer_name=" + client.Quote(k.a.consumer)})
+	all, err := k.w.cli().AllBundles(ctx, client.ListOptions{Search: "consumer_name=" + client.Quote(k.a.consumer)})
 	if err != nil {
 		return
 	}
 	var cur *api.ResourceBundle
 	for i := range all {
-		if all[i].Name == s.name {
+		if (!s.grpc && all[i].Name == s.name) || (s.grpc && all[i].ID == s.id) {
 			cur = &all[i]
 		}
 	}
 	k.h.mu.Lock()
 	defer k.h.mu.Unlock()
+	key := k.a.consumer + "/" + s.name
+	gone := cur == nil || cur.DeletedAt != nil
+	switch {
+	case s.must != "" && (gone || manifestValue(cur, s.readOnly) != s.must || (s.pending == "update" && cur.Version <= s.version)):
+		k.h.lost = append(k.h.lost, fmt.Sprintf("%s: acknowledged gRPC %s of %s to %q; REST shows %s", key, s.pending, s.id, s.must, describe(cur, s.readOnly)))
+	case s.pending == "update" && (gone || cur.ID != s.id || cur.Version < s.version):
+		k.h.lost = append(k.h.lost, fmt.Sprintf("%s: acknowledged id %s version %d; after an unanswered update REST shows %s",
+			key, s.id, s.version, describe(cur, s.readOnly)))
+	case s.pending == "delete" && !gone && (cur.ID != s.id || cur.Version != s.version):
+		k.h.lost = append(k.h.lost, fmt.Sprintf("%s: acknowledged id %s version %d; after an unanswered delete REST shows %s",
+			key, s.id, s.version, describe(cur, s.readOnly)))
+	}
+	s.must, s.pending = "", ""
 	switch {
 	case cur == nil:
 		s.state = absent
@@ -209,13 +309,19 @@ func (k *worker) resolve(ctx context.Context, s *slot) {
 		s.deleted[cur.ID] = true
 		s.state = absent
 	default:
-		if s.before == present && (cur.ID != s.id || cur.Version < s.version) {
-			k.h.lost = append(k.h.lost, fmt.Sprintf("%s/%s: acknowledged id %s version %d, REST shows id %s version %d after an unanswered write",
-				k.a.consumer, s.name, s.id, s.version, cur.ID, cur.Version))
-		}
 		delete(s.deleted, cur.ID)
 		s.state, s.id, s.version, s.value = present, cur.ID, cur.Version, manifestValue(cur, s.readOnly)
 	}
+}
+
+func describe(b *api.ResourceBundle, readOnly bool) string {
+	switch {
+	case b == nil:
+		return "no bundle"
+	case b.DeletedAt != nil:
+		return fmt.Sprintf("bundle %s version %d deleting", b.ID, b.Version)
+	}
+	return fmt.Sprintf("bundle %s version %d value %q", b.ID, b.Version, manifestValue(b, readOnly))
 }
 
 // manifestValue is the value a bundle's manifest carries (see slot.value).

@@ -4,17 +4,26 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	ggrpc "google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/baton-dev/baton/internal/client"
 	"github.com/baton-dev/baton/internal/proctest"
 	"github.com/baton-dev/baton/internal/store/storetest"
+	"github.com/baton-dev/baton/internal/transport/grpc/pb"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -23,51 +32,97 @@ import (
 const (
 	heartbeat        = time.Second
 	heartbeatTimeout = 3 * time.Second
+	replicaLease     = 3 * time.Second
 )
 
-// world is one deployment under chaos: a server, one agent per consumer,
-// each agent's link to the server through a proxy the runner can cut.
+// world is one deployment under chaos: server replicas, one agent per
+// consumer, the database and the broker when the run has them, each
+// agent's links to the server (or broker) and to its kube-apiserver through
+// proxies the runner can cut.
 type world struct {
-	t      testing.TB
-	server *proctest.Proc
-	rest   string
-	cli    *client.Client
-	kube   kubernetes.Interface
-	agents []*agent
+	t       testing.TB
+	cfg     config
+	servers []*server
+	kube    kubernetes.Interface
+	agents  []*agent
+	db      *postgres // the run's own PostgreSQL (nil: SQLite or the shared one)
+	dbURL   string
+	broker  *proctest.Proc
+	mqtt    string // broker address (MQTT runs)
+	next    atomic.Int64
 }
 
-// agent is one consumer's agent process, its workload namespace and its
-// records namespace.
+// server is one replica: its REST client and its gRPC source connection.
+type server struct {
+	proc   *proctest.Proc
+	rest   string
+	cli    *client.Client
+	source pb.CloudEventServiceClient
+}
+
+// agent is one consumer's agent process, its namespaces, its proxies and
+// its fault file.
 type agent struct {
-	consumer string
-	ns       string
-	records  string
-	metrics  string
-	proc     *proctest.Proc
-	proxy    *proxy
+	consumer  string
+	ns        string
+	records   string
+	metrics   string
+	proc      *proctest.Proc
+	links     []*proxy // to each replica's agent endpoint, or to the broker
+	kubeProxy *proxy
+	faultFile string
 }
 
 func newWorld(t testing.TB, cfg config) *world {
 	t.Helper()
-	httpAddr, grpcAddr, agentAddr := proctest.FreePort(t), proctest.FreePort(t), proctest.FreePort(t)
-	args := []string{"server", "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--agent-addr", agentAddr,
-		"--heartbeat-timeout", heartbeatTimeout.String(), "--resend-after", "1s"}
+	w := &world{t: t, cfg: cfg}
+	base := []string{"server", "--heartbeat-timeout", heartbeatTimeout.String(), "--resend-after", "1s"}
 	switch cfg.store {
 	case "sqlite":
-		args = append(args, "--data-dir", t.TempDir())
+		if cfg.replicas > 1 {
+			t.Fatalf("%d replicas need -chaos.store postgres", cfg.replicas)
+		}
+		base = append(base, "--data-dir", t.TempDir())
 	case "postgres":
-		args = append(args, "--db-url", storetest.PostgresURL(t))
+		w.db = startPostgres(t)
+		if w.db != nil {
+			w.dbURL = w.db.url
+		} else {
+			w.dbURL = storetest.PostgresURL(t)
+		}
+		base = append(base, "--db-url", w.dbURL, "--replica-lease", replicaLease.String())
 	default:
 		t.Fatalf("store %q: want sqlite or postgres", cfg.store)
 	}
-	w := &world{t: t, rest: "http://" + httpAddr}
-	w.server = proctest.Start(t, batonBin, "server", nil, args...)
-	w.waitServer()
-	cli, err := client.New(w.rest, client.WithTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
+	switch cfg.transport {
+	case "grpc":
+	case "mqtt":
+		w.broker, w.mqtt = startBroker(t)
+		base = append(base, "--mqtt-broker", "tcp://"+w.mqtt)
+	default:
+		t.Fatalf("transport %q: want grpc or mqtt", cfg.transport)
 	}
-	w.cli = cli
+	for i := range max(cfg.replicas, 1) {
+		httpAddr, grpcAddr, agentAddr := proctest.FreePort(t), proctest.FreePort(t), proctest.FreePort(t)
+		args := append(append([]string(nil), base...), "--http-addr", httpAddr, "--grpc-addr", grpcAddr,
+			"--agent-addr", agentAddr, "--server-id", fmt.Sprintf("chaos-%d", i))
+		s := &server{rest: "http://" + httpAddr}
+		s.proc = proctest.Start(t, batonBin, fmt.Sprintf("server-%d", i), nil, args...)
+		s.proc.MetricsAddr = agentAddr
+		var err error
+		if s.cli, err = client.New(s.rest, client.WithTimeout(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		cc, err := ggrpc.NewClient(grpcAddr, ggrpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		s.source = pb.NewCloudEventServiceClient(cc)
+		w.servers = append(w.servers, s)
+		w.waitServer(s)
+	}
+	var err error
 	if w.kube, err = kubernetes.NewForConfig(kubeCfg); err != nil {
 		t.Fatal(err)
 	}
@@ -76,26 +131,87 @@ func newWorld(t testing.TB, cfg config) *world {
 		a := &agent{consumer: fmt.Sprintf("c%d", i+1)}
 		a.ns = w.namespace(fmt.Sprintf("chaos-%s-%s", run, a.consumer))
 		a.records = w.namespace(fmt.Sprintf("records-%s-%s", run, a.consumer))
-		if _, err := w.cli.CreateConsumer(context.Background(), api.Consumer{Name: a.consumer}); err != nil {
+		if _, err := w.servers[0].cli.CreateConsumer(context.Background(), api.Consumer{Name: a.consumer}); err != nil {
 			t.Fatal(err)
 		}
-		if a.proxy, err = newProxy(agentAddr); err != nil {
-			t.Fatal(err)
+		link := []string{"--server"}
+		if w.mqtt != "" {
+			p := w.proxy(w.mqtt)
+			a.links = append(a.links, p)
+			link = []string{"--mqtt-broker", "tcp://" + p.Addr()}
+		} else {
+			var addrs []string
+			for _, s := range w.servers {
+				p := w.proxy(s.proc.MetricsAddr)
+				a.links = append(a.links, p)
+				addrs = append(addrs, p.Addr())
+			}
+			link = append(link, strings.Join(addrs, ","))
 		}
-		t.Cleanup(a.proxy.Close)
+		a.kubeProxy = w.proxy(hostPort(kubeCfg.Host))
+		kc := w.kubeconfigVia(a.kubeProxy)
+		a.faultFile = filepath.Join(t.TempDir(), "faults.json")
 		a.metrics = proctest.FreePort(t)
-		a.proc = proctest.Start(t, batonBin, "agent-"+a.consumer, nil, "agent", "--consumer", a.consumer,
-			"--server", a.proxy.Addr(), "--kubeconfig", kubeconfig, "--metrics-addr", a.metrics,
-			"--records-namespace", a.records, "--heartbeat", heartbeat.String())
+		args := append([]string{"agent", "--consumer", a.consumer, "--kubeconfig", kc, "--metrics-addr", a.metrics,
+			"--records-namespace", a.records, "--heartbeat", heartbeat.String()}, link...)
+		a.proc = proctest.Start(t, batonBin, "agent-"+a.consumer, []string{"BATON_TEST_FAULT_FILE=" + a.faultFile}, args...)
 		w.waitAgent(a)
 		w.agents = append(w.agents, a)
 	}
 	return w
 }
 
+func (w *world) proxy(target string) *proxy {
+	p, err := newProxy(target)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(p.Close)
+	return p
+}
+
+// kubeconfigVia writes a copy of the test kubeconfig whose server is the
+// proxy (the apiserver's certificate names 127.0.0.1, as the proxy does).
+func (w *world) kubeconfigVia(p *proxy) string {
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, c := range cfg.Clusters {
+		c.Server = "https://" + p.Addr()
+	}
+	path := filepath.Join(w.t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		w.t.Fatal(err)
+	}
+	return path
+}
+
+// hostPort is the host:port of a rest.Config Host (a URL or host:port).
+func hostPort(host string) string {
+	if u, err := url.Parse(host); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return strings.TrimSuffix(host, "/")
+}
+
+// cli returns the REST client of a replica, in turn.
+func (w *world) cli() *client.Client {
+	return w.servers[int(w.next.Add(1))%len(w.servers)].cli
+}
+
+// setFaults writes an agent's fault file (see internal/cli's faultFileEnv).
+func (a *agent) setFaults(json string) error {
+	tmp := a.faultFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(json), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, a.faultFile)
+}
+
 // waitServer and waitAgent wait for a (re)started process to be ready; a
 // failure is recorded as a test error (they run on fault goroutines).
-func (w *world) waitServer() { w.ready("server", w.rest+"/readyz") }
+func (w *world) waitServer(s *server) { w.ready("server "+s.proc.Name(), s.rest+"/readyz") }
 
 func (w *world) waitAgent(a *agent) { w.ready("agent "+a.consumer, "http://"+a.metrics+"/readyz") }
 
