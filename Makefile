@@ -50,17 +50,23 @@ bench: kube-assets build
 # Seeded random faults over a random workload through the real processes,
 # then the checker (test/chaos). The last line printed is
 # "chaos: <ops> ops, <faults> faults, <lost> lost, <stale> stale, <violations> violations".
+# FAULTS is kind=weight,... of server agent cut drop kubecut dup delay clock
+# pgterm pgkill broker (empty: every kind the STORE and TRANSPORT allow);
+# STORE=postgres runs a PostgreSQL of its own (pgkill) when initdb is installed.
 DURATION    ?= 2m
 SEED        ?= 42
 STORE       ?= sqlite
+TRANSPORT   ?= grpc
+REPLICAS    ?= 1
 AGENTS      ?= 3
-FAULTS      ?= server=1,agent=2,cut=2,drop=1
+FAULTS      ?=
 FAULT_EVERY ?= 6s
 chaos: kube-assets build
 	$(GO) test -c -o bin/chaos.test ./test/chaos
 	KUBEBUILDER_ASSETS=$$(internal/kubeassets/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' BATON_CHAOS=1 \
 	BATON_BIN=$(CURDIR)/$(BIN) bin/chaos.test -test.run '^TestChaos$$' -test.v -test.timeout 2h \
-	  -chaos.duration $(DURATION) -chaos.seed $(SEED) -chaos.store $(STORE) -chaos.agents $(AGENTS) \
+	  -chaos.duration $(DURATION) -chaos.seed $(SEED) -chaos.store $(STORE) -chaos.transport $(TRANSPORT) \
+	  -chaos.replicas $(REPLICAS) -chaos.agents $(AGENTS) \
 	  -chaos.faults '$(FAULTS)' -chaos.fault-every $(FAULT_EVERY)
 
 vet:

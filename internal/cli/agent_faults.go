@@ -17,8 +17,8 @@ import (
 // faultFileEnv names the second test-only fault hook of `baton agent`
 // (besides dropStatusEnv): the path of a JSON file the agent re-reads every
 // 100 ms while it runs, so that a test changes faults without a restart.
-// Its fields (see testFaults) duplicate or delay the agent's next messages
-// and jump the agent's clock. The chaos runner (test/chaos) uses it; never
+// Its fields (see faultSpec) duplicate or delay the agent's next messages,
+// and skew the agent's clock. The chaos runner (test/chaos) uses it; never
 // set it in production.
 const faultFileEnv = "BATON_TEST_FAULT_FILE"
 
@@ -26,7 +26,12 @@ const faultFileEnv = "BATON_TEST_FAULT_FILE"
 // the file changes: {"dupStatus":3} duplicates the next three status
 // messages once more, whatever the file held before.
 type faultSpec struct {
-	// ClockOffset shifts the agent's clock (wall time only) from the real one: "-10m".
+	// ClockOffset shifts the agent's clock from the real one ("-10m"). It
+	// is read at start only: within one process a wall-clock jump changes
+	// no duration (Go's times carry a monotonic reading), so the faithful
+	// model of a jump is a process whose clock is skewed from its start, as
+	// an agent restarted after the jump has: what it stores or sends (its
+	// records, observedAt, event times) is then off by the skew.
 	ClockOffset string `json:"clockOffset,omitempty"`
 	// DupStatus: the next N status messages are sent twice.
 	DupStatus int64 `json:"dupStatus,omitempty"`
@@ -85,8 +90,10 @@ func (f *testFaults) load() error {
 			return fmt.Errorf("fault file: delay %q: want a non-negative duration", s.Delay)
 		}
 	}
+	if f.last == "" {
+		f.offset.Store(int64(off))
+	}
 	f.last = string(b)
-	f.offset.Store(int64(off))
 	f.delay.Store(int64(delay))
 	f.dupStatus.Store(s.DupStatus)
 	f.dupSpec.Store(s.DupSpec)
@@ -125,18 +132,13 @@ func take(counter *atomic.Int64) bool {
 	}
 }
 
-// faultClock is the real clock with the fault file's offset added to the
-// wall time. The monotonic reading is stripped, so that durations between
-// readings across a jump see the jump, as code comparing stored
-// timestamps would.
+// faultClock is the real clock skewed by the fault file's offset at start.
 type faultClock struct {
 	clock.RealClock
 	f *testFaults
 }
 
-func (c faultClock) Now() time.Time {
-	return time.Now().Round(0).Add(time.Duration(c.f.offset.Load()))
-}
+func (c faultClock) Now() time.Time { return time.Now().Add(time.Duration(c.f.offset.Load())) }
 
 func (c faultClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
 

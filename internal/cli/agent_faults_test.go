@@ -32,7 +32,17 @@ func TestFaultFile(t *testing.T) {
 		}
 	}
 	write(`{"clockOffset":"-1h","dupStatus":1,"dupSpec":1,"delayStatus":1,"delay":"50ms"}`)
-	if d := time.Until(clk.Now()); d > -59*time.Minute || d < -61*time.Minute {
+	if d := time.Until(clk.Now()); d < -time.Second {
+		t.Fatalf("clock off by %v; want the offset read at start only", d)
+	}
+	if err := os.WriteFile(path, []byte(`{"clockOffset":"-1h"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	skewed, err := testFaultsFromEnv(slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(faultClock{f: skewed}.Now()); d > -59*time.Minute || d < -61*time.Minute {
 		t.Fatalf("clock off by %v; want -1h", d)
 	}
 

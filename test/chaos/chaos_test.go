@@ -35,7 +35,7 @@ type config struct {
 var flags config
 
 func init() {
-	flag.DurationVar(&flags.duration, "chaos.duration", 60*time.Second, "how long the workload and the faults run")
+	flag.DurationVar(&flags.duration, "chaos.duration", 2*time.Minute, "how long the workload and the faults run")
 	flag.Int64Var(&flags.seed, "chaos.seed", 1, "seed of the workload and of the fault schedule")
 	flag.StringVar(&flags.store, "chaos.store", "sqlite", "server store: sqlite or postgres")
 	flag.StringVar(&flags.transport, "chaos.transport", "grpc", "agent transport: grpc or mqtt (a Mosquitto of the run's own)")
@@ -54,7 +54,8 @@ func init() {
 
 // TestChaos runs the workload and the faults for -chaos.duration, then the
 // checker; it asserts 0 lost, 0 stale and 0 violations. With the defaults
-// (seed 1, 60 s, ~13 faults) it is part of `make test`; `make chaos` runs
+// (seed 1, 2 minutes, ~20 faults of the eight kinds a SQLite/gRPC run
+// allows) it is part of `make test`; `make chaos` runs
 // it longer, with other seeds and mixes.
 func TestChaos(t *testing.T) {
 	cfg := flags

@@ -20,7 +20,7 @@ const (
 	faultKubeCut = "kubecut" // the agent's link to its kube-apiserver cut at its proxy for a while
 	faultDup     = "dup"     // the agent's next status messages sent twice, its next specs handled twice
 	faultDelay   = "delay"   // the agent's next status messages held back for seconds (later ones overtake them)
-	faultClock   = "clock"   // the agent's clock jumps by minutes to an hour, and back after a while
+	faultClock   = "clock"   // agent killed and restarted with its clock skewed by minutes to an hour; restarted right again after a while
 	faultPGTerm  = "pgterm"  // pg_terminate_backend of every connection to baton's database
 	faultPGKill  = "pgkill"  // kill -9 of the run's own PostgreSQL (all its processes), restarted after a pause
 	faultBroker  = "broker"  // kill -9 of the run's own Mosquitto, restarted after a pause
@@ -164,8 +164,10 @@ func (in *injector) run(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			f := fault{kind: kind, target: target, start: time.Now()}
+			in.w.t.Logf("%s fault: %s on %s", f.start.Format("15:04:05.000"), kind, target)
 			in.inject(f.kind, a, s, down, n, jump)
 			f.repaired = time.Now()
+			in.w.t.Logf("%s repaired: %s on %s", f.repaired.Format("15:04:05.000"), kind, target)
 			in.mu.Lock()
 			in.faults = append(in.faults, f)
 			delete(in.busy, target)
@@ -221,9 +223,15 @@ func (in *injector) inject(kind string, a *agent, s *server, down time.Duration,
 		time.Sleep(delay + down)
 		setFaults(`{}`)
 	case faultClock:
-		setFaults(fmt.Sprintf(`{"clockOffset":%q}`, jump))
-		time.Sleep(down)
-		setFaults(`{}`)
+		// The clock jumped while the agent was down (see internal/cli's
+		// faultSpec.ClockOffset for why not while it runs), and jumps back.
+		for _, spec := range []string{fmt.Sprintf(`{"clockOffset":%q}`, jump), `{}`} {
+			setFaults(spec)
+			a.proc.Kill()
+			a.proc.Restart()
+			w.waitAgent(a)
+			time.Sleep(down)
+		}
 	case faultPGTerm:
 		if _, err := terminateBackends(w.dbURL); err != nil {
 			w.t.Errorf("pg_terminate_backend: %v", err)

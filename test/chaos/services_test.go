@@ -7,7 +7,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -29,6 +31,7 @@ type postgres struct {
 	port string
 	url  string
 	log  *os.File
+	cred *syscall.Credential // nil: the runner's own user
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -58,9 +61,19 @@ func startPostgres(t testing.TB) *postgres {
 		t.Logf("no initdb found: using the shared PostgreSQL (no pgkill faults)")
 		return nil
 	}
-	dir := t.TempDir()
+	dir, err := os.MkdirTemp("", "chaos-postgres-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cred, err := postgresCredential(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	data := filepath.Join(dir, "data")
-	out, err := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput()
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	out, err := initdb.CombinedOutput()
 	if err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
@@ -70,7 +83,7 @@ func startPostgres(t testing.TB) *postgres {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &postgres{t: t, bin: bin, dir: data, port: port, log: log,
+	p := &postgres{t: t, bin: bin, dir: data, port: port, log: log, cred: cred,
 		url: "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable"}
 	p.start()
 	t.Cleanup(func() {
@@ -92,7 +105,7 @@ func (p *postgres) start() {
 		cmd := exec.Command(filepath.Join(p.bin, "postgres"), "-D", p.dir, "-p", p.port, "-k", p.dir,
 			"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=100")
 		cmd.Stdout, cmd.Stderr = p.log, p.log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.cred}
 		if err := cmd.Start(); err != nil {
 			p.t.Errorf("starting postgres: %v", err)
 			return
@@ -116,6 +129,25 @@ func (p *postgres) start() {
 		time.Sleep(200 * time.Millisecond)
 	}
 	p.t.Errorf("postgres not ready after 60s on port %s", p.port)
+}
+
+// postgresCredential is the user PostgreSQL runs as: the runner's own, or
+// the system's postgres user when the runner is root (initdb refuses
+// root), who is then given dir.
+func postgresCredential(dir string) (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root, PostgreSQL needs a postgres user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return nil, err
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 func (p *postgres) ping() bool {
