@@ -63,6 +63,38 @@ func createStatementPG(b *store.Bundle, enc encodedBundle, now time.Time) *pgSta
 	}
 }
 
+// qWebhookBatchPG records a webhook batch without events on PostgreSQL in
+// one statement: the cursor, the snapshots kept ($2, $3) and the ones
+// dropped ($4). The two sets of bundle ids are disjoint.
+const qWebhookBatchPG = `WITH c AS (
+	UPDATE counters SET value = $1::bigint WHERE name = 'webhook'
+), u AS (
+	INSERT INTO bundle_snapshots (bundle_id, snapshot)
+	SELECT * FROM unnest($2::text[], $3::text[])
+	ON CONFLICT (bundle_id) DO UPDATE SET snapshot = EXCLUDED.snapshot
+), d AS (
+	DELETE FROM bundle_snapshots WHERE bundle_id = ANY($4::text[])
+)
+SELECT 1`
+
+// webhookStatementPG returns qWebhookBatchPG with its arguments for b, or
+// nil when b has events (they take their subscriptions' seqs one by one).
+func webhookStatementPG(b store.WebhookBatch) *pgStatement {
+	if len(b.Events) > 0 {
+		return nil
+	}
+	ids, snaps, gone := []string{}, []string{}, []string{}
+	for id, snap := range b.Snapshots {
+		if snap == "" {
+			gone = append(gone, id)
+		} else {
+			ids, snaps = append(ids, id), append(snaps, snap)
+		}
+	}
+	return &pgStatement{query: qWebhookBatchPG, args: []any{b.Cursor, ids, snaps, gone},
+		scan: func(r rowScanner) error { var one int; return r.Scan(&one) }}
+}
+
 // pgStatement is a write that is one statement returning one row. Writes
 // that are (PostgreSQL creates) can share a transaction without a round
 // trip each: the batch is pipelined.

@@ -182,7 +182,7 @@ func (s *Store) BundleSnapshots(ctx context.Context) (map[string]string, error) 
 // number of events dropped to keep backlogs under b.MaxBacklog.
 func (s *Store) RecordWebhookBatch(ctx context.Context, b store.WebhookBatch) (dropped int64, err error) {
 	now := s.now()
-	err = s.write(ctx, func(db conn) error {
+	fn := func(db conn) error {
 		dropped = 0
 		if _, err := db.exec(ctx, `UPDATE counters SET value = ? WHERE name = 'webhook'`, b.Cursor); err != nil {
 			return err
@@ -234,7 +234,14 @@ func (s *Store) RecordWebhookBatch(ctx context.Context, b store.WebhookBatch) (d
 			}
 		}
 		return nil
-	})
+	}
+	if st := webhookStatementPG(b); st != nil && s.d == postgresDialect {
+		// Most batches carry no events (no subscription matched): one
+		// statement, pipelined with the creates of the same batch.
+		err = s.enqueue(&writeReq{ctx: ctx, done: make(chan struct{}), pg: st, fn: fn})
+	} else {
+		err = s.write(ctx, fn)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("webhook batch to change %d: %w", b.Cursor, err)
 	}
