@@ -99,19 +99,33 @@ func (m *instrumentedStore) ListBundles(ctx context.Context, opts store.ListOpti
 // writing to the client included; an error of the caller's callbacks (a
 // client that went away) is not counted as a store error.
 func (m *instrumentedStore) StreamBundles(ctx context.Context, opts store.ListOptions, start func(total, n int) error, each func(*store.Bundle) error) error {
+	return observeStream(m, "StreamBundles", start, each, func(start func(int, int) error, each func(*store.Bundle) error) error {
+		return m.s.StreamBundles(ctx, opts, start, each)
+	})
+}
+
+// StreamConsumers is observed as StreamBundles.
+func (m *instrumentedStore) StreamConsumers(ctx context.Context, opts store.ListOptions, start func(total, n int) error, each func(*store.Consumer) error) error {
+	return observeStream(m, "StreamConsumers", start, each, func(start func(int, int) error, each func(*store.Consumer) error) error {
+		return m.s.StreamConsumers(ctx, opts, start, each)
+	})
+}
+
+func observeStream[T any](m *instrumentedStore, op string, start func(int, int) error, each func(*T) error,
+	call func(func(int, int) error, func(*T) error) error) error {
 	var calleeErr error
 	t := time.Now()
-	err := m.s.StreamBundles(ctx, opts, func(total, n int) error {
+	err := call(func(total, n int) error {
 		calleeErr = start(total, n)
 		return calleeErr
-	}, func(b *store.Bundle) error {
-		calleeErr = each(b)
+	}, func(v *T) error {
+		calleeErr = each(v)
 		return calleeErr
 	})
 	if calleeErr != nil {
-		m.observe("StreamBundles", t, nil)
+		m.observe(op, t, nil)
 	} else {
-		m.observe("StreamBundles", t, err)
+		m.observe(op, t, err)
 	}
 	return err
 }

@@ -279,6 +279,8 @@ type Store interface {
 	// GetConsumer finds a consumer by id or by name.
 	GetConsumer(ctx context.Context, idOrName string) (Consumer, error)
 	ListConsumers(ctx context.Context, opts ListOptions) (Page[Consumer], error)
+	// StreamConsumers is StreamBundles for consumers.
+	StreamConsumers(ctx context.Context, opts ListOptions, start func(total, n int) error, each func(*Consumer) error) error
 	// UpdateConsumerLabels replaces the labels.
 	UpdateConsumerLabels(ctx context.Context, id string, labels map[string]string) (Consumer, error)
 	// DeleteConsumer removes a consumer; ErrConflict while it has bundles.

@@ -38,19 +38,26 @@ func (h *Handler) listConsumers(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	page, err := h.store.ListConsumers(r.Context(), lp.opts)
-	if err != nil {
+	var lw *listWriter
+	now := h.clock.Now()
+	err = h.store.StreamConsumers(r.Context(), lp.opts, func(total, n int) error {
+		if lp.none {
+			n = 0
+		}
+		lw = h.startList(w, api.KindConsumerList, lp.opts.Page, n, total, lp.fields)
+		if lp.none {
+			return errNoItems
+		}
+		return nil
+	}, func(c *store.Consumer) error {
+		return lw.item(consumerOut(c, ext(r), now))
+	})
+	if lw == nil { // failed before anything was written
 		h.fail(w, r, err)
 		return
 	}
-	if lp.none {
-		page.Items = nil
-	}
-	lw := h.startList(w, api.KindConsumerList, lp.opts.Page, len(page.Items), page.Total, lp.fields)
-	for i := range page.Items {
-		if lw.item(consumerOut(&page.Items[i], ext(r), h.clock.Now())) != nil {
-			break
-		}
+	if err != nil && !errors.Is(err, errNoItems) {
+		lw.fail(err)
 	}
 	h.finishList(r, lw)
 }

@@ -15,8 +15,8 @@
 //
 // List responses are streamed: the store counts the matches and the page
 // in one snapshot, the envelope (kind, page, size, total) is written first,
-// then each bundle is encoded into a 64 KiB buffered writer as the store
-// reads and decodes it (store.StreamBundles), so the memory of a list does
+// then each item is encoded into a 64 KiB buffered writer as the store
+// reads and decodes it (store.StreamBundles, StreamConsumers), so the memory of a list does
 // not grow with its page size. Stored JSON (manifests) is copied as raw
 // bytes, never decoded again. Each write may block ListWriteTimeout at
 // most: a client that stops reading is cut off and releases the store's

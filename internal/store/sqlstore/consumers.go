@@ -90,32 +90,64 @@ func getConsumer(ctx context.Context, db conn, idOrName string) (store.Consumer,
 // ListConsumers returns one page of consumers.
 func (s *Store) ListConsumers(ctx context.Context, opts store.ListOptions) (store.Page[store.Consumer], error) {
 	page := store.Page[store.Consumer]{Items: []store.Consumer{}}
+	err := s.StreamConsumers(ctx, opts, func(total, n int) error {
+		page.Total, page.Items = total, make([]store.Consumer, 0, n)
+		return nil
+	}, func(c *store.Consumer) error {
+		page.Items = append(page.Items, *c)
+		return nil
+	})
+	return page, err
+}
+
+// StreamConsumers is StreamBundles for consumers: one snapshot, the count
+// first, then each row as it is read.
+func (s *Store) StreamConsumers(ctx context.Context, opts store.ListOptions, start func(total, n int) error, each func(*store.Consumer) error) error {
 	q, err := buildList(s.d, consumerFields, "c.labels", opts)
 	if err != nil {
-		return page, fmt.Errorf("consumers: list: %w", err)
+		return fmt.Errorf("consumers: list: %w", err)
 	}
-	err = s.read(ctx, func(db conn) error {
-		if err := db.row(ctx, `SELECT COUNT(*) FROM consumers c`+q.where, q.args...).Scan(&page.Total); err != nil {
+	return s.read(ctx, func(db conn) error {
+		var total int
+		if err := db.row(ctx, `SELECT COUNT(*) FROM consumers c`+q.where, q.args...).Scan(&total); err != nil {
+			return fmt.Errorf("consumers: list: %w", err)
+		}
+		n := total
+		if q.paged {
+			n = min(max(total-q.offset, 0), opts.Size)
+		}
+		if err := start(total, n); err != nil {
 			return err
+		}
+		if n == 0 {
+			return nil
 		}
 		rows, err := db.query(ctx, `SELECT `+consumerCols+consumersFrom+q.where+q.order+q.limit, q.args...)
 		if err != nil {
-			return err
+			return fmt.Errorf("consumers: list: %w", err)
 		}
 		defer rows.Close()
+		seen := 0
 		for rows.Next() {
 			c, err := scanConsumer(rows)
 			if err != nil {
+				return fmt.Errorf("consumers: list: %w", err)
+			}
+			if seen++; seen > n {
+				return fmt.Errorf("consumers: list: more rows than the %d counted in the same snapshot", n)
+			}
+			if err := each(&c); err != nil {
 				return err
 			}
-			page.Items = append(page.Items, c)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("consumers: list: %w", err)
+		}
+		if seen != n {
+			return fmt.Errorf("consumers: list: %d rows where the same snapshot counted %d", seen, n)
+		}
+		return nil
 	})
-	if err != nil {
-		return page, fmt.Errorf("consumers: list: %w", err)
-	}
-	return page, nil
 }
 
 // UpdateConsumerLabels replaces the labels of the consumer with this id (or name).
