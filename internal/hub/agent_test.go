@@ -28,6 +28,9 @@ type fakeAgent struct {
 	// Switches, set before run.
 	goneOnDelete bool // ack a deletion with Gone instead of Status{Deleted}
 	noStatus     bool // never report status unasked
+	// stuckDeletes: deletions are neither acknowledged nor reported (an
+	// agent busy with a delete backlog, objects held by finalizers).
+	stuckDeletes bool
 
 	mu       sync.Mutex
 	conn     protocol.Conn
@@ -87,6 +90,9 @@ func (a *fakeAgent) handle(ctx context.Context, m protocol.Message) {
 }
 
 func (a *fakeAgent) onSpec(ctx context.Context, s protocol.Spec) {
+	if s.Deleting && a.stuckDeletes {
+		return
+	}
 	a.mu.Lock()
 	had, ok := a.held[s.BundleID]
 	ok = ok && a.incarnation(s.BundleID) == s.Incarnation

@@ -270,9 +270,13 @@ func (h *Hub) setDisconnected(ctx context.Context, consumer string, s store.Agen
 // Attach serves one agent session for consumer over conn until ctx ends or
 // conn's receive channel closes. The session serves the consumer once its
 // Hello holds the consumer's session lease. An unknown consumer is an
-// error wrapping store.ErrNotFound.
+// error wrapping store.ErrNotFound; a decommissioned one an error wrapping
+// ErrDecommissioned that says when and what to do.
 func (h *Hub) Attach(ctx context.Context, consumer string, conn protocol.Conn) error {
 	c, err := h.st.GetConsumer(ctx, consumer)
+	if isGone(err) {
+		return h.refuseDecommissioned(ctx, consumer, err)
+	}
 	if err != nil {
 		return fmt.Errorf("hub: consumer %q: %w", consumer, err)
 	}

@@ -36,6 +36,12 @@ func (s *session) onSpecAck(ctx context.Context, a *protocol.SpecAck) {
 	}
 	b, err := s.h.st.GetBundle(ctx, a.BundleID)
 	if isGone(err) || (err == nil && b.ConsumerName != s.consumer) {
+		// Finalized without the agent (or never known): the agent dropped
+		// it, so the Orphan is done.
+		s.forgetAll(a.BundleID)
+		if err := s.h.st.ForgetOrphan(ctx, s.consumer, a.BundleID, a.Generation); err != nil && ctx.Err() == nil {
+			s.h.log.Warn("hub: forget orphan", "consumer", s.consumer, "bundle", a.BundleID, "err", err)
+		}
 		return
 	}
 	if err != nil {
@@ -149,6 +155,13 @@ func (s *session) onHeartbeat(ctx context.Context, m *protocol.Heartbeat) {
 	now := s.h.clock.Now()
 	state := store.AgentState{Connected: true, Epoch: epoch, LastHeartbeat: now, ServerID: s.h.serverID}
 	if err := s.h.st.SetAgentState(ctx, s.consumer, state); err != nil {
+		if isGone(err) {
+			// Decommissioned (or deleted) meanwhile: the session ends, and
+			// the agent's next connect is refused.
+			s.h.log.Info("hub: consumer removed; ending its agent session", "consumer", s.consumer)
+			s.cancel()
+			return
+		}
 		s.h.log.Warn("hub: record heartbeat", "consumer", s.consumer, "err", err)
 	}
 	s.mu.Lock()

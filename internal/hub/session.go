@@ -64,6 +64,10 @@ type session struct {
 	unconfirmed map[string]bool
 
 	acks *protocol.AckQueue[protocol.StatusAck] // StatusAcks owed, sent by sendStatusAcks
+
+	// cursor is, per outbox operation, the last event the dispatcher read
+	// (dispatch.go pending); only the dispatcher goroutine uses it.
+	cursor map[store.OutboxOp]int64
 }
 
 // inflight is a spec sent and not yet acknowledged.
@@ -93,7 +97,7 @@ func newSession(h *Hub, consumer string, conn protocol.Conn, cancel context.Canc
 		lease: h.serverID + "/" + uuid.NewString(),
 		beat:  h.clock.Now(), inflight: map[string]inflight{}, acked: map[string]int64{}, missing: map[string]int{},
 		statusSeq: map[string]int64{}, digests: make(chan digestJob, 1), acks: newStatusAcks(),
-		undeliverable: map[string]int64{}, unconfirmed: map[string]bool{},
+		undeliverable: map[string]int64{}, unconfirmed: map[string]bool{}, cursor: map[store.OutboxOp]int64{},
 	}
 }
 
@@ -295,7 +299,9 @@ func (s *session) start(ctx context.Context, hs helloState) {
 }
 
 // resync sends what differs from held; current is the part of held taken
-// in the consumer's incarnation.
+// in the consumer's incarnation. Held bundles the store lacks are sent as
+// deletions, or, when they were finalized without the agent (Orphans), as
+// orphaning deletions that leave their objects in place.
 func (s *session) resync(ctx context.Context, held, current map[string]int64) error {
 	bundles, err := s.h.st.ListBundlesByConsumer(ctx, s.consumer)
 	if err != nil {
@@ -327,8 +333,12 @@ func (s *session) resync(ctx context.Context, held, current map[string]int64) er
 			request = append(request, b.ID)
 		}
 	}
+	orphaned, err := s.resyncOrphans(ctx, held, known)
+	if err != nil {
+		return err
+	}
 	for id, g := range held {
-		if known[id] {
+		if known[id] || orphaned[id] {
 			continue
 		}
 		if err := s.sendSpec(ctx, protocol.Spec{BundleID: id, Generation: g, Deleting: true}); err != nil {

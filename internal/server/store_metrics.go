@@ -202,3 +202,33 @@ func (m *instrumentedStore) ApplyStatus(ctx context.Context, u store.StatusUpdat
 
 // Close closes the wrapped store.
 func (m *instrumentedStore) Close() error { return m.s.Close() }
+
+func (m *instrumentedStore) PendingOutboxQuery(ctx context.Context, q store.OutboxQuery) (_ []store.OutboxEvent, err error) {
+	defer func(t time.Time) { m.observe("PendingOutboxQuery", t, err) }(time.Now())
+	return m.s.PendingOutboxQuery(ctx, q)
+}
+
+func (m *instrumentedStore) OrphanBundle(ctx context.Context, id string) (_ store.Bundle, err error) {
+	defer func(t time.Time) { m.observe("OrphanBundle", t, err) }(time.Now())
+	return m.s.OrphanBundle(ctx, id)
+}
+
+func (m *instrumentedStore) DecommissionConsumer(ctx context.Context, idOrName string) (_ store.Decommission, err error) {
+	defer func(t time.Time) { m.observe("DecommissionConsumer", t, err) }(time.Now())
+	return m.s.DecommissionConsumer(ctx, idOrName)
+}
+
+func (m *instrumentedStore) Decommissioned(ctx context.Context, name string) (_ store.Decommission, err error) {
+	defer func(t time.Time) { m.observe("Decommissioned", t, err) }(time.Now())
+	return m.s.Decommissioned(ctx, name)
+}
+
+func (m *instrumentedStore) Orphans(ctx context.Context, consumer string) (_ []store.Orphan, err error) {
+	defer func(t time.Time) { m.observe("Orphans", t, err) }(time.Now())
+	return m.s.Orphans(ctx, consumer)
+}
+
+func (m *instrumentedStore) ForgetOrphan(ctx context.Context, consumer, bundleID string, gen int64) (err error) {
+	defer func(t time.Time) { m.observe("ForgetOrphan", t, err) }(time.Now())
+	return m.s.ForgetOrphan(ctx, consumer, bundleID, gen)
+}

@@ -141,7 +141,42 @@ type OutboxOp string
 const (
 	OpUpsert OutboxOp = "upsert"
 	OpDelete OutboxOp = "delete"
+	// OpOrphan tells the agent to drop a bundle that was finalized without
+	// it (OrphanBundle): its records go, its objects stay.
+	OpOrphan OutboxOp = "orphan"
 )
+
+// OutboxQuery selects pending events of one consumer: with Op set only
+// events of that operation, with AfterSeq only those after it, at most
+// Limit (<= 0: all), in sequence order.
+type OutboxQuery struct {
+	Consumer string
+	Op       OutboxOp
+	AfterSeq int64
+	Limit    int
+}
+
+// Orphan is a bundle finalized without its agent (DELETE …?orphan=true,
+// or its consumer decommissioned). Until its agent confirms, the store
+// remembers it so that the agent, when it returns holding the bundle, is
+// told to drop it and leave its objects in place instead of deleting them.
+type Orphan struct {
+	BundleID     string
+	ConsumerName string
+	// Generation is the one the agent is told to drop the bundle at: above
+	// every generation the bundle had.
+	Generation int64
+	At         time.Time
+}
+
+// Decommission records a consumer removed with DecommissionConsumer: its
+// agent, should it connect again, is refused with an error that says when.
+type Decommission struct {
+	Name       string
+	ConsumerID string
+	Bundles    int // bundles finalized with it
+	At         time.Time
+}
 
 // OutboxEvent is one pending spec delivery.
 type OutboxEvent struct {
@@ -335,8 +370,33 @@ type Store interface {
 	MarkSent(ctx context.Context, seqs []int64, at time.Time) error
 	// AckOutbox acknowledges every event of the bundle with generation <= generation.
 	AckOutbox(ctx context.Context, consumer, bundleID string, generation int64) error
+	// PendingOutboxQuery is PendingOutbox selected by q (one operation,
+	// after a sequence), so a reader can visit creates and deletes fairly.
+	PendingOutboxQuery(ctx context.Context, q OutboxQuery) ([]OutboxEvent, error)
 	// ConsumersWithPending lists consumers that have unacknowledged events.
 	ConsumersWithPending(ctx context.Context) ([]string, error)
+
+	// OrphanBundle finalizes a bundle in any state without its agent: the
+	// bundle is removed (a ChangeDeleted is logged, as for a confirmed
+	// delete), an Orphan is recorded at a new generation and an OpOrphan
+	// event queued for the agent. It returns the bundle as it was, with
+	// the Orphan's generation. An unknown id is ErrNotFound.
+	OrphanBundle(ctx context.Context, id string) (Bundle, error)
+	// DecommissionConsumer removes a consumer with every bundle it has
+	// (pending, applied, deleting): each is finalized as by OrphanBundle
+	// (no events are queued: the agent is refused from now on), and a
+	// Decommission is recorded. Creating a consumer of the same name
+	// clears the Decommission; the Orphans stay, so a returning agent
+	// keeps the objects.
+	DecommissionConsumer(ctx context.Context, idOrName string) (Decommission, error)
+	// Decommissioned returns the Decommission of a consumer name;
+	// ErrNotFound when it has none.
+	Decommissioned(ctx context.Context, name string) (Decommission, error)
+	// Orphans lists the Orphans of a consumer, by bundle id.
+	Orphans(ctx context.Context, consumer string) ([]Orphan, error)
+	// ForgetOrphan removes the Orphan of a bundle at generation <= gen and
+	// its outbox events: the agent dropped it or does not hold it.
+	ForgetOrphan(ctx context.Context, consumer, bundleID string, gen int64) error
 
 	// SetAgentState records connection, epoch and heartbeat of a consumer's
 	// agent. A disconnect (Connected false) with a ServerID applies only

@@ -293,7 +293,8 @@ func (s *Store) PurgeBundle(ctx context.Context, id string, generation int64) er
 	})
 }
 
-// purge deletes the bundle row and its outbox events and logs the change.
+// purge deletes the bundle row, its outbox events and any Orphan of the
+// id, and logs the change.
 func purge(ctx context.Context, db conn, b store.Bundle, now time.Time) (int64, error) {
 	seq, err := addChange(ctx, db, &b, store.ChangeDeleted, now)
 	if err != nil {
@@ -303,6 +304,10 @@ func purge(ctx context.Context, db conn, b store.Bundle, now time.Time) (int64, 
 		return 0, fmt.Errorf("bundle %s: purge: %w", b.ID, err)
 	}
 	if _, err := db.exec(ctx, qPurgeBundle, b.ID); err != nil {
+		return 0, fmt.Errorf("bundle %s: purge: %w", b.ID, err)
+	}
+	// The agent confirmed: an Orphan of an earlier life of the id is done.
+	if _, err := db.exec(ctx, qClearOrphan, b.ID); err != nil {
 		return 0, fmt.Errorf("bundle %s: purge: %w", b.ID, err)
 	}
 	return seq, nil

@@ -31,7 +31,8 @@ var (
 )
 
 // CreateConsumer stores c; an empty ID is generated and an empty Name
-// defaults to the ID. A taken id or name is ErrConflict.
+// defaults to the ID. A taken id or name is ErrConflict. A Decommission of
+// the name is cleared.
 func (s *Store) CreateConsumer(ctx context.Context, c store.Consumer) (store.Consumer, error) {
 	if c.ID == "" {
 		c.ID = uuid.NewString()
@@ -49,6 +50,11 @@ func (s *Store) CreateConsumer(ctx context.Context, c store.Consumer) (store.Con
 	err = s.write(ctx, func(db conn) error {
 		_, err := db.exec(ctx, `INSERT INTO consumers (id, name, labels, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?)`, c.ID, c.Name, labels, now, now)
+		if err != nil {
+			return err
+		}
+		// A consumer created again is registered anew: its agent is welcome.
+		_, err = db.exec(ctx, qClearDecommission, c.Name)
 		return err
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -24,13 +25,17 @@ var (
 		VALUES (?, ?, ?, ?, ?, ?)`)
 	qPendingOutbox = prepared(`SELECT seq, consumer_name, bundle_id, generation, op, created_at, attempts, last_sent_at
 		FROM outbox WHERE consumer_name = ? ORDER BY seq`)
-	qPendingOutboxLimit   = prepared(qPendingOutbox + ` LIMIT ?`)
+	qPendingOutboxLimit = prepared(qPendingOutbox + ` LIMIT ?`)
+	qOutboxAfter        = prepared(`SELECT seq, consumer_name, bundle_id, generation, op, created_at, attempts, last_sent_at
+		FROM outbox WHERE consumer_name = ? AND seq > ? ORDER BY seq LIMIT ?`)
+	qOutboxOpAfter = prepared(`SELECT seq, consumer_name, bundle_id, generation, op, created_at, attempts, last_sent_at
+		FROM outbox WHERE consumer_name = ? AND seq > ? AND op = ? ORDER BY seq LIMIT ?`)
 	qAckOutbox            = prepared(`DELETE FROM outbox WHERE consumer_name = ? AND bundle_id = ? AND generation <= ?`)
 	qConsumersWithPending = prepared(`SELECT DISTINCT consumer_name FROM outbox ORDER BY consumer_name`)
 	qChangesSince         = prepared(`SELECT seq, bundle_id, consumer_name, source, type FROM changes WHERE seq > ? ORDER BY seq`)
 	qChangesSinceLimit    = prepared(qChangesSince + ` LIMIT ?`)
 	qLatestChange         = prepared(`SELECT value FROM counters WHERE name = 'change'`)
-	qOldestOutbox         = prepared(`SELECT created_at FROM outbox ORDER BY created_at LIMIT 1`)
+	qOldestOutbox         = prepared(`SELECT created_at FROM outbox WHERE op <> 'orphan' ORDER BY created_at LIMIT 1`)
 )
 
 // nextGeneration raises the high-water mark of id and returns it: 1 for a
@@ -92,6 +97,10 @@ func (s *Store) PendingOutbox(ctx context.Context, consumer string, limit int) (
 	if limit > 0 {
 		q, args = qPendingOutboxLimit, append(args, limit)
 	}
+	return s.pendingOutbox(ctx, consumer, q, args)
+}
+
+func (s *Store) pendingOutbox(ctx context.Context, consumer, q string, args []any) ([]store.OutboxEvent, error) {
 	rows, err := s.reader().query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %q: pending outbox: %w", consumer, err)
@@ -115,6 +124,18 @@ func (s *Store) PendingOutbox(ctx context.Context, consumer string, limit int) (
 		return nil, fmt.Errorf("consumer %q: pending outbox: %w", consumer, err)
 	}
 	return out, nil
+}
+
+// PendingOutboxQuery returns the pending events q selects, in sequence order.
+func (s *Store) PendingOutboxQuery(ctx context.Context, q store.OutboxQuery) ([]store.OutboxEvent, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = math.MaxInt32
+	}
+	if q.Op == "" {
+		return s.pendingOutbox(ctx, q.Consumer, qOutboxAfter, []any{q.Consumer, q.AfterSeq, limit})
+	}
+	return s.pendingOutbox(ctx, q.Consumer, qOutboxOpAfter, []any{q.Consumer, q.AfterSeq, string(q.Op), limit})
 }
 
 // MarkSent counts a delivery attempt of each event at time at. Unknown

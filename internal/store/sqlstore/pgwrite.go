@@ -36,6 +36,8 @@ const qCreateBundlePG = `WITH g AS (
 ), ch AS (
 	INSERT INTO changes (seq, bundle_id, consumer_name, source, type, created_at)
 	SELECT c.value, $1::text, $3::text, $4::text, $10::text, $9::timestamptz FROM c
+), sup AS (
+	DELETE FROM outbox USING g WHERE outbox.bundle_id = $1::text AND outbox.generation < g.generation
 ), ob AS (
 	INSERT INTO outbox (seq, consumer_name, bundle_id, generation, op, created_at)
 	SELECT o.value, $3::text, $1::text, g.generation, $11::text, $9::timestamptz FROM o, g
@@ -43,8 +45,9 @@ const qCreateBundlePG = `WITH g AS (
 SELECT g.generation, c.value FROM g, c`
 
 // createBundlePG stores a new bundle on PostgreSQL with qCreateBundlePG.
-// A new bundle has no outbox events to supersede: purging a bundle deletes
-// its events, and a consumer's events go with the consumer.
+// The only events a new bundle can supersede are the OpOrphan event of an
+// earlier life of its id (purging deletes the others, and a consumer's
+// events go with the consumer).
 func createBundlePG(ctx context.Context, db conn, b *store.Bundle, enc encodedBundle, now time.Time) error {
 	w := createStatementPG(b, enc, now)
 	if err := w.scan(db.row(ctx, w.query, w.args...)); err != nil {

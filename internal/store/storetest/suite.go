@@ -20,7 +20,7 @@ import (
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	groups := []map[string]func(*testing.T, *F){
 		consumerTests, bundleTests, statusTests, confirmTests, outboxTests, listTests, pageTests, concurrencyTests,
-		leaseTests,
+		leaseTests, orphanTests,
 	}
 	for _, g := range groups {
 		for _, name := range slices.Sorted(maps.Keys(g)) {
