@@ -13,19 +13,36 @@ import (
 func init() { register(newDeleteCmd) }
 
 func newDeleteCmd() *cobra.Command {
-	var consumer string
+	var consumer, cascade string
+	var orphan, yes bool
 	var flags *clientFlags
 	cmd := &cobra.Command{
 		Use:   "delete bundle|consumer|subscription NAME",
 		Short: "Delete a resource bundle, a consumer or a webhook subscription",
 		Long: `Delete a resource bundle or a consumer. A deleted bundle is marked deleting
 and disappears once its agent confirms the removal of its objects. A
-consumer can be deleted only when it has no bundles left.`,
+consumer can be deleted only when it has no bundles left.
+
+Deletes that wait for an agent that will never come back end by an
+explicit operator action (admin only; asks for confirmation unless --yes):
+  --orphan          finalizes the bundle at once, in any state, without its
+                    agent: the server forgets it; the agent, if it returns,
+                    drops the bundle and leaves its objects in place
+                    (unmanaged). The name can be created again at once.
+  --cascade=orphan  decommissions a cluster: every bundle of the consumer
+                    (pending, applied, deleting) is finalized that way, the
+                    consumer is removed and its agent is refused from then on.`,
 		Example: `  # Delete a bundle (its objects are removed as its delete option says)
   baton delete bundle shared-ingress --consumer dev
 
   # Delete a consumer without bundles
   baton delete consumer dev
+
+  # A bundle stuck deleting because its cluster is gone: finalize it
+  baton delete bundle shared-ingress --consumer dev --orphan
+
+  # Decommission a cluster with everything on it, without a prompt
+  baton delete consumer dev --cascade=orphan --yes
 
   # Stop a webhook subscription
   baton delete subscription dns`,
@@ -40,6 +57,9 @@ consumer can be deleted only when it has no bundles left.`,
 				return err
 			}
 			ctx, name := cmd.Context(), args[1]
+			if err := checkOrphanFlags(kind, orphan, cascade); err != nil {
+				return err
+			}
 			if kind == kindSubscription {
 				if err := c.DeleteSubscription(ctx, name); err != nil {
 					return fmt.Errorf("subscription %s: delete: %w", name, err)
@@ -52,6 +72,9 @@ consumer can be deleted only when it has no bundles left.`,
 				if err != nil {
 					return err
 				}
+				if cascade != "" {
+					return decommission(cmd, c, con, yes)
+				}
 				if err := c.DeleteConsumer(ctx, con.ID); err != nil {
 					return fmt.Errorf("consumer %s: delete: %w", name, err)
 				}
@@ -62,6 +85,9 @@ consumer can be deleted only when it has no bundles left.`,
 			if err != nil {
 				return err
 			}
+			if orphan {
+				return orphanBundle(cmd, c, b, yes)
+			}
 			if err := c.DeleteBundle(ctx, b.ID); err != nil {
 				return fmt.Errorf("bundle %s: delete: %w", name, err)
 			}
@@ -71,6 +97,9 @@ consumer can be deleted only when it has no bundles left.`,
 	}
 	flags = addClientFlags(cmd)
 	cmd.Flags().StringVarP(&consumer, "consumer", "c", "", "consumer of the bundle (needed when the name is in several)")
+	cmd.Flags().BoolVar(&orphan, "orphan", false, "bundle: finalize it now without its agent; its objects stay in the cluster, unmanaged (admin)")
+	cmd.Flags().StringVar(&cascade, "cascade", "", "consumer: orphan decommissions it with all its bundles, leaving their objects; its agent is refused (admin)")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation (--orphan, --cascade)")
 	return cmd
 }
 

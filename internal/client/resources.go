@@ -69,6 +69,13 @@ func (c *Client) DeleteConsumer(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, consumersPath+"/"+url.PathEscape(id), nil, nil, nil)
 }
 
+// DecommissionConsumer removes a consumer with every bundle it has
+// (DELETE …?cascade=orphan, admin only): the bundles are finalized without
+// the agent, their objects stay in the cluster, the agent is refused.
+func (c *Client) DecommissionConsumer(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, consumersPath+"/"+url.PathEscape(id), url.Values{"cascade": {"orphan"}}, nil, nil)
+}
+
 // ResyncConsumer asks the server to have the consumer's agent re-report now.
 func (c *Client) ResyncConsumer(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodPost, consumersPath+"/"+url.PathEscape(id)+"/resync", nil, nil, nil)
@@ -173,6 +180,13 @@ func (c *Client) UpdateBundle(ctx context.Context, id string, b *api.ResourceBun
 // confirms removal.
 func (c *Client) DeleteBundle(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, bundlesPath+"/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// OrphanBundle finalizes a bundle without its agent (DELETE …?orphan=true,
+// admin only): the server forgets it; the agent drops it and leaves its
+// objects in place.
+func (c *Client) OrphanBundle(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, bundlesPath+"/"+url.PathEscape(id), url.Values{"orphan": {"true"}}, nil, nil)
 }
 
 // ResyncBundle asks the server to have the bundle's agent re-report it now.

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 // ErrDecommissioned is wrapped by Attach's error for a consumer removed with
 // DELETE /consumers/{id}?cascade=orphan: its agent is refused (and not
 // re-registered by connecting).
-var ErrDecommissioned = errors.New("consumer decommissioned")
+var ErrDecommissioned = protocol.ErrDecommissioned
 
 // refuseDecommissioned returns the error Attach answers an agent of a
 // consumer that is gone with, naming the decommission when there was one.

@@ -24,6 +24,11 @@ type Conn interface {
 // ErrDisconnected is returned by Send while no session is up.
 var ErrDisconnected = errors.New("link disconnected")
 
+// ErrDecommissioned: the server refuses every session of the consumer (it
+// was decommissioned). Transports answer it with a permanent error that
+// the agent logs; it is not re-registered by connecting.
+var ErrDecommissioned = errors.New("consumer decommissioned")
+
 // Pipe is an in-process Conn pair for tests. Messages sent on one end arrive
 // on the other in order. SetUp toggles the link; while it is down, Send fails
 // with ErrDisconnected, as a broken network link would.

@@ -173,6 +173,17 @@ func TestRESTRoles(t *testing.T) {
 	if code, body := call(t, "DELETE", v1+"/resource-bundles/"+ba.ID, "a-tok", ""); code != http.StatusNoContent {
 		t.Errorf("source a deleting its bundle: %d %s", code, body)
 	}
+	// Finalizing without the agent is the admin's: not even the bundle's own source may.
+	if code, body := call(t, "DELETE", v1+"/resource-bundles/"+ba.ID+"?orphan=true", "a-tok", ""); code != http.StatusForbidden ||
+		!strings.Contains(body, "admin only") {
+		t.Errorf("source a orphaning its bundle: %d %s; want 403 admin only", code, body)
+	}
+	if code, body := call(t, "DELETE", v1+"/consumers/wa?cascade=orphan", "a-tok", ""); code != http.StatusForbidden {
+		t.Errorf("source a decommissioning a consumer: %d %s; want 403", code, body)
+	}
+	if code, body := call(t, "DELETE", v1+"/resource-bundles/"+ba.ID+"?orphan=true", "admin-tok", ""); code != http.StatusNoContent {
+		t.Errorf("admin orphaning a bundle: %d %s", code, body)
+	}
 
 	// Refusals are logged with the subject, never with a credential.
 	logged := authLog.String()

@@ -2,7 +2,6 @@ package rest
 
 import (
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,8 +71,7 @@ func (h *Handler) newBundle(in *api.ResourceBundle) (store.Bundle, error) {
 // cannot change; empty means "unchanged".
 func (h *Handler) changedBundle(cur *store.Bundle, in *api.ResourceBundle) (store.Bundle, error) {
 	if cur.DeletedAt != nil {
-		return store.Bundle{}, errorf(http.StatusConflict, CodeConflict,
-			"resource bundle %s is being deleted; it cannot be changed", cur.ID)
+		return store.Bundle{}, h.deletingConflict(cur, "cannot be changed")
 	}
 	var es validate.Errors
 	keep := func(field string, got *string, want string) {

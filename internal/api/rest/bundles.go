@@ -82,8 +82,18 @@ func (h *Handler) getBundle(w http.ResponseWriter, r *http.Request) {
 }
 
 // deleteBundle marks the bundle deleting; it disappears once its agent
-// confirms removal. Deleting a bundle already marked is a no-op.
+// confirms removal. Deleting a bundle already marked is a no-op. With
+// orphan=true it is finalized without the agent (orphan.go).
 func (h *Handler) deleteBundle(w http.ResponseWriter, r *http.Request) {
+	orphan, err := orphanParam(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if orphan {
+		h.orphanBundle(w, r)
+		return
+	}
 	if !caller(r).IsAdmin() {
 		cur, err := h.store.GetBundle(r.Context(), r.PathValue("id"))
 		if err == nil {
@@ -140,8 +150,7 @@ func (h *Handler) createBundle(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) createConflict(r *http.Request, b store.Bundle, cause error) error {
 	cur, err := h.store.GetBundle(r.Context(), b.ID)
 	if err == nil && cur.DeletedAt != nil {
-		return errorf(http.StatusConflict, CodeConflict, "resource bundle %s (consumer %s, metadata.name %s) is being "+
-			"deleted; it can be created again once its agent confirms the removal", b.ID, b.ConsumerName, b.Meta.Name)
+		return h.deletingConflict(&cur, "can be created again")
 	}
 	if err == nil {
 		return errorf(http.StatusConflict, CodeConflict, "resource bundle %s (consumer %s, metadata.name %s, source %s) "+

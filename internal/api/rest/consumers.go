@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -133,17 +132,22 @@ func (h *Handler) deleteConsumer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	cascade, err := cascadeParam(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if cascade {
+		h.decommissionConsumer(w, r)
+		return
+	}
 	cur, err := h.store.GetConsumer(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	if err := h.store.DeleteConsumer(r.Context(), cur.ID); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			err = errorf(http.StatusConflict, CodeConflict, "consumer %s still has resource bundles "+
-				"(deleting ones included); delete them and wait until its agent confirms (%v)", cur.Name, err)
-		}
-		h.fail(w, r, err)
+		h.fail(w, r, deleteConsumerConflict(cur.Name, err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -92,6 +92,8 @@ func (a *agentService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.Serve
 	log.Info("agent disconnected", "err", attachErr)
 	switch {
 	case attachErr == nil, errors.Is(attachErr, context.Canceled):
+	case errors.Is(attachErr, protocol.ErrDecommissioned):
+		return status.Errorf(codes.FailedPrecondition, "agent session: %v", attachErr)
 	case errors.Is(attachErr, store.ErrNotFound):
 		return status.Errorf(codes.NotFound, "agent session: %v", attachErr)
 	default:

@@ -178,6 +178,10 @@ func (o DialOptions) withDefaults(consumer string) DialOptions {
 	return o
 }
 
+// RefusedRetry is how long an agent whose consumer the server refuses
+// (decommissioned: codes.FailedPrecondition) waits before it asks again.
+var RefusedRetry = 30 * time.Second
+
 func (c *Client) run(ctx context.Context) {
 	defer close(c.recv)
 	defer func() {
@@ -196,6 +200,18 @@ func (c *Client) run(ctx context.Context) {
 		}
 		if established {
 			retry.Reset()
+		}
+		if status.Code(err) == codes.FailedPrecondition {
+			// The server refuses this consumer for good (decommissioned):
+			// say so loudly, and ask again only rarely.
+			log.Error("the server refuses this consumer; this agent applies nothing", "server", addr, "err", err,
+				"retry", RefusedRetry)
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.opts.Clock.After(RefusedRetry):
+			}
+			continue
 		}
 		if len(c.ccs) > 1 {
 			c.next()

@@ -196,6 +196,12 @@ func TestSourceWritesAndStatus(t *testing.T) {
 	if b, _ := env.st.GetBundle(context.Background(), "b-1"); b.DeletedAt == nil {
 		t.Fatal("delete did not mark the bundle deleting")
 	}
+	// A create while the old bundle is being deleted says so and names the way out.
+	err = env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1", Meta: meta, Spec: manifests()})
+	if status.Code(err) != codes.Aborted || k8sReason(t, err) != metav1.StatusReasonConflict ||
+		!strings.Contains(err.Error(), "still being deleted since") || !strings.Contains(err.Error(), "b-1?orphan=true") {
+		t.Errorf("create while deleting = %v; want a Conflict naming DELETE …?orphan=true", err)
+	}
 	env.st.purge("b-1")
 	s := env.status(t)
 	for s.BundleID == "b-1" && !ce.IsDeleted(s.Reported) { // the deletion's own change may come first

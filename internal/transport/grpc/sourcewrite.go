@@ -80,6 +80,13 @@ func (s *sourceService) create(ctx context.Context, r ce.SpecRequest) (store.Bun
 		return b, &invalidError{fmt.Errorf("consumer %q: %w", r.Consumer, err)}
 	}
 	if errors.Is(err, store.ErrConflict) {
+		if cur, gerr := s.s.cfg.Bundles.GetBundle(ctx, b.ID); gerr == nil && cur.DeletedAt != nil {
+			// Not "already exists": the old bundle is on its way out.
+			return b, fmt.Errorf("resource bundle %s (consumer %s) is still being deleted since %s; it can be created "+
+				"again once its agent confirms the removal. Wait, or finalize it without the agent (its objects stay "+
+				"in the cluster): DELETE %s/resource-bundles/%s?orphan=true: %w",
+				b.ID, b.ConsumerName, cur.DeletedAt.UTC().Format(time.RFC3339), api.BasePath, b.ID, store.ErrConflict)
+		}
 		return b, &existsError{err}
 	}
 	return out, err
