@@ -41,6 +41,8 @@ type Reader interface {
 //	baton_bundles_stale{reason}          gauge: bundles stale for reason
 //	baton_bundles_tracked                gauge: bundles looked at in the last pass
 //	baton_bundle_freshness_age_seconds   histogram: age of every bundle's status, per pass
+//	baton_bundle_deletes_pending{consumer}              gauge: bundles marked deleting, not yet confirmed
+//	baton_bundle_delete_oldest_pending_seconds{consumer} gauge: how long the oldest of them has waited
 type Tracker struct {
 	st       Reader
 	clock    clock.WithTicker
@@ -53,6 +55,10 @@ type Tracker struct {
 	stale   *prometheus.GaugeVec
 	tracked prometheus.Gauge
 	age     prometheus.Histogram
+	// Pending deletes per consumer (DESIGN I9: every delete ends); only
+	// consumers with some are exported.
+	deletes      *prometheus.GaugeVec
+	deleteOldest *prometheus.GaugeVec
 
 	// onTransition receives the bundles whose verdict (state or reason)
 	// changed since the previous pass; prev holds the last pass's verdicts.
@@ -120,12 +126,20 @@ func NewTracker(st Reader, reg prometheus.Registerer, opts ...Option) (*Tracker,
 			Help:    "Time since each bundle's status was last confirmed, observed once per bundle per pass.",
 			Buckets: []float64{0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 900, 3600},
 		}),
+		deletes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "baton_bundle_deletes_pending",
+			Help: "Bundles marked deleting whose agent has not confirmed the removal, by consumer (consumers with none are not listed).",
+		}, []string{"consumer"}),
+		deleteOldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "baton_bundle_delete_oldest_pending_seconds",
+			Help: "How long the oldest unconfirmed delete of each consumer has waited since it was asked for.",
+		}, []string{"consumer"}),
 	}
 	for _, o := range opts {
 		o(t)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{t.stale, t.tracked, t.age} {
+		for _, c := range []prometheus.Collector{t.stale, t.tracked, t.age, t.deletes, t.deleteOldest} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("freshness: register metrics: %w", err)
 			}
@@ -268,6 +282,8 @@ func (t *Tracker) clear() {
 		t.stale.WithLabelValues(r).Set(0)
 	}
 	t.tracked.Set(0)
+	t.deletes.Reset()
+	t.deleteOldest.Reset()
 }
 
 // Pass evaluates every bundle once and updates the metrics. It returns the
@@ -278,6 +294,11 @@ func (t *Tracker) Pass(ctx context.Context) (map[string]int, error) {
 	now := t.clock.Now()
 	var ages []float64
 	verdicts := map[string]string{}
+	type backlog struct {
+		n      int
+		oldest time.Time
+	}
+	deletes := map[string]backlog{}
 	for page := 1; ; page++ {
 		p, err := t.st.ListConsumers(ctx, store.ListOptions{Page: page, Size: pageSize})
 		if err != nil {
@@ -297,6 +318,14 @@ func (t *Tracker) Pass(ctx context.Context) (map[string]int, error) {
 				total++
 				ages = append(ages, f.AgeSeconds)
 				verdicts[b.ID] = f.State + "/" + f.Reason
+				if b.DeletedAt != nil {
+					d := deletes[c.Name]
+					if d.n == 0 || b.DeletedAt.Before(d.oldest) {
+						d.oldest = *b.DeletedAt
+					}
+					d.n++
+					deletes[c.Name] = d
+				}
 				if f.State == api.FreshnessStale {
 					counts[f.Reason]++
 				}
@@ -310,6 +339,12 @@ func (t *Tracker) Pass(ctx context.Context) (map[string]int, error) {
 		t.stale.WithLabelValues(r).Set(float64(counts[r]))
 	}
 	t.tracked.Set(float64(total))
+	t.deletes.Reset()
+	t.deleteOldest.Reset()
+	for name, d := range deletes {
+		t.deletes.WithLabelValues(name).Set(float64(d.n))
+		t.deleteOldest.WithLabelValues(name).Set(max(0, now.Sub(d.oldest).Seconds()))
+	}
 	for _, a := range ages {
 		t.age.Observe(a)
 	}

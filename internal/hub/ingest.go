@@ -98,7 +98,8 @@ func (s *session) ingestStatus(ctx context.Context, st *protocol.Status) error {
 	if hash == "" {
 		hash = protocol.HashStatus(st.Reported)
 	}
-	res, _, err := s.h.st.ApplyStatus(ctx, store.StatusUpdate{
+	start := s.h.clock.Now()
+	res, b, err := s.h.st.ApplyStatus(ctx, store.StatusUpdate{
 		ConsumerName: s.consumer, BundleID: st.BundleID,
 		AgentEpoch: st.Epoch, AgentRevision: st.Revision,
 		ObservedGeneration: st.Generation, Reported: st.Reported, Hash: hash,
@@ -107,7 +108,12 @@ func (s *session) ingestStatus(ctx context.Context, st *protocol.Status) error {
 	if err != nil {
 		return fmt.Errorf("bundle %s: apply status: %w", st.BundleID, err)
 	}
+	now := s.h.clock.Now()
 	s.h.metrics.status.WithLabelValues(resultName(res)).Inc()
+	s.h.metrics.statusProc.Observe(now.Sub(start).Seconds())
+	if res == store.StatusAccepted && b.Status.Revision == 1 && !b.CreatedAt.IsZero() {
+		s.h.metrics.firstStatus.Observe(max(0, now.Sub(b.CreatedAt).Seconds()))
+	}
 	if res == store.StatusAccepted || res == store.StatusConfirmed {
 		s.mu.Lock()
 		if !st.Deleted && st.Reported.Unconfirmed() > 0 {

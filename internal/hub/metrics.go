@@ -16,6 +16,10 @@ type metrics struct {
 	helloWait     prometheus.Histogram
 	// standDowns counts Hellos answered with stand down (a second agent).
 	standDowns prometheus.Counter
+	// Maestro's names for the same quantities.
+	firstStatus prometheus.Histogram // bundle created → its first status accepted
+	statusProc  prometheus.Histogram // a status event received → stored
+	resync      prometheus.Histogram // a Hello's resync
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,8 +53,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "baton_hub_agent_stand_downs_total",
 			Help: "Hellos answered with stand down: another agent's session serves the consumer.",
 		}),
+		firstStatus: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "resource_first_status_latency_seconds",
+			Help:    "Time from a bundle's creation to the first status accepted for it (Maestro's name).",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
+		statusProc: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "resource_status_event_processing_latency_seconds",
+			Help:    "Time to process one status event from an agent, from its receipt to the store (Maestro's name).",
+			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1},
+		}),
+		resync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "resources_spec_resync_duration_seconds",
+			Help:    "Duration of the spec resync of an agent's Hello: every bundle that differs sent (Maestro's name).",
+			Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.specs, m.status, m.requests, m.sessions, m.hellosWaiting, m.helloWait, m.standDowns} {
+	for _, c := range []prometheus.Collector{m.specs, m.status, m.requests, m.sessions, m.hellosWaiting, m.helloWait, m.standDowns,
+		m.firstStatus, m.statusProc, m.resync} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -266,3 +266,32 @@ func testutilCount(x *harness) string {
 	}
 	return out
 }
+
+// Maestro's metric names for the hub's quantities: first status latency,
+// status event processing, the Hello's spec resync.
+func TestMaestroHubMetrics(t *testing.T) {
+	x := newHarness(t, storetest.NewSQLite(t), true)
+	a := newFakeAgent(t, "e1")
+	x.connect(a)
+	createBundle(t, x.st, consumer, "b1")
+	x.h.Notify(consumer)
+	eventually(t, "the first status is stored", func() bool { return x.bundle("b1").Status.Revision > 0 })
+	counts := map[string]uint64{}
+	mfs, err := x.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			if h := m.GetHistogram(); h != nil {
+				counts[mf.GetName()] += h.GetSampleCount()
+			}
+		}
+	}
+	for _, name := range []string{"resource_first_status_latency_seconds", "resource_status_event_processing_latency_seconds",
+		"resources_spec_resync_duration_seconds"} {
+		if counts[name] == 0 {
+			t.Errorf("%s has no sample", name)
+		}
+	}
+}

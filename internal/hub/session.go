@@ -288,7 +288,10 @@ func (s *session) start(ctx context.Context, hs helloState) {
 		s.acked[id] = g
 	}
 	s.mu.Unlock()
-	if err := s.resync(ctx, held, current); err != nil && ctx.Err() == nil {
+	resyncStart := s.h.clock.Now()
+	err := s.resync(ctx, held, current)
+	s.h.metrics.resync.Observe(s.h.clock.Since(resyncStart).Seconds())
+	if err != nil && ctx.Err() == nil {
 		s.h.log.Warn("hub: resync agent", "consumer", s.consumer, "err", err)
 	}
 	// Only now may the dispatcher run: it skips what the resync sent.

@@ -21,11 +21,11 @@ const outboxAgeTimeout = 2 * time.Second
 // the oldest spec change not yet acknowledged by its agent has waited (0
 // with none pending, -1 when the store cannot be read). Every replica
 // reports the same value: the outbox is shared.
+//
+// spec_controller_event_oldest_unreconciled_age_seconds is the same value
+// under Maestro's name (its spec controller's oldest event not yet handled).
 func registerOutboxAge(reg prometheus.Registerer, st oldestOutbox, clk clock.PassiveClock) error {
-	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "baton_outbox_oldest_pending_seconds",
-		Help: "Age of the oldest spec delivery not yet acknowledged by its agent (0: none pending; -1: store unreadable).",
-	}, func() float64 {
+	age := func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), outboxAgeTimeout)
 		defer cancel()
 		t, err := st.OldestPendingOutbox(ctx)
@@ -36,5 +36,15 @@ func registerOutboxAge(reg prometheus.Registerer, st oldestOutbox, clk clock.Pas
 			return 0
 		}
 		return max(0, clk.Since(t).Seconds())
-	}))
+	}
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "baton_outbox_oldest_pending_seconds",
+		Help: "Age of the oldest spec delivery not yet acknowledged by its agent (0: none pending; -1: store unreadable).",
+	}, age)); err != nil {
+		return err
+	}
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spec_controller_event_oldest_unreconciled_age_seconds",
+		Help: "Maestro's name of baton_outbox_oldest_pending_seconds: age of the oldest spec change not yet acknowledged by its agent.",
+	}, age))
 }
