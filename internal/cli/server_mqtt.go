@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -68,7 +69,14 @@ func (o *mqttServerOptions) apply(_ context.Context, _ store.Store, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	s, err := mqtt.NewServer(mqtt.ServerConfig{Broker: o.broker, Source: o.source, Agents: h, Options: mo})
+	cfg := mqtt.ServerConfig{Broker: o.broker, Source: o.source, Agents: h, Options: mo}
+	if opts.Replica != nil {
+		// Every replica on the broker receives every agent's events; the
+		// one that owns a consumer's session lease handles them.
+		cfg.Ownership = opts.Replica.Ownership(hub.SessionLeasePrefix)
+		cfg.OwnerInterval = max(opts.Replica.TTL()/3, 100*time.Millisecond)
+	}
+	s, err := mqtt.NewServer(cfg)
 	if err != nil {
 		return err
 	}

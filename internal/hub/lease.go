@@ -37,7 +37,12 @@ const DefaultStandbyRetry = time.Second
 // WithStandbyRetry sets the retry interval told to standing-by agents.
 func WithStandbyRetry(d time.Duration) Option { return func(h *Hub) { h.standbyRetry = d } }
 
-func leaseName(consumer string) string { return "consumer/" + consumer }
+// SessionLeasePrefix starts the name of every consumer's session lease;
+// the lease's Session is "<server id>/<uuid>", naming the replica whose
+// session holds it (replica.Ownership reads both).
+const SessionLeasePrefix = "consumer/"
+
+func leaseName(consumer string) string { return SessionLeasePrefix + consumer }
 
 // claim takes the consumer's session lease for the agent of hs. On success
 // this session becomes the consumer's current one, the agent is told it is

@@ -47,7 +47,18 @@
 // about 40 ms to every message it forwards (BenchmarkStatusRoundTrip: 44 ms
 // against 0.8 ms); set set_tcp_nodelay true in mosquitto.conf.
 //
-// Several server replicas on one broker would each serve every consumer;
-// consumer ownership across replicas (DESIGN.md, "Scale-out") is not
-// implemented for MQTT.
+// Several server replicas on one broker (ServerConfig.Ownership): every
+// replica subscribes to every consumer's agentevents topic, and only the
+// replica that owns the consumer handles its events; the others drop them.
+// The owner is the replica whose session holds the consumer's session
+// lease, or, while nobody live holds it, the one rendezvous hashing picks
+// among the live replicas (replica.Ownership). A Hello from a consumer
+// without a session here is first checked against the rule; every
+// OwnerInterval a replica asks the agents of consumers it now owns but has
+// no session for (their replica died) for a Hello, so a dead replica's
+// consumers move within its lease TTL and that interval. MQTT 5 shared
+// subscriptions ($share/group/...) are not used: brokers such as Mosquitto
+// hand each message to any member of the group, so one agent's Hello,
+// status and heartbeats would land on different replicas, out of order,
+// none of them holding its session.
 package mqtt

@@ -19,11 +19,23 @@ type AgentHandler interface {
 	Attach(ctx context.Context, consumer string, conn protocol.Conn) error
 }
 
+// Ownership decides which of several servers sharing the broker serves a
+// consumer (replica.Ownership): every server receives every agent's
+// events, and only the one Serves answers true for handles them.
+type Ownership interface {
+	Serves(ctx context.Context, consumers []string) ([]bool, error)
+}
+
 // Defaults of ServerConfig.
 const (
 	DefaultSource         = "baton"
 	DefaultSessionTimeout = 90 * time.Second
 	DefaultHelloInterval  = 5 * time.Second
+	DefaultOwnerInterval  = time.Second
+
+	// pendingLimit bounds the messages kept for a consumer while the
+	// server decides whether it serves it.
+	pendingLimit = 64
 
 	// attachRetryFactor × HelloInterval passes before the server asks an
 	// agent whose session the handler refused for a new Hello.
@@ -45,6 +57,14 @@ type ServerConfig struct {
 	// HelloInterval is the least time between two requests for a new Hello
 	// to one consumer (default 5 s).
 	HelloInterval time.Duration
+	// Ownership, when set, makes this server one of several sharing the
+	// broker: it opens a session only for a consumer Ownership says it
+	// serves, ignores the others' events, and every OwnerInterval asks
+	// the agents of the consumers it now serves without a session (their
+	// server died) for a Hello. Nil serves every consumer.
+	Ownership Ownership
+	// OwnerInterval is how often ownership is checked (default 1 s).
+	OwnerInterval time.Duration
 	Options
 }
 
@@ -59,7 +79,11 @@ type Server struct {
 	ctx      context.Context // Start's; set before the first connection
 	sessions map[string]*serverConn
 	asked    map[string]time.Time // last Hello request per consumer
-	wg       sync.WaitGroup       // Attach goroutines
+	// With Ownership: consumers heard from without a session here, and
+	// the messages of those whose ownership is being decided.
+	seen    map[string]time.Time
+	pending map[string][]protocol.Message
+	wg      sync.WaitGroup // Attach goroutines
 }
 
 // NewServer checks cfg and returns a server; Start runs it.
@@ -82,9 +106,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.HelloInterval <= 0 {
 		cfg.HelloInterval = DefaultHelloInterval
 	}
+	if cfg.OwnerInterval <= 0 {
+		cfg.OwnerInterval = DefaultOwnerInterval
+	}
 	s := &Server{cfg: cfg, opts: cfg.Options.withDefaults("baton-server-" + cfg.Source),
 		filter:   agentEventsFilter(cfg.Source),
-		sessions: map[string]*serverConn{}, asked: map[string]time.Time{}}
+		sessions: map[string]*serverConn{}, asked: map[string]time.Time{},
+		seen: map[string]time.Time{}, pending: map[string][]protocol.Message{}}
 	s.link = brokerLink{opts: s.opts, filter: s.filter, name: []any{"source", cfg.Source},
 		onUp: func(gen uint64) {
 			if gen > 1 {
@@ -106,6 +134,9 @@ func (s *Server) Start(ctx context.Context) error {
 	cm, err := s.link.connect(ctx, u, s.received)
 	if err != nil {
 		return fmt.Errorf("mqtt server %s: %w", u.Redacted(), err)
+	}
+	if s.cfg.Ownership != nil {
+		go s.sweep(ctx)
 	}
 	s.reap(ctx)
 	<-cm.Done()
@@ -179,6 +210,10 @@ func (s *Server) received(pr paho.PublishReceived) (bool, error) {
 func (s *Server) route(consumer string, m protocol.Message) {
 	s.mu.Lock()
 	sc := s.sessions[consumer]
+	if sc == nil && s.cfg.Ownership != nil {
+		s.unowned(consumer, m) // unlocks
+		return
+	}
 	if sc == nil && m.Type == protocol.TypeHello && s.ctx.Err() == nil {
 		sc = newServerConn(s, consumer)
 		s.sessions[consumer] = sc
@@ -214,6 +249,103 @@ func messageEpoch(m protocol.Message) string {
 	return ""
 }
 
+// unowned handles m from a consumer without a session here when servers
+// share the broker, with s.mu held (it unlocks). A Hello has this server
+// decide whether it serves the consumer (decide); anything else is only
+// noted: the sweep asks the agent for a Hello once this server serves it.
+func (s *Server) unowned(consumer string, m protocol.Message) {
+	if q, ok := s.pending[consumer]; ok {
+		if len(q) < pendingLimit {
+			s.pending[consumer] = append(q, m)
+		}
+		s.mu.Unlock()
+		return
+	}
+	if m.Type != protocol.TypeHello || s.ctx.Err() != nil {
+		s.seen[consumer] = s.opts.Clock.Now()
+		s.mu.Unlock()
+		return
+	}
+	s.pending[consumer] = []protocol.Message{m}
+	delete(s.seen, consumer)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.decide(consumer)
+}
+
+// decide opens a session for consumer if this server serves it, and routes
+// the messages that waited for the decision into it; otherwise they are
+// dropped: the serving server handles them.
+func (s *Server) decide(consumer string) {
+	defer s.wg.Done()
+	serves, err := s.cfg.Ownership.Serves(s.ctx, []string{consumer})
+	ok := err == nil && serves[0]
+	if err != nil && s.ctx.Err() == nil {
+		s.opts.Logger.Warn("mqtt: who serves the consumer", "consumer", consumer, "err", err)
+	}
+	s.mu.Lock()
+	q := s.pending[consumer]
+	delete(s.pending, consumer)
+	if !ok || s.ctx.Err() != nil {
+		s.seen[consumer] = s.opts.Clock.Now()
+		s.mu.Unlock()
+		return
+	}
+	if s.sessions[consumer] == nil {
+		sc := newServerConn(s, consumer)
+		s.sessions[consumer] = sc
+		s.wg.Add(1)
+		go s.attach(sc)
+	}
+	s.mu.Unlock()
+	for _, m := range q {
+		s.route(consumer, m)
+	}
+}
+
+// sweep asks, every OwnerInterval, the agents of the consumers this server
+// now serves but has no session for (their server died or left, or their
+// Hello was missed) for a Hello, until ctx ends. Consumers not heard from
+// for SessionTimeout are forgotten.
+func (s *Server) sweep(ctx context.Context) {
+	t := s.opts.Clock.NewTicker(s.cfg.OwnerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		now := s.opts.Clock.Now()
+		s.mu.Lock()
+		var consumers []string
+		for c, at := range s.seen {
+			switch {
+			case now.Sub(at) > s.cfg.SessionTimeout:
+				delete(s.seen, c)
+			case s.sessions[c] == nil:
+				consumers = append(consumers, c)
+			}
+		}
+		s.mu.Unlock()
+		if len(consumers) == 0 {
+			continue
+		}
+		serves, err := s.cfg.Ownership.Serves(ctx, consumers)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.opts.Logger.Warn("mqtt: who serves the consumers", "consumers", len(consumers), "err", err)
+			}
+			continue
+		}
+		for i, c := range consumers {
+			if serves[i] {
+				s.askHello(c)
+			}
+		}
+	}
+}
+
 // attach runs the handler's session for sc until it ends.
 func (s *Server) attach(sc *serverConn) {
 	defer s.wg.Done()
@@ -223,6 +355,9 @@ func (s *Server) attach(sc *serverConn) {
 	s.mu.Lock()
 	if s.sessions[sc.consumer] == sc {
 		delete(s.sessions, sc.consumer)
+	}
+	if s.cfg.Ownership != nil {
+		s.seen[sc.consumer] = s.opts.Clock.Now() // its agent may be served here again
 	}
 	if err != nil && s.ctx.Err() == nil {
 		// E.g. an unknown consumer: ask its agent again only much later.
