@@ -30,6 +30,7 @@ type config struct {
 	mix        string
 	bound      time.Duration
 	settle     time.Duration
+	keepLogs   string
 }
 
 var flags config
@@ -49,6 +50,7 @@ func init() {
 	// heartbeat timeout; a change reaches REST within a heartbeat after
 	// that. Two seconds more for this loaded machine.
 	flag.DurationVar(&flags.bound, "chaos.bound", heartbeatTimeout+2*heartbeat+2*time.Second, "detection bound of a live change in REST")
+	flag.StringVar(&flags.keepLogs, "chaos.keep-logs", "", "directory the process logs are copied to when the run fails")
 	flag.DurationVar(&flags.settle, "chaos.settle", 90*time.Second, "how long the checker waits for convergence after the faults stop")
 }
 

@@ -25,6 +25,7 @@ type sampler struct {
 	bound      time.Duration
 	samples    int
 	violations []string
+	logged     map[string]bool // bundles whose first violation was logged
 	// rounds are the sample times at which no bundle was Stale.
 	allFresh []time.Time
 	// worstLag is the longest a live change took to show in a sample.
@@ -57,7 +58,7 @@ func (s *sampler) check(t0 time.Time, all []api.ResourceBundle) {
 			continue
 		}
 		if age := time.Duration(b.Status.Freshness.AgeSeconds * float64(time.Second)); age > s.bound {
-			s.violations = append(s.violations, fmt.Sprintf("%s sample: bundle %s/%s Fresh with data %v old (bound %v)",
+			s.violate(b, fmt.Sprintf("%s sample: bundle %s/%s Fresh with data %v old (bound %v)",
 				t0.Format("15:04:05.000"), b.ConsumerName, b.Name, age.Round(time.Millisecond), s.bound))
 		}
 		for _, rs := range b.Status.ResourceStatus {
@@ -66,15 +67,16 @@ func (s *sampler) check(t0 time.Time, all []api.ResourceBundle) {
 				continue // an object the runner did not create (SSA) or not yet recorded
 			}
 			if !o.deleted.IsZero() && t0.Sub(o.deleted) > s.bound {
-				s.violations = append(s.violations, fmt.Sprintf("%s sample: bundle %s/%s Fresh shows %s uid %s existing; deleted at %s",
-					t0.Format("15:04:05.000"), b.ConsumerName, b.Name, o.key, rs.Observed.UID, o.deleted.Format("15:04:05.000")))
+				s.violate(b, fmt.Sprintf("%s sample: bundle %s/%s Fresh shows %s uid %s existing (observedAt %s, rv %s, confirmedAt %s); deleted at %s",
+					t0.Format("15:04:05.000"), b.ConsumerName, b.Name, o.key, rs.Observed.UID, rs.Observed.ObservedAt.Format("15:04:05.000"),
+					rs.Observed.ResourceVersion, confirmedAt(b), o.deleted.Format("15:04:05.000")))
 				continue
 			}
 			for _, fv := range rs.StatusFeedbacks.Values {
 				if fv.Name != "v" || fv.Value.String == nil {
 					continue
 				}
-				s.checkValue(t0, b, o, *fv.Value.String)
+				s.checkValue(t0, b, o, *fv.Value.String, rs.Observed.ObservedAt)
 			}
 		}
 	}
@@ -83,7 +85,14 @@ func (s *sampler) check(t0 time.Time, all []api.ResourceBundle) {
 	}
 }
 
-func (s *sampler) checkValue(t0 time.Time, b *api.ResourceBundle, o *liveObject, v string) {
+func confirmedAt(b *api.ResourceBundle) string {
+	if f := b.Status.Freshness; f != nil && f.ConfirmedAt != nil {
+		return f.ConfirmedAt.Format("15:04:05.000")
+	}
+	return "never"
+}
+
+func (s *sampler) checkValue(t0 time.Time, b *api.ResourceBundle, o *liveObject, v string, observedAt time.Time) {
 	var last *liveValue
 	for i := range o.values {
 		if o.values[i].value == v {
@@ -94,9 +103,23 @@ func (s *sampler) checkValue(t0 time.Time, b *api.ResourceBundle, o *liveObject,
 		return // a value whose write was not acknowledged
 	}
 	if !last.end.IsZero() && t0.Sub(last.end) > s.bound {
-		s.violations = append(s.violations, fmt.Sprintf("%s sample: bundle %s/%s Fresh shows %s v=%q; replaced at %s",
-			t0.Format("15:04:05.000"), b.ConsumerName, b.Name, o.key, v, last.end.Format("15:04:05.000")))
+		s.violate(b, fmt.Sprintf("%s sample: bundle %s/%s Fresh shows %s v=%q (observedAt %s, confirmedAt %s); replaced at %s",
+			t0.Format("15:04:05.000"), b.ConsumerName, b.Name, o.key, v, observedAt.Format("15:04:05.000"), confirmedAt(b),
+			last.end.Format("15:04:05.000")))
 	}
+}
+
+// violate records a violation, logging the first of each bundle at once
+// (with the fault log, that dates it).
+func (s *sampler) violate(b *api.ResourceBundle, msg string) {
+	if s.logged == nil {
+		s.logged = map[string]bool{}
+	}
+	if !s.logged[b.ID] {
+		s.logged[b.ID] = true
+		s.w.t.Logf("violation: %s", msg)
+	}
+	s.violations = append(s.violations, msg)
 }
 
 // convergedAfter returns how long after t the sampler first saw every bundle Fresh.

@@ -108,6 +108,7 @@ func newWorld(t testing.TB, cfg config) *world {
 			"--agent-addr", agentAddr, "--server-id", fmt.Sprintf("chaos-%d", i))
 		s := &server{rest: "http://" + httpAddr}
 		s.proc = proctest.Start(t, batonBin, fmt.Sprintf("server-%d", i), nil, args...)
+		w.keepLog(s.proc.LogPath())
 		s.proc.MetricsAddr = agentAddr
 		var err error
 		if s.cli, err = client.New(s.rest, client.WithTimeout(10*time.Second)); err != nil {
@@ -155,10 +156,33 @@ func newWorld(t testing.TB, cfg config) *world {
 		args := append([]string{"agent", "--consumer", a.consumer, "--kubeconfig", kc, "--metrics-addr", a.metrics,
 			"--records-namespace", a.records, "--heartbeat", heartbeat.String()}, link...)
 		a.proc = proctest.Start(t, batonBin, "agent-"+a.consumer, []string{"BATON_TEST_FAULT_FILE=" + a.faultFile}, args...)
+		w.keepLog(a.proc.LogPath())
 		w.waitAgent(a)
 		w.agents = append(w.agents, a)
 	}
 	return w
+}
+
+// keepLog copies a process log into -chaos.keep-logs when the test fails.
+func (w *world) keepLog(path string) {
+	if w.cfg.keepLogs == "" {
+		return
+	}
+	w.t.Cleanup(func() {
+		if !w.t.Failed() {
+			return
+		}
+		b, err := os.ReadFile(path)
+		if err == nil {
+			err = os.MkdirAll(w.cfg.keepLogs, 0o755)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(w.cfg.keepLogs, filepath.Base(path)), b, 0o644)
+		}
+		if err != nil {
+			w.t.Logf("keeping %s: %v", path, err)
+		}
+	})
 }
 
 func (w *world) proxy(target string) *proxy {
