@@ -18,10 +18,8 @@ import (
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/store/sqlstore"
 	"github.com/baton-dev/baton/internal/transport/grpc"
-	"github.com/baton-dev/baton/internal/validate"
 	"github.com/baton-dev/baton/internal/watch"
 	"github.com/baton-dev/baton/internal/webhook"
-	"github.com/baton-dev/baton/pkg/api"
 )
 
 // linkOptions configure the agent link of `baton server`: the gRPC
@@ -128,7 +126,7 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 	// Read at each write: an extension applied later (MQTT) may lower the
 	// transport limit.
 	opts.UseTransport(limits.GRPC)
-	cfg.Validate = func(b *api.ResourceBundle) error { return validate.Bundle(b, opts.Transport) }
+	cfg.Transport = func() limits.Transport { return opts.Transport }
 	cfg.Notify, cfg.SequenceID = h.Notify, h.NextSequenceID
 	cfg.Logger = log
 	cfg.Registerer = opts.Registry

@@ -7,6 +7,7 @@ import (
 
 	"github.com/baton-dev/baton/internal/api/search"
 	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/bundlewrite"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/pkg/api"
 )
@@ -104,12 +105,10 @@ func (h *Handler) deleteBundle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	b, err := h.store.DeleteBundle(r.Context(), r.PathValue("id"))
-	if err != nil {
+	if _, err := h.writer.Delete(r.Context(), r.PathValue("id")); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.specWritten(b.ConsumerName)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -131,32 +130,34 @@ func (h *Handler) createBundle(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	out, err := h.store.CreateBundle(r.Context(), b)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		err = errorf(http.StatusBadRequest, CodeValidation, "consumer_name: no consumer named %q", b.ConsumerName)
-	case errors.Is(err, store.ErrConflict):
-		err = h.createConflict(r, b, err)
-	}
+	out, err := h.writer.Create(r.Context(), b)
 	if err != nil {
-		h.fail(w, r, err)
+		h.fail(w, r, h.writeError(err, &b, "can be created again"))
 		return
 	}
-	h.specWritten(out.ConsumerName)
 	h.writeBundle(w, r, http.StatusCreated, &out)
 }
 
-// createConflict explains why a create found its id taken.
-func (h *Handler) createConflict(r *http.Request, b store.Bundle, cause error) error {
-	cur, err := h.store.GetBundle(r.Context(), b.ID)
-	if err == nil && cur.DeletedAt != nil {
-		return h.deletingConflict(&cur, "can be created again")
-	}
-	if err == nil {
+// writeError gives the writer's errors about b their REST codes and
+// texts; what says what a bundle marked deleting cannot do yet.
+func (h *Handler) writeError(err error, b *store.Bundle, what string) error {
+	var (
+		del *bundlewrite.DeletingError
+		ex  *bundlewrite.ExistsError
+	)
+	switch {
+	case errors.Is(err, bundlewrite.ErrNoConsumer):
+		return errorf(http.StatusBadRequest, CodeValidation, "consumer_name: no consumer named %q", b.ConsumerName)
+	case errors.As(err, &del):
+		return h.deletingConflict(&del.Current, what)
+	case errors.As(err, &ex):
+		b = &ex.Current
 		return errorf(http.StatusConflict, CodeConflict, "resource bundle %s (consumer %s, metadata.name %s, source %s) "+
 			"already exists; use PUT %s to change it", b.ID, b.ConsumerName, b.Meta.Name, b.Source, bundleHref(b.ID))
+	case errors.Is(err, store.ErrConflict):
+		return errorf(http.StatusConflict, CodeConflict, "resource bundle %s: %v; GET it and retry with its current version", b.ID, err)
 	}
-	return cause
+	return err
 }
 
 // putBundle replaces metadata and spec. version in the body is the
@@ -220,30 +221,20 @@ func (h *Handler) patchBundle(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// update validates in against cur and stores it. It returns false without
+// update stores in as the new content of cur. It returns false without
 // writing a response only when retry is set and the store reported a
 // version conflict on a bundle not marked deleting; otherwise it answers
 // the request and returns true.
 func (h *Handler) update(w http.ResponseWriter, r *http.Request, cur *store.Bundle, in *api.ResourceBundle, expected int64, retry bool) bool {
-	b, err := h.changedBundle(cur, in)
-	if err != nil {
-		h.fail(w, r, err)
-		return true
-	}
-	out, err := h.store.UpdateBundle(r.Context(), b, expected)
-	if errors.Is(err, store.ErrConflict) {
-		if retry {
-			if again, gerr := h.store.GetBundle(r.Context(), cur.ID); gerr == nil && again.DeletedAt == nil {
-				return false
-			}
-		}
-		err = errorf(http.StatusConflict, CodeConflict, "resource bundle %s: %v; GET it and retry with its current version", cur.ID, err)
+	out, err := h.writer.Update(r.Context(), *cur, toStore("", in), expected)
+	var del *bundlewrite.DeletingError
+	if retry && errors.Is(err, store.ErrConflict) && !errors.As(err, &del) {
+		return false
 	}
 	if err != nil {
-		h.fail(w, r, err)
+		h.fail(w, r, h.writeError(err, cur, "cannot be changed"))
 		return true
 	}
-	h.specWritten(out.ConsumerName)
 	h.writeBundle(w, r, http.StatusOK, &out)
 	return true
 }

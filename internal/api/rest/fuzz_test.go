@@ -33,6 +33,9 @@ func FuzzBundleBody(f *testing.F) {
 			return
 		}
 		b, err := h.newBundle(&in)
+		if err == nil {
+			err = h.writer.Check(&b)
+		}
 		if err != nil {
 			var ve validate.Errors
 			if !errors.As(err, &ve) || len(ve) == 0 {

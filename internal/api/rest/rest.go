@@ -32,6 +32,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/bundlewrite"
 	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/pkg/api"
@@ -55,10 +56,26 @@ type FreshnessSource interface {
 	Freshness(b *store.Bundle) *api.Freshness
 }
 
+// Store is the part of the store the handler reads and writes. Errors
+// wrap store.ErrNotFound, store.ErrConflict or store.ErrInvalid.
+type Store interface {
+	bundlewrite.Store
+	StreamBundles(ctx context.Context, opts store.ListOptions, start func(total, n int) error, each func(*store.Bundle) error) error
+	OrphanBundle(ctx context.Context, id string) (store.Bundle, error)
+	LatestChange(ctx context.Context) (int64, error)
+
+	CreateConsumer(ctx context.Context, c store.Consumer) (store.Consumer, error)
+	GetConsumer(ctx context.Context, idOrName string) (store.Consumer, error)
+	StreamConsumers(ctx context.Context, opts store.ListOptions, start func(total, n int) error, each func(*store.Consumer) error) error
+	UpdateConsumerLabels(ctx context.Context, id string, labels map[string]string) (store.Consumer, error)
+	DeleteConsumer(ctx context.Context, id string) error
+	DecommissionConsumer(ctx context.Context, idOrName string) (store.Decommission, error)
+}
+
 // Options configure the handler.
 type Options struct {
 	// Store holds consumers and bundles. Required.
-	Store store.Store
+	Store Store
 	// Logger receives internal errors (5xx); nil discards.
 	Logger *slog.Logger
 	// Clock is used for nothing time-critical today; nil is the real clock.
@@ -100,7 +117,8 @@ const DefaultListWriteTimeout = 30 * time.Second
 
 // Handler serves the REST API.
 type Handler struct {
-	store     store.Store
+	store     Store
+	writer    *bundlewrite.Writer
 	log       *slog.Logger
 	clock     clock.PassiveClock
 	freshness FreshnessSource
@@ -153,6 +171,8 @@ func New(opts Options) *Handler {
 	if h.source == "" {
 		h.source = DefaultSource
 	}
+	h.writer = &bundlewrite.Writer{Store: h.store, Notify: h.onWrite,
+		Transport: func() limits.Transport { return h.transport }}
 	if opts.Watch != nil {
 		h.watch = opts.Watch(h.Render)
 	}

@@ -9,8 +9,9 @@
 //     the status of the source's bundles as status.update_request events as
 //     they change (from the injected ChangeFeed), and a Deleted=True status
 //     when a bundle is purged. Publish takes spec create/update/delete
-//     requests, validated and written through the injected BundleStore,
-//     then Notify(consumer); and status.resync_request, answered on the
+//     requests, handed to the one bundle writer REST uses too
+//     (bundlewrite: same defaults, validation and errors), which stores them
+//     in the injected BundleStore and calls Notify(consumer); and status.resync_request, answered on the
 //     source's streams with every status whose hash differs.
 //   - Agents (default :8091). Subscribe{cluster_name} opens a session: a
 //     protocol.Conn handed to the injected AgentHandler. Its Send writes to

@@ -12,7 +12,6 @@ import (
 
 	"github.com/baton-dev/baton/internal/limits"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
-	"github.com/baton-dev/baton/internal/validate"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -21,7 +20,7 @@ import (
 // annotations of the `metadata` extension counted) is refused with
 // InvalidArgument naming the limit, and nothing is stored.
 func TestSourceBundleOverTransportLimit(t *testing.T) {
-	env := newSourceEnv(t, func(b *api.ResourceBundle) error { return validate.Bundle(b, limits.MQTT) })
+	env := newSourceEnv(t, limits.MQTT)
 	blob := strings.Repeat("x", limits.BundleSpecBytes-4000)
 	spec := api.BundleSpec{Manifests: []json.RawMessage{json.RawMessage(
 		`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"n"},"data":{"blob":"` + blob + `"}}`)}}

@@ -16,12 +16,12 @@ import (
 	"google.golang.org/grpc/metadata"
 	"k8s.io/utils/clock"
 
+	"github.com/baton-dev/baton/internal/bundlewrite"
 	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/protocol"
 	"github.com/baton-dev/baton/internal/snowflake"
 	"github.com/baton-dev/baton/internal/store"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
-	"github.com/baton-dev/baton/pkg/api"
 )
 
 // SubscriptionIDHeader is the response header a Subscribe stream opens
@@ -60,10 +60,7 @@ type AgentHandler interface {
 // BundleStore is the part of store.Store the source API writes and reads.
 // Errors wrap store.ErrNotFound, store.ErrConflict or store.ErrInvalid.
 type BundleStore interface {
-	CreateBundle(ctx context.Context, b store.Bundle) (store.Bundle, error)
-	UpdateBundle(ctx context.Context, b store.Bundle, expectedGeneration int64) (store.Bundle, error)
-	DeleteBundle(ctx context.Context, id string) (store.Bundle, error)
-	GetBundle(ctx context.Context, id string) (store.Bundle, error)
+	bundlewrite.Store
 	ListBundles(ctx context.Context, opts store.ListOptions) (store.Page[store.Bundle], error)
 }
 
@@ -89,8 +86,10 @@ type Config struct {
 	Agents   AgentHandler
 	Bundles  BundleStore
 	Changes  ChangeFeed
-	// Validate checks a bundle a source writes; nil accepts everything.
-	Validate func(*api.ResourceBundle) error
+	// Transport returns the most restrictive transport agents are served
+	// on, read at every write: a bundle whose spec message it cannot carry
+	// is refused. nil is gRPC.
+	Transport func() limits.Transport
 	// Notify is called with the consumer after every accepted spec write.
 	Notify func(consumer string)
 	// SequenceID mints the snowflake sequence id of the Deleted status sent
@@ -171,7 +170,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), metrics: m}
 	s.agents = &agentService{s: s, sessions: map[string]*session{}, latest: map[string]*session{}}
-	s.sources = &sourceService{s: s, subs: map[string]map[*sourceSub]struct{}{}}
+	s.sources = &sourceService{s: s, subs: map[string]map[*sourceSub]struct{}{},
+		writer: &bundlewrite.Writer{Store: cfg.Bundles, Transport: cfg.Transport, Notify: cfg.Notify}}
 	return s, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/baton-dev/baton/internal/auth"
+	"github.com/baton-dev/baton/internal/bundlewrite"
 	"github.com/baton-dev/baton/internal/store"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
@@ -23,8 +24,9 @@ import (
 // with Publish and receive their bundles' status on Subscribe.
 type sourceService struct {
 	pb.UnimplementedCloudEventServiceServer
-	s   *Server
-	ctx context.Context
+	s      *Server
+	ctx    context.Context
+	writer *bundlewrite.Writer
 
 	mu   sync.Mutex
 	subs map[string]map[*sourceSub]struct{} // by source

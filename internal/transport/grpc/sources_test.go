@@ -18,10 +18,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/baton-dev/baton/internal/bundlewrite"
+	"github.com/baton-dev/baton/internal/limits"
 	"github.com/baton-dev/baton/internal/snowflake"
 	"github.com/baton-dev/baton/internal/store"
 	ce "github.com/baton-dev/baton/internal/transport/cloudevents"
 	"github.com/baton-dev/baton/internal/transport/grpc/pb"
+	"github.com/baton-dev/baton/internal/validate"
 	"github.com/baton-dev/baton/pkg/api"
 )
 
@@ -39,11 +42,11 @@ type sourceEnv struct {
 	notified []string
 }
 
-func newSourceEnv(t *testing.T, validate func(*api.ResourceBundle) error) *sourceEnv {
+func newSourceEnv(t *testing.T, transport limits.Transport) *sourceEnv {
 	t.Helper()
 	env := &sourceEnv{feed: newFakeFeed(), seq: mustSnowflake(), reg: prometheus.NewRegistry()}
 	env.st = newFakeStore(env.feed, "c1", "c2")
-	srv, _ := startServer(t, Config{Agents: newFakeHub(), Bundles: env.st, Changes: env.feed, Validate: validate, Registerer: env.reg,
+	srv, _ := startServer(t, Config{Agents: newFakeHub(), Bundles: env.st, Changes: env.feed, Transport: func() limits.Transport { return transport }, Registerer: env.reg,
 		Notify: func(c string) { env.mu.Lock(); env.notified = append(env.notified, c); env.mu.Unlock() }})
 	env.rpc = rawClient(t, srv.SourceAddr())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -123,12 +126,7 @@ func k8sReason(t *testing.T, err error) metav1.StatusReason {
 }
 
 func TestSourceWritesAndStatus(t *testing.T) {
-	env := newSourceEnv(t, func(b *api.ResourceBundle) error {
-		if len(b.Manifests) == 0 {
-			return errors.New("manifests: required")
-		}
-		return nil
-	})
+	env := newSourceEnv(t, "")
 	if len(env.header) != 1 || env.header[0] == "" {
 		t.Fatalf("subscription-id header = %v", env.header)
 	}
@@ -142,7 +140,7 @@ func TestSourceWritesAndStatus(t *testing.T) {
 	}
 	// Update with version 0 means "current": no conflict, generation moves.
 	upd := manifests()
-	upd.Manifests = append(upd.Manifests, upd.Manifests[0])
+	upd.Manifests = append(upd.Manifests, json.RawMessage(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"y","namespace":"n"}}`))
 	if err := env.write(t, ce.SpecRequest{Action: ce.ActionUpdate, BundleID: "b-1", Consumer: "c1", Meta: meta, Spec: upd}); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +218,7 @@ func TestSourceWritesAndStatus(t *testing.T) {
 }
 
 func TestSourceStatusResync(t *testing.T) {
-	env := newSourceEnv(t, nil)
+	env := newSourceEnv(t, "")
 	for _, id := range []string{"b-1", "b-2", "b-3"} {
 		if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: id, Consumer: "c1", Spec: manifests()}); err != nil {
 			t.Fatal(err)
@@ -277,7 +275,7 @@ func TestSourceStatusResync(t *testing.T) {
 
 // Statuses of another source's bundles never reach this source.
 func TestSourceStatusIsolation(t *testing.T) {
-	env := newSourceEnv(t, nil)
+	env := newSourceEnv(t, "")
 	other := env.st
 	if _, err := other.CreateBundle(context.Background(), bundleOf("x-1", "other")); err != nil {
 		t.Fatal(err)
@@ -318,7 +316,7 @@ func TestSourceHeartbeat(t *testing.T) {
 // A subscriber the feed drops resubscribes from the last change it saw and
 // keeps streaming.
 func TestSourceFeedDropResumes(t *testing.T) {
-	env := newSourceEnv(t, nil)
+	env := newSourceEnv(t, "")
 	if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1", Spec: manifests()}); err != nil {
 		t.Fatal(err)
 	}
@@ -345,12 +343,15 @@ func TestToStatus(t *testing.T) {
 		code   codes.Code
 		reason metav1.StatusReason // "" when the message is plain text
 	}{
-		"invalid":   {&invalidError{errors.New("bad")}, codes.InvalidArgument, metav1.StatusReasonBadRequest},
-		"exists":    {&existsError{store.ErrConflict}, codes.AlreadyExists, metav1.StatusReasonAlreadyExists},
-		"forbidden": {&forbiddenError{errors.New("no")}, codes.PermissionDenied, metav1.StatusReasonForbidden},
-		"not found": {fmt.Errorf("x: %w", store.ErrNotFound), codes.NotFound, metav1.StatusReasonNotFound},
-		"conflict":  {fmt.Errorf("x: %w", store.ErrConflict), codes.Aborted, metav1.StatusReasonConflict},
-		"internal":  {errors.New("disk on fire"), codes.Internal, ""},
+		"invalid":     {&invalidError{errors.New("bad")}, codes.InvalidArgument, metav1.StatusReasonBadRequest},
+		"exists":      {&bundlewrite.ExistsError{}, codes.AlreadyExists, metav1.StatusReasonAlreadyExists},
+		"deleting":    {&bundlewrite.DeletingError{Current: store.Bundle{DeletedAt: new(time.Time)}}, codes.Aborted, metav1.StatusReasonConflict},
+		"no consumer": {fmt.Errorf("x: %w", bundlewrite.ErrNoConsumer), codes.InvalidArgument, metav1.StatusReasonBadRequest},
+		"field":       {validate.Errors{&validate.FieldError{Field: "manifests", Msg: "required"}}, codes.InvalidArgument, metav1.StatusReasonBadRequest},
+		"forbidden":   {&forbiddenError{errors.New("no")}, codes.PermissionDenied, metav1.StatusReasonForbidden},
+		"not found":   {fmt.Errorf("x: %w", store.ErrNotFound), codes.NotFound, metav1.StatusReasonNotFound},
+		"conflict":    {fmt.Errorf("x: %w", store.ErrConflict), codes.Aborted, metav1.StatusReasonConflict},
+		"internal":    {errors.New("disk on fire"), codes.Internal, ""},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -366,7 +367,7 @@ func TestToStatus(t *testing.T) {
 }
 
 func TestSourceUpdateVersionAndScope(t *testing.T) {
-	env := newSourceEnv(t, nil)
+	env := newSourceEnv(t, "")
 	if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1", Spec: manifests()}); err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +409,7 @@ func mustSnowflake() *snowflake.Generator {
 // TestSourceMetricsMaestroNames: the source port exports Maestro's metric
 // names with the values of what happened.
 func TestSourceMetricsMaestroNames(t *testing.T) {
-	env := newSourceEnv(t, nil)
+	env := newSourceEnv(t, "")
 	if err := env.write(t, ce.SpecRequest{Action: ce.ActionCreate, BundleID: "b-1", Consumer: "c1",
 		Meta: api.ObjectMeta{Name: "work"}, Spec: manifests()}); err != nil {
 		t.Fatal(err)
