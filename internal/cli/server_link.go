@@ -68,18 +68,6 @@ type webhookStore interface {
 
 func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logger, opts *server.Options) error {
 	broker := watch.New(st, watch.WithLogger(log))
-	hopts := []hub.Option{
-		hub.WithLogger(log), hub.WithRegisterer(opts.Registry),
-		hub.WithHeartbeatTimeout(o.heartbeatTimeout), hub.WithResendTimeout(o.resendAfter),
-		hub.WithChangeNotifier(broker.Kick), hub.WithHelloRate(o.helloRate, o.helloBurst),
-	}
-	if opts.Replica != nil {
-		hopts = append(hopts, hub.WithServerID(opts.Replica.ID()), hub.WithLiveReplicas(opts.Replica.Live))
-	}
-	h, err := hub.New(st, hopts...)
-	if err != nil {
-		return err
-	}
 	topts := []freshnesstracker.Option{freshnesstracker.WithLogger(log), freshnesstracker.WithHeartbeatTimeout(o.heartbeatTimeout),
 		freshnesstracker.WithInterval(o.freshEvery), freshnesstracker.WithLeading(leading(opts.Replica))}
 	ws, hasWebhooks := st.(webhookStore)
@@ -95,6 +83,20 @@ func (o *linkOptions) apply(ctx context.Context, st store.Store, log *slog.Logge
 		}))
 	}
 	tracker, err := freshnesstracker.NewTracker(st, opts.Registry, topts...)
+	if err != nil {
+		return err
+	}
+	hopts := []hub.Option{
+		hub.WithLogger(log), hub.WithRegisterer(opts.Registry),
+		hub.WithHeartbeatTimeout(o.heartbeatTimeout), hub.WithResendTimeout(o.resendAfter),
+		hub.WithChangeNotifier(broker.Kick), hub.WithHelloRate(o.helloRate, o.helloBurst),
+		// Verdicts read right after a connect or disconnect see it.
+		hub.WithAgentStateNotifier(tracker.Forget),
+	}
+	if opts.Replica != nil {
+		hopts = append(hopts, hub.WithServerID(opts.Replica.ID()), hub.WithLiveReplicas(opts.Replica.Live))
+	}
+	h, err := hub.New(st, hopts...)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -68,6 +69,7 @@ type Tracker struct {
 	mu         sync.Mutex
 	cache      map[string]consumerEntry // consumer name → cached state
 	refreshing map[string]bool          // consumers being reloaded in the background
+	forgotten  map[string]uint64        // Forget calls per consumer: a read begun before one is not cached
 }
 
 type consumerEntry struct {
@@ -114,7 +116,7 @@ func NewTracker(st Reader, reg prometheus.Registerer, opts ...Option) (*Tracker,
 	t := &Tracker{
 		st: st, clock: clock.RealClock{}, log: slog.Default(), timeout: DefaultHeartbeatTimeout,
 		interval: DefaultInterval, ttl: DefaultCacheTTL, cache: map[string]consumerEntry{},
-		refreshing: map[string]bool{},
+		refreshing: map[string]bool{}, forgotten: map[string]uint64{},
 		stale: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "baton_bundles_stale", Help: "Bundles whose status is not confirmed current, by reason.",
 		}, []string{"reason"}),
@@ -160,6 +162,17 @@ func (t *Tracker) Freshness(ctx context.Context, b store.Bundle) *api.Freshness 
 	return &f
 }
 
+// Forget drops the cached state of consumer: the next verdict reads it. The
+// hub calls it when it records that the consumer's agent connected or went
+// away, so this process's verdicts never lag its own writes (other
+// replicas' writes show within the cache TTL).
+func (t *Tracker) Forget(consumer string) {
+	t.mu.Lock()
+	delete(t.cache, consumer)
+	t.forgotten[consumer]++
+	t.mu.Unlock()
+}
+
 // Source adapts the tracker to callers that must not wait for the store
 // (the REST layer renders a verdict for every bundle of a list).
 type Source struct{ t *Tracker }
@@ -200,9 +213,10 @@ func (t *Tracker) refresh(name string) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	gen := t.generation(name)
 	c, err := t.st.GetConsumer(ctx, name)
 	if err == nil {
-		_, err = t.load(ctx, c, t.clock.Now())
+		_, err = t.load(ctx, c, t.clock.Now(), gen)
 	}
 	if err != nil {
 		t.log.Warn("freshness: refresh consumer", "consumer", name, "err", err)
@@ -226,15 +240,23 @@ func (t *Tracker) consumer(ctx context.Context, name string) (consumerEntry, err
 	if ok && now.Sub(e.at) < t.ttl {
 		return e, nil
 	}
+	gen := t.generation(name)
 	c, err := t.st.GetConsumer(ctx, name)
 	if err != nil {
 		return consumerEntry{}, err
 	}
-	return t.load(ctx, c, now)
+	return t.load(ctx, c, now, gen)
 }
 
-// load reads the pending deliveries of c and caches both.
-func (t *Tracker) load(ctx context.Context, c store.Consumer, now time.Time) (consumerEntry, error) {
+func (t *Tracker) generation(name string) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.forgotten[name]
+}
+
+// load reads the pending deliveries of c and caches both, unless the
+// consumer was forgotten since generation gen was read.
+func (t *Tracker) load(ctx context.Context, c store.Consumer, now time.Time, gen uint64) (consumerEntry, error) {
 	events, err := t.st.PendingOutbox(ctx, c.Name, outboxLimit)
 	if err != nil {
 		return consumerEntry{}, fmt.Errorf("consumer %q: pending outbox: %w", c.Name, err)
@@ -246,7 +268,9 @@ func (t *Tracker) load(ctx context.Context, c store.Consumer, now time.Time) (co
 		}
 	}
 	t.mu.Lock()
-	t.cache[c.Name] = e
+	if t.forgotten[c.Name] == gen {
+		t.cache[c.Name] = e
+	}
 	t.mu.Unlock()
 	return e, nil
 }
@@ -300,12 +324,15 @@ func (t *Tracker) Pass(ctx context.Context) (map[string]int, error) {
 	}
 	deletes := map[string]backlog{}
 	for page := 1; ; page++ {
+		t.mu.Lock()
+		gens := maps.Clone(t.forgotten) // before the read: see load
+		t.mu.Unlock()
 		p, err := t.st.ListConsumers(ctx, store.ListOptions{Page: page, Size: pageSize})
 		if err != nil {
 			return nil, fmt.Errorf("list consumers: %w", err)
 		}
 		for _, c := range p.Items {
-			e, err := t.load(ctx, c, now)
+			e, err := t.load(ctx, c, now, gens[c.Name])
 			if err != nil {
 				return nil, err
 			}

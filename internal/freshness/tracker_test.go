@@ -94,6 +94,15 @@ func TestTracker(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		// Forget (the hub recorded a disconnect): the next read sees it,
+		// whatever the TTL.
+		if err := st.SetAgentState(ctx, "down", store.AgentState{Connected: false, LastHeartbeat: later}); err != nil {
+			t.Fatal(err)
+		}
+		tr.Forget("down")
+		if f := src.Freshness(&b); f == nil || f.Reason != api.ReasonAgentDisconnected {
+			t.Errorf("source: far after Forget: got %+v; want AgentDisconnected at once", f)
+		}
 		if err := st.SetAgentState(ctx, "up", store.AgentState{Connected: true, Epoch: "e", LastHeartbeat: clk.Now()}); err != nil {
 			t.Fatal(err)
 		}

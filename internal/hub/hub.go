@@ -72,6 +72,7 @@ type Hub struct {
 	heartbeatTimeout time.Duration
 	pollInterval     time.Duration
 	onChange         func()
+	onAgentState     func(consumer string)
 	live             func(ctx context.Context) (map[string]bool, error)
 	reg              prometheus.Registerer
 	metrics          *metrics
@@ -125,6 +126,13 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(h *Hub) { h.re
 // (status accepted, bundle purged), e.g. the watch broker's Kick.
 func WithChangeNotifier(f func()) Option { return func(h *Hub) { h.onChange = f } }
 
+// WithAgentStateNotifier makes the hub call f with the consumer each time
+// it records that the consumer's agent connected or went away, so caches of
+// that state in this process (the freshness verdicts) never lag it.
+func WithAgentStateNotifier(f func(consumer string)) Option {
+	return func(h *Hub) { h.onAgentState = f }
+}
+
 // New returns a hub over st, which must also keep leases (store.Leases).
 func New(st store.Store, opts ...Option) (*Hub, error) {
 	ls, ok := st.(store.Leases)
@@ -134,7 +142,7 @@ func New(st store.Store, opts ...Option) (*Hub, error) {
 	h := &Hub{
 		st: st, leases: ls, clock: clock.RealClock{}, log: slog.Default(), serverID: "baton", nodeID: 1,
 		resendTimeout: DefaultResendTimeout, heartbeatTimeout: DefaultHeartbeatTimeout,
-		pollInterval: DefaultPollInterval, onChange: func() {}, sessions: map[string]*session{},
+		pollInterval: DefaultPollInterval, onChange: func() {}, onAgentState: func(string) {}, sessions: map[string]*session{},
 		hellos:  rate.NewLimiter(DefaultHelloRate, DefaultHelloBurst),
 		standby: map[string]map[*session]bool{}, standbyRetry: DefaultStandbyRetry,
 	}
@@ -262,9 +270,13 @@ func (h *Hub) expired(c store.Consumer, now time.Time, live map[string]bool) boo
 
 func (h *Hub) setDisconnected(ctx context.Context, consumer string, s store.AgentState) {
 	s.Connected = false
-	if err := h.st.SetAgentState(ctx, consumer, s); err != nil && !errors.Is(err, context.Canceled) {
-		h.log.Warn("hub: mark agent disconnected", "consumer", consumer, "err", err)
+	if err := h.st.SetAgentState(ctx, consumer, s); err != nil {
+		if !errors.Is(err, context.Canceled) {
+			h.log.Warn("hub: mark agent disconnected", "consumer", consumer, "err", err)
+		}
+		return
 	}
+	h.onAgentState(consumer)
 }
 
 // Attach serves one agent session for consumer over conn until ctx ends or

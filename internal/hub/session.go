@@ -279,6 +279,7 @@ func (s *session) start(ctx context.Context, hs helloState) {
 		s.cancel()
 		return
 	}
+	s.h.onAgentState(s.consumer)
 	s.mu.Lock()
 	s.epoch, s.ready, s.beat = m.Epoch, false, now
 	s.inflight = map[string]inflight{}

@@ -111,12 +111,14 @@ func TestServerKilledWhileObjectChanges(t *testing.T) {
 			state, _ := freshness(got)
 			return e.Observed.ResourceVersion == live && state == api.FreshnessFresh
 		})
-		// The agent reconnects within 1 s (backoff.Reconnect), its Hello is
-		// admitted at once, and the change it could not report goes out
-		// with the session: under 2 s from the server being healthy.
+		// The agent dials within 1 s (backoff.Reconnect; the gRPC channel's
+		// own backoff no longer adds its wait), its Hello is admitted at
+		// once, the change it could not report goes out with the session,
+		// and the verdict sees the connect at once (the hub tells the
+		// tracker). Measured 0.46-0.62 s; the bound is the 2 s.
 		t.Logf("change made while the server was down visible in REST %v after the server was healthy", took)
-		if limit := 3 * time.Second; took > limit {
-			t.Errorf("healing took %v after the server was healthy; want within %v (2 s target, 1 s margin for a loaded machine)", took, limit)
+		if limit := 2 * time.Second; took > limit {
+			t.Errorf("healing took %v after the server was healthy; want within %v", took, limit)
 		}
 	})
 }

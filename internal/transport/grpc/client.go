@@ -13,6 +13,7 @@ import (
 	ggrpc "google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -234,14 +235,42 @@ func (c *Client) run(ctx context.Context) {
 	}
 }
 
+// connectNow makes the channel dial now, if it is not connected, and waits
+// (at most one backoff bound) for the outcome. Without it a channel in
+// transient failure answers at once with its last error and dials again
+// only when its own backoff says so: the two backoffs added up, and an
+// agent reached a restarted server up to two bounds late.
+func (c *Client) connectNow(ctx context.Context, cc *ggrpc.ClientConn) {
+	ctx, cancel := context.WithTimeout(ctx, max(c.opts.Backoff.Bound(), time.Second))
+	defer cancel()
+	s := cc.GetState()
+	if s == connectivity.TransientFailure {
+		cc.ResetConnectBackoff()
+		if !cc.WaitForStateChange(ctx, s) {
+			return
+		}
+		s = cc.GetState()
+	}
+	if s == connectivity.Idle {
+		cc.Connect()
+	}
+	for s == connectivity.Idle || s == connectivity.Connecting {
+		if !cc.WaitForStateChange(ctx, s) {
+			return
+		}
+		s = cc.GetState()
+	}
+}
+
 // session runs one Subscribe stream until it fails; established tells
 // whether it got as far as the subscription header.
 func (c *Client) session(ctx context.Context) (established bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.mu.RLock()
-	rpc := c.rpc
+	rpc, cc := c.rpc, c.ccs[c.cur]
 	c.mu.RUnlock()
+	c.connectNow(ctx, cc)
 	stream, err := rpc.Subscribe(ctx, &pb.SubscriptionRequest{ClusterName: c.consumer, DataType: ce.DataType})
 	if err != nil {
 		return false, err
