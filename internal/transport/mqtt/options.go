@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -137,8 +139,9 @@ func (o Options) clientConfig(u *url.URL) autopaho.ClientConfig {
 		ClientConfig:                  paho.ClientConfig{ClientID: o.ClientID},
 	}
 	log := o.Logger.With("broker", u.Redacted())
+	secure := isTLSScheme(u.Scheme)
 	cfg.OnConnectError = func(err error) {
-		if hint := tlsHint(err); hint != "" {
+		if hint := tlsHint(err, secure); hint != "" {
 			// A TLS refusal does not heal by retrying: say what to fix.
 			log.Warn("mqtt: connect failed", "err", err, "hint", hint)
 			return
@@ -186,9 +189,22 @@ func publishEvent(ctx context.Context, cm *autopaho.ConnectionManager, o Options
 	return fmt.Errorf("publish %s: %v: %w", what, err, protocol.ErrDisconnected)
 }
 
+// isTLSScheme reports whether a broker URL of this scheme speaks TLS.
+func isTLSScheme(scheme string) bool {
+	switch strings.ToLower(scheme) {
+	case "tls", "ssl", "mqtts", "wss":
+		return true
+	}
+	return false
+}
+
 // tlsHint says what to check when err is a TLS refusal between baton and
-// the broker, and "" for anything else.
-func tlsHint(err error) string {
+// the broker, and "" for anything else. secure says the broker URL is a TLS
+// one: with TLS 1.3 the client's handshake ends before the broker checks
+// the client certificate, so a refused certificate shows up as the broker
+// resetting or closing the connection on the first write or read instead
+// of as a TLS alert.
+func tlsHint(err error, secure bool) string {
 	var unknownCA x509.UnknownAuthorityError
 	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError
@@ -209,6 +225,9 @@ func tlsHint(err error) string {
 		return "the broker refused the client certificate of --mqtt-client-cert: it must be valid and signed by a CA the broker trusts (its cafile)"
 	case strings.Contains(msg, "remote error: tls:"):
 		return "the broker refused the TLS handshake: check --mqtt-ca, --mqtt-client-cert and the broker's TLS settings"
+	case secure && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
+		strings.Contains(msg, "connection reset by peer") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "EOF")):
+		return "the broker closed the TLS connection right after the handshake, which is how a TLS 1.3 broker refuses a missing or untrusted client certificate: give --mqtt-client-cert and --mqtt-client-key signed by a CA the broker trusts (its cafile)"
 	}
 	return ""
 }
