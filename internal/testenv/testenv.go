@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
@@ -32,8 +34,9 @@ func Assets() (string, error) {
 
 // Env is a running control plane.
 type Env struct {
-	Config *rest.Config
-	env    *envtest.Environment
+	Config  *rest.Config
+	env     *envtest.Environment
+	certDir string
 }
 
 // Start starts etcd and kube-apiserver on loopback.
@@ -47,18 +50,53 @@ func Start() (*Env, error) {
 	}
 	e := &envtest.Environment{BinaryAssetsDirectory: dir}
 	api := e.ControlPlane.GetAPIServer()
+	// A directory of ours keeps the serving certificate across
+	// RestartAPIServer (envtest makes new ones in a directory of its own).
+	certDir, err := os.MkdirTemp("", "baton-apiserver-")
+	if err != nil {
+		return nil, err
+	}
+	api.CertDir = certDir
+	// kube-apiserver drains for longer than tests wait on SIGTERM; after
+	// this it is killed, which is a crash as far as its clients can tell.
+	api.StopTimeout = 3 * time.Second
 	api.Configure().Set("advertise-address", "127.0.0.1")
 	api.Configure().Set("endpoint-reconciler-type", "none")
 	cfg, err := e.Start()
 	if err != nil {
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("starting control plane from %s: %w", dir, err)
 	}
 	cfg.QPS, cfg.Burst = 500, 1000
-	return &Env{Config: cfg, env: e}, nil
+	return &Env{Config: cfg, env: e, certDir: certDir}, nil
 }
 
 // Stop stops the control plane.
-func (e *Env) Stop() error { return e.env.Stop() }
+func (e *Env) Stop() error {
+	defer os.RemoveAll(e.certDir)
+	return killedIsStopped(e.env.Stop())
+}
+
+// killedIsStopped drops envtest's error for a process it had to kill after
+// its stop timeout: the process is gone all the same.
+func killedIsStopped(err error) error {
+	if err != nil && strings.Contains(err.Error(), "timeout waiting for process") &&
+		!strings.Contains(err.Error(), "unable to kill") {
+		return nil
+	}
+	return err
+}
+
+// StopAPIServer stops kube-apiserver (etcd keeps running): its clients'
+// connections close and new ones are refused until StartAPIServer.
+// A kube-apiserver that does not exit within 3 s of SIGTERM is killed.
+func (e *Env) StopAPIServer() error {
+	return killedIsStopped(e.env.ControlPlane.APIServer.Stop())
+}
+
+// StartAPIServer starts kube-apiserver again on the same address with the
+// same certificates and users, and returns once it is healthy.
+func (e *Env) StartAPIServer() error { return e.env.ControlPlane.APIServer.Start() }
 
 // KubeconfigFile writes a kubeconfig for the control plane into dir and
 // returns its path, for tests that start baton as a separate process.
