@@ -75,7 +75,10 @@ func TestAgentsAPIServerRestarted(t *testing.T) {
 	// Down for longer than the heartbeat timeout (3 s here): heartbeats
 	// must not re-confirm what the agent cannot see.
 	time.Sleep(4 * time.Second)
-	if got, _, _ := c.getBundle(b.ID); func() bool { s, r := freshness(got); return s != api.FreshnessStale || r != api.ReasonObservationFailed }() {
+	if got, _, _ := c.getBundle(b.ID); func() bool {
+		s, r := freshness(got)
+		return s != api.FreshnessStale || r != api.ReasonObservationFailed
+	}() {
 		s, r := freshness(got)
 		t.Errorf("after 4 s down: freshness %s/%s; want Stale/ObservationFailed", s, r)
 	}
