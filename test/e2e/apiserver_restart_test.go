@@ -7,7 +7,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/baton-dev/baton/internal/testenv"
@@ -38,19 +37,8 @@ func TestAgentsAPIServerRestarted(t *testing.T) {
 	c := newCluster(t, sqliteStore)
 	c.kube = kubernetes.NewForConfigOrDie(own.Config)
 	c.records = c.namespace("records")
-	consumer := "restart-" + rand.String(5)
-	c.createConsumer(consumer)
-	agent := c.startAgentWith(consumer, []string{"--kubeconfig", kc})
-	ns := c.namespace("restart")
 	const oldIP, newIP = "20.1.1.1", "20.3.3.3"
-	svc := c.createLBService(ns, "router", oldIP)
-	b := c.createBundle(seedBundle(consumer, ns))
-	eventually(t, 15*time.Second, "Fresh with the first IP", func() bool {
-		got, _, err := c.getBundle(b.ID)
-		ip, _ := feedback(got, "ip")
-		state, _ := freshness(got)
-		return err == nil && ip == oldIP && state == api.FreshnessFresh
-	})
+	agent, ns, svc, b := observedSeed(t, c, "restart", kc, oldIP)
 	samples := c.watchVerdicts(b.ID, 50*time.Millisecond)
 
 	if err := own.StopAPIServer(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -109,19 +110,8 @@ func observationFault(t *testing.T, user string, grant func(), fault, heal func(
 	if grant != nil {
 		grant()
 	}
-	consumer := "obs-" + rand.String(5)
-	c.createConsumer(consumer)
-	agent := c.startAgentWith(consumer, []string{"--kubeconfig", kc})
-	ns := c.namespace("observe")
 	const oldIP, newIP = "20.1.1.1", "20.2.2.2"
-	svc := c.createLBService(ns, "router", oldIP)
-	b := c.createBundle(seedBundle(consumer, ns))
-	eventually(t, 15*time.Second, "Fresh with the first IP", func() bool {
-		got, _, err := c.getBundle(b.ID)
-		ip, _ := feedback(got, "ip")
-		state, _ := freshness(got)
-		return err == nil && ip == oldIP && state == api.FreshnessFresh
-	})
+	agent, _, svc, b := observedSeed(t, c, "obs", kc, oldIP)
 	stop := c.watchVerdicts(b.ID, 50*time.Millisecond)
 
 	fault(proxy)
@@ -247,4 +237,24 @@ func TestAgentPermissionRevoked(t *testing.T) {
 		}
 	}
 	observationFault(t, user, grant, revoke, func(*tcpproxy.Proxy) { grant() }, api.ReasonForbidden, false)
+}
+
+// observedSeed starts an agent of a new consumer (name prefix-xxxxx) with
+// kubeconfig kc, creates a load balancer Service with ip in a new namespace
+// and the seed bundle observing it, and waits until REST says Fresh with ip.
+func observedSeed(t *testing.T, c *cluster, prefix, kc, ip string) (*proc, string, *corev1.Service, api.ResourceBundle) {
+	t.Helper()
+	consumer := prefix + "-" + rand.String(5)
+	c.createConsumer(consumer)
+	agent := c.startAgentWith(consumer, []string{"--kubeconfig", kc})
+	ns := c.namespace(prefix)
+	svc := c.createLBService(ns, "router", ip)
+	b := c.createBundle(seedBundle(consumer, ns))
+	eventually(t, 15*time.Second, "Fresh with the first IP", func() bool {
+		got, _, err := c.getBundle(b.ID)
+		gotIP, _ := feedback(got, "ip")
+		state, _ := freshness(got)
+		return err == nil && gotIP == ip && state == api.FreshnessFresh
+	})
+	return agent, ns, svc, b
 }
