@@ -8,7 +8,7 @@ IMAGE     ?= ghcr.io/baton-dev/baton:dev
 # The container builder: the first of docker, podman and buildah that works.
 BUILDER   ?= $(shell for b in docker podman buildah; do command -v $$b >/dev/null 2>&1 && $$b info >/dev/null 2>&1 && { echo $$b; break; }; done)
 
-.PHONY: all build run test test-unit bench kube-assets vet fmt demo clean image fuzz fuzz-smoke chaos
+.PHONY: all build run test test-maestro test-unit bench kube-assets vet fmt demo clean image fuzz fuzz-smoke chaos
 
 all: build
 
@@ -27,7 +27,14 @@ kube-assets:
 test: kube-assets build
 	KUBEBUILDER_ASSETS=$$(internal/kubeassets/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' BATON_TEST_MQTT='$(MQTT_ADDR)' \
 	BATON_BIN=$(CURDIR)/$(BIN) $(GO) test -p $(TEST_P) -count=1 -timeout 20m ./...
+	$(MAKE) test-maestro
 	$(MAKE) fuzz-smoke
+
+# Maestro's own source client library (sdk-go) against the built server and
+# agent: a module of its own (test/maestro) so sdk-go stays out of go.mod.
+test-maestro: kube-assets build
+	KUBEBUILDER_ASSETS=$$(internal/kubeassets/kube-assets.sh) BATON_TEST_POSTGRES='$(PG_URL)' \
+	BATON_BIN=$(CURDIR)/$(BIN) $(GO) -C test/maestro test -count=1 -timeout 10m ./...
 
 # Every fuzz target for FUZZTIME each (docs/security.md has the results).
 FUZZTIME ?= 10m
