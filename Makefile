@@ -78,6 +78,7 @@ chaos: kube-assets build
 
 vet:
 	$(GO) vet ./...
+	$(GO) -C test/maestro vet ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -49,6 +49,11 @@ func TestMain(m *testing.M) {
 // loaded 2-core machine.
 const bound = 20 * time.Second
 
+// healBound is how soon after a restarted server is ready a change made
+// while it was down must be readable (the design goal is 2 s; the margin
+// is for a loaded machine).
+const healBound = 5 * time.Second
+
 // deployment is a baton server on PostgreSQL (Maestro's database), its
 // agents, and the test's Kubernetes client.
 type deployment struct {
@@ -140,6 +145,14 @@ func configMapWork(name, ns, cm, v string, lbls map[string]string) *workv1.Manif
 			}},
 		},
 	}
+}
+
+// readOnlyWork is configMapWork that only observes the ConfigMap (OCM's
+// ReadOnly update strategy): the agent never writes it.
+func readOnlyWork(name, ns, cm string) *workv1.ManifestWork {
+	w := configMapWork(name, ns, cm, "", nil)
+	w.Spec.ManifestConfigs[0].UpdateStrategy = &workv1.UpdateStrategy{Type: workv1.UpdateStrategyTypeReadOnly}
+	return w
 }
 
 // feedback is the string feedback value name of the work's first manifest.

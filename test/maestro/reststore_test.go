@@ -40,12 +40,13 @@ type restStore struct {
 
 	mu       sync.Mutex
 	watchers map[*workWatcher]struct{}
+	seen     map[types.UID]string // status last handed to the watchers
 }
 
 var _ store.ClientWatcherStore[*workv1.ManifestWork] = (*restStore)(nil)
 
 func newRESTStore(base, source string) *restStore {
-	return &restStore{base: base, source: source, watchers: map[*workWatcher]struct{}{}}
+	return &restStore{base: base, source: source, watchers: map[*workWatcher]struct{}{}, seen: map[types.UID]string{}}
 }
 
 // labelSearch turns a Kubernetes label selector into Maestro's search
@@ -105,6 +106,7 @@ func (s *restStore) list(ctx context.Context, search string) ([]*workv1.Manifest
 				return nil, err
 			}
 			works = append(works, w)
+			s.catchUp(w)
 		}
 		if len(l.Items) == 0 || len(works) >= l.Total {
 			return works, nil
@@ -288,13 +290,38 @@ func (s *restStore) Delete(obj runtime.Object) error {
 	return s.send(watch.Event{Type: watch.Deleted, Object: obj})
 }
 
+// catchUp hands w to the watchers as Modified when its status differs from
+// the last one they were given: watchers are never behind what a read
+// returned. This is how they hear a status that changed while the client
+// was disconnected — it is already in REST when the client reconnects, so
+// the resync's hashes match and the server has nothing to send.
+func (s *restStore) catchUp(w *workv1.ManifestWork) {
+	s.mu.Lock()
+	last, known := s.seen[w.UID]
+	s.mu.Unlock()
+	if known && last != statusKey(w) {
+		_ = s.send(watch.Event{Type: watch.Modified, Object: w})
+	}
+}
+
+func statusKey(w *workv1.ManifestWork) string {
+	b, _ := json.Marshal(w.Status)
+	return string(b)
+}
+
 func (s *restStore) send(ev watch.Event) error {
 	w, ok := ev.Object.(*workv1.ManifestWork)
 	if !ok {
 		return fmt.Errorf("not a ManifestWork: %T", ev.Object)
 	}
+	key := statusKey(w)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ev.Type == watch.Deleted {
+		delete(s.seen, w.UID)
+	} else {
+		s.seen[w.UID] = key
+	}
 	for wt := range s.watchers {
 		if wt.namespace != "" && wt.namespace != metav1.NamespaceAll && wt.namespace != w.Namespace {
 			continue
