@@ -19,7 +19,8 @@ const (
 	ReasonFeedbackTruncated = "FeedbackTruncated"
 	// ReasonStatusTooLarge: the transport refused the status even so; the
 	// agent reported only conditions (the reporter's fallback).
-	ReasonStatusTooLarge = "StatusTooLarge"
+	// The verdict of such a bundle is Stale with the same reason.
+	ReasonStatusTooLarge = api.ReasonStatusTooLarge
 )
 
 // Message lengths kept when a status is cut.

@@ -26,7 +26,7 @@ const (
 
 // Reasons lists every stale reason, for gauges that report zero too.
 var Reasons = []string{api.ReasonAgentDisconnected, api.ReasonNotDelivered, api.ReasonObservationFailed,
-	api.ReasonDigestMismatch, api.ReasonNoReportSince}
+	api.ReasonDigestMismatch, api.ReasonNoReportSince, api.ReasonStatusTooLarge}
 
 // Reader is the part of the store the tracker reads.
 type Reader interface {

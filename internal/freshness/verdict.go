@@ -33,7 +33,10 @@ const DeliveryGrace = 10 * time.Second
 //  4. DigestMismatch: the agent's last digest disagreed with the stored status.
 //  5. NoReportSince: the agent has not confirmed the status within
 //     heartbeatTimeout.
-//  6. Fresh.
+//  6. StatusTooLarge: the status is current but is the agent's fallback
+//     for one its transport could not carry (no feedback values), so it
+//     does not say what the objects hold.
+//  7. Fresh.
 //
 // ConfirmedAt is the last confirmation (nil if never); AgeSeconds is the
 // time since then, or since the bundle was created if never confirmed.
@@ -63,6 +66,8 @@ func Verdict(now time.Time, c store.Consumer, b store.Bundle, pendingSince *time
 		reason = api.ReasonDigestMismatch
 	case now.Sub(st.ConfirmedAt) > heartbeatTimeout:
 		reason = api.ReasonNoReportSince
+	case st.Reported.TooLarge():
+		reason = api.ReasonStatusTooLarge
 	}
 	if reason != "" {
 		f.State, f.Reason = api.FreshnessStale, reason

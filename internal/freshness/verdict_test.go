@@ -85,6 +85,20 @@ func TestVerdict(t *testing.T) {
 			c: store.Consumer{}, b: with(func(b *store.Bundle) { b.Status.DigestMismatch = true }),
 			reason: api.ReasonAgentDisconnected, age: 3,
 		},
+		"status too large for the transport": {
+			c: live, b: with(func(b *store.Bundle) { b.Status.Reported = tooLargeReport(api.ReasonStatusTooLarge) }),
+			reason: api.ReasonStatusTooLarge, age: 3,
+		},
+		"feedback truncated is Fresh": {
+			c: live, b: with(func(b *store.Bundle) { b.Status.Reported = tooLargeReport("FeedbackTruncated") }), age: 3,
+		},
+		"no report wins over too large": {
+			c: live, b: with(func(b *store.Bundle) {
+				b.Status.Reported = tooLargeReport(api.ReasonStatusTooLarge)
+				b.Status.ConfirmedAt = ago(45 * time.Second)
+			}),
+			reason: api.ReasonNoReportSince, age: 45,
+		},
 		"not delivered wins over digest mismatch": {
 			c: live, b: with(func(b *store.Bundle) { b.Generation = 3; b.Status.DigestMismatch = true }),
 			reason: api.ReasonNotDelivered, age: 3,
@@ -117,4 +131,11 @@ func unconfirmedReport(reason string) api.ReportedStatus {
 	ok := api.ResourceStatus{Conditions: []metav1.Condition{{Type: api.ConditionStatusFeedbackSynced, Status: metav1.ConditionTrue, Reason: "StatusFeedbackSynced"}}}
 	cut := api.ResourceStatus{Conditions: []metav1.Condition{{Type: api.ConditionStatusFeedbackSynced, Status: metav1.ConditionUnknown, Reason: reason}}}
 	return api.ReportedStatus{ResourceStatus: []api.ResourceStatus{ok, cut}}
+}
+
+// tooLargeReport is a status whose bundle condition StatusFeedbackSynced is
+// False with reason.
+func tooLargeReport(reason string) api.ReportedStatus {
+	return api.ReportedStatus{Conditions: []metav1.Condition{{Type: api.ConditionStatusFeedbackSynced,
+		Status: metav1.ConditionFalse, Reason: reason}}}
 }

@@ -227,6 +227,12 @@ const (
 	// some object of the bundle (its API server does not answer, or refuses
 	// the agent); the entries of those objects are unconfirmed.
 	ReasonObservationFailed = "ObservationFailed"
+	// ReasonStatusTooLarge: the agent's status of the bundle is larger than
+	// its transport carries; what is stored is the agent's fallback (the
+	// conditions, StatusFeedbackSynced=False/StatusTooLarge naming the
+	// limit, without feedback values), so the objects' values are unknown.
+	// It is also the reason of that condition.
+	ReasonStatusTooLarge = "StatusTooLarge"
 )
 
 // Freshness is the server's verdict on whether a bundle's status is current (I6).
@@ -287,6 +293,18 @@ func (r ResourceStatus) Unconfirmed() (reason string, unconfirmed bool) {
 		}
 	}
 	return "", false
+}
+
+// TooLarge reports whether s is the agent's fallback for a status its
+// transport refused: a bundle condition StatusFeedbackSynced with reason
+// StatusTooLarge.
+func (s ReportedStatus) TooLarge() bool {
+	for _, c := range s.Conditions {
+		if c.Type == ConditionStatusFeedbackSynced && c.Reason == ReasonStatusTooLarge {
+			return true
+		}
+	}
+	return false
 }
 
 // Unconfirmed returns the number of entries the agent could not confirm.
