@@ -97,7 +97,8 @@ func (w *Writer) Create(ctx context.Context, b store.Bundle) (store.Bundle, erro
 }
 
 // Update replaces the metadata and spec of cur with those of b, if the
-// stored generation is still expected (0: whatever is current). The
+// stored version is still expected (0: whatever is current; a version as
+// clients see it, store.Bundle.Version). The
 // identity of the bundle (id, consumer_name, name, source, metadata.name)
 // cannot change: empty members of b mean unchanged, others must equal
 // cur's. An empty metadata.namespace keeps cur's. Errors: validate.Errors,
@@ -114,7 +115,7 @@ func (w *Writer) Update(ctx context.Context, cur store.Bundle, b store.Bundle, e
 	if err := w.validate(&b); err != nil {
 		return store.Bundle{}, err
 	}
-	out, err := w.Store.UpdateBundle(ctx, b, expected)
+	out, err := w.Store.UpdateBundle(ctx, b, cur.GenerationOf(expected))
 	if errors.Is(err, store.ErrConflict) {
 		if again, gerr := w.Store.GetBundle(ctx, cur.ID); gerr == nil && again.DeletedAt != nil {
 			return store.Bundle{}, &DeletingError{again}

@@ -71,10 +71,14 @@ type Bundle struct {
 	Source       string
 	Meta         api.ObjectMeta
 	Spec         api.BundleSpec
-	// Generation is the spec version (Maestro's "version").
+	// Generation is the spec generation: it never restarts for an id, not
+	// even when the bundle is deleted and created again (DESIGN I4).
 	Generation int64
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// FirstGeneration is the generation this bundle was created at (0 for
+	// bundles stored before it was recorded). See Version.
+	FirstGeneration int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 	// DeletedAt is set once deletion was requested; the row goes away when
 	// the agent confirms removal (PurgeBundle).
 	DeletedAt *time.Time
@@ -412,4 +416,32 @@ type Store interface {
 	// Ping checks the database is reachable.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Version is what sources and REST clients see as the bundle's version
+// (Maestro's "version", the CloudEvents resourceversion): generations
+// counted from 1 within this life of the bundle, so that a work deleted and
+// created again under the same id starts at 1 as it does in Maestro, while
+// the generation an agent sees goes on (DESIGN I4).
+func (b *Bundle) Version() int64 { return b.VersionOf(b.Generation) }
+
+// VersionOf is the version generation g of this bundle shows as; a
+// generation of an earlier life of the bundle shows as 0.
+func (b *Bundle) VersionOf(g int64) int64 {
+	if b.FirstGeneration <= 1 {
+		return g
+	}
+	if g < b.FirstGeneration {
+		return 0
+	}
+	return g - b.FirstGeneration + 1
+}
+
+// GenerationOf is the generation version v of this bundle stands for (0
+// stays 0: "whatever is current").
+func (b *Bundle) GenerationOf(v int64) int64 {
+	if v <= 0 || b.FirstGeneration <= 1 {
+		return v
+	}
+	return v + b.FirstGeneration - 1
 }

@@ -142,7 +142,7 @@ func eventData(seq int64, ks []string, b *store.Bundle, f *api.Freshness, old *s
 	}
 	ev := api.WebhookEvent{Kinds: ks, ChangeSeq: seq, Bundle: api.EventBundle{
 		ID: b.ID, Name: b.Name, ConsumerName: b.ConsumerName, Source: b.Source,
-		Version: b.Generation, Revision: b.Status.Revision,
+		Version: b.Version(), Revision: b.Status.Revision,
 	}}
 	ev.Freshness.Old, ev.Freshness.New = old.Freshness, f
 	ev.Conditions = api.OldNew[map[string]string]{Old: old.Conditions, New: new.Conditions}

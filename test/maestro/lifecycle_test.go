@@ -111,11 +111,22 @@ func TestDeletes(t *testing.T) {
 	if _, err := src.holder.ManifestWorks("c1").Create(ctx, configMapWork("again", ns, "again", "second", nil), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("recreate: %v", err)
 	}
-	eventually(t, "the recreated work's status heard by the source", func() bool { return rec.has(watch.Modified, "again", withFeedback("second")) })
+	// As in Maestro, the recreated work starts again at version 1, in
+	// REST and in its status events.
+	eventually(t, "the recreated work's status, at version 1, heard by the source", func() bool {
+		return rec.has(watch.Modified, "again", func(w *workv1.ManifestWork) bool { return feedback(w, "v") == "second" && w.Generation == 1 })
+	})
 	got, err := src.holder.ManifestWorks("c1").Get(ctx, "again", metav1.GetOptions{})
-	if err != nil || !applied(got) || got.CreationTimestamp.IsZero() {
+	if err != nil || !applied(got) || got.CreationTimestamp.IsZero() || got.Generation != 1 {
 		t.Fatalf("recreated work: %v, %+v", err, got)
 	}
+	if _, err := src.holder.ManifestWorks("c1").Patch(ctx, "again", types.MergePatchType, []byte(`{"metadata":{"labels":{"life":"two"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("update of the recreated work at version 1: %v", err)
+	}
+	eventually(t, "the recreated work at version 2", func() bool {
+		got, err := src.holder.ManifestWorks("c1").Get(ctx, "again", metav1.GetOptions{})
+		return err == nil && got.Generation == 2 && got.Labels["life"] == "two"
+	})
 	if cm, err := d.kube.CoreV1().ConfigMaps(ns).Get(ctx, "again", metav1.GetOptions{}); err != nil || cm.Data["v"] != "second" {
 		t.Errorf("ConfigMap after the recreate: %v %v", cm.Data, err)
 	}

@@ -211,7 +211,7 @@ func (h *Handler) patchBundle(w http.ResponseWriter, r *http.Request) {
 		}
 		expected := merged.Version
 		if expected == 0 {
-			expected = cur.Generation
+			expected = cur.Version()
 		}
 		retry := merged.Version == 0 && attempt < 3
 		if !h.update(w, r, &cur, &merged, expected, retry) {

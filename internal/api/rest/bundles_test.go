@@ -96,7 +96,7 @@ func TestBundleLifecycle(t *testing.T) {
 			t.Fatalf("PATCH result: version %d labels %v manifests %d", patched.Version, patched.Metadata.Labels, len(patched.Manifests))
 		}
 		before = snapshot(t, c.st)
-		c.expectError(http.StatusConflict, "maestro-6", "PATCH", bundles+"/"+b.ID, map[string]any{"version": b.Version}, "generation")
+		c.expectError(http.StatusConflict, "maestro-6", "PATCH", bundles+"/"+b.ID, map[string]any{"version": b.Version}, "the current version is")
 		c.expectError(http.StatusBadRequest, "maestro-8", "PATCH", bundles+"/"+b.ID,
 			map[string]any{"delete_option": map[string]any{"propagationPolicy": "Sometimes"}}, "delete_option.propagationPolicy")
 		unchanged(t, c.st, before, "bad PATCH")
@@ -121,14 +121,22 @@ func TestBundleLifecycle(t *testing.T) {
 		c.expectError(http.StatusNotFound, "maestro-7", "DELETE", bundles+"/nope", nil)
 
 		// The agent confirms: the bundle is gone. Recreating it reuses the
-		// id at a higher version (I4).
+		// id: clients see version 1, as in Maestro, the agent a generation
+		// above the old ones (I4).
 		if err := c.st.PurgeBundle(context.Background(), b.ID, deleting.Version); err != nil {
 			t.Fatal(err)
 		}
 		c.expectError(http.StatusNotFound, "maestro-7", "GET", bundles+"/"+b.ID, nil, b.ID)
 		re := c.createBundle(bundleBody("mgmt-1", "shared-ingress"))
-		if re.ID != b.ID || re.Version <= deleting.Version {
-			t.Fatalf("recreated: id %s version %d; want id %s and a version above %d", re.ID, re.Version, b.ID, deleting.Version)
+		stored, err := c.st.GetBundle(context.Background(), re.ID)
+		if re.ID != b.ID || re.Version != 1 || err != nil || stored.Generation <= deleting.Version {
+			t.Fatalf("recreated: id %s version %d generation %d (%v); want id %s, version 1, a generation above %d",
+				re.ID, re.Version, stored.Generation, err, b.ID, deleting.Version)
+		}
+		var patchedAgain api.ResourceBundle
+		c.expect(http.StatusOK, "PATCH", bundles+"/"+b.ID, map[string]any{"version": 1, "metadata": map[string]any{"labels": map[string]string{"life": "two"}}}, &patchedAgain)
+		if patchedAgain.Version != 2 {
+			t.Fatalf("PATCH of the recreated bundle at version 1: version %d; want 2", patchedAgain.Version)
 		}
 	})
 }

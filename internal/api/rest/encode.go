@@ -58,7 +58,7 @@ func deletion(b *store.Bundle, f *api.Freshness) *api.Deletion {
 		d.Message = fmt.Sprintf("the agent of consumer %s is not connected; the delete is confirmed when it returns", b.ConsumerName)
 	case b.Status.ObservedGeneration < b.Generation:
 		d.Reason = api.DeletionNotConfirmed
-		d.Message = fmt.Sprintf("the delete (version %d) is sent to the agent of consumer %s and not confirmed yet", b.Generation, b.ConsumerName)
+		d.Message = fmt.Sprintf("the delete (version %d) is sent to the agent of consumer %s and not confirmed yet", b.Version(), b.ConsumerName)
 	default:
 		d.Reason = api.DeletionObjectsRemaining
 		d.Message = fmt.Sprintf("the agent is removing the objects; still present: %s", strings.Join(remaining, ", "))
@@ -78,7 +78,7 @@ func consumerHref(id string) string { return api.BasePath + "/consumers/" + id }
 // client types.
 func (h *Handler) bundleOut(b *store.Bundle, ext bool) *bundleJSON {
 	st := &statusJSON{
-		ObservedVersion: b.Status.ObservedGeneration,
+		ObservedVersion: b.VersionOf(b.Status.ObservedGeneration),
 		SequenceID:      b.Status.SequenceID,
 		Conditions:      b.Status.Reported.Conditions,
 		ResourceStatus:  b.Status.Reported.ResourceStatus,
@@ -111,7 +111,7 @@ func (h *Handler) bundleOut(b *store.Bundle, ext bool) *bundleJSON {
 			Name:            b.Name,
 			ConsumerName:    b.ConsumerName,
 			Source:          source,
-			Version:         b.Generation,
+			Version:         b.Version(),
 			CreatedAt:       b.CreatedAt,
 			UpdatedAt:       b.UpdatedAt,
 			DeletedAt:       b.DeletedAt,

@@ -36,8 +36,12 @@ func TestOrphanBundle(t *testing.T) {
 			t.Fatalf("Orphans = %+v, %v; want %s", orphans, err, b.ID)
 		}
 		again := c.createBundle(bundleBody("c1", "stuck"))
-		if again.ID != b.ID || again.Version <= b.Version {
-			t.Fatalf("recreated %s at version %d; want %s above %d", again.ID, again.Version, b.ID, b.Version)
+		// Clients see the new life from version 1; the agent sees a
+		// generation above every earlier one of the id (DESIGN I4).
+		stored, err := c.st.GetBundle(context.Background(), again.ID)
+		if again.ID != b.ID || again.Version != 1 || err != nil || stored.Generation <= int64(b.Version) {
+			t.Fatalf("recreated %s at version %d, generation %d (%v); want %s at version 1 and a generation above %d",
+				again.ID, again.Version, stored.Generation, err, b.ID, b.Version)
 		}
 
 		// orphan=true also finalizes a bundle that was never deleted.

@@ -61,11 +61,12 @@ func createBundle(ctx context.Context, db conn, b *store.Bundle, enc encodedBund
 	if b.Generation, err = nextGeneration(ctx, db, b.ID); err != nil {
 		return err
 	}
+	b.FirstGeneration = b.Generation
 	if b.ChangeSeq, err = addChange(ctx, db, b, store.ChangeCreated, now); err != nil {
 		return err
 	}
 	_, err = db.exec(ctx, qInsertBundle, b.ID, b.Name, b.ConsumerName, b.Source, enc.labels, enc.meta, enc.spec,
-		enc.manifests, b.Generation, now, now, b.ChangeSeq)
+		enc.manifests, b.Generation, b.Generation, now, now, b.ChangeSeq)
 	if err != nil {
 		return createError(b, err)
 	}
@@ -75,8 +76,8 @@ func createBundle(ctx context.Context, db conn, b *store.Bundle, enc encodedBund
 // Fixed queries of bundles.
 var (
 	qInsertBundle = prepared(`INSERT INTO bundles (id, name, consumer_name, source, labels, meta, spec, manifests,
-		generation, created_at, updated_at, change_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		generation, first_generation, created_at, updated_at, change_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	qGetBundle         = prepared(`SELECT ` + bundleCols + ` FROM bundles b WHERE b.id = ?`)
 	qBundlesByConsumer = prepared(`SELECT ` + bundleCols + ` FROM bundles b
 		WHERE b.consumer_name = ? ORDER BY b.created_at, b.id`)
@@ -113,8 +114,8 @@ func (s *Store) UpdateBundle(ctx context.Context, b store.Bundle, expectedGenera
 		}
 		if expectedGeneration != 0 && expectedGeneration != cur.Generation {
 			// Maestro's text, which its clients match on.
-			return fmt.Errorf("bundle %s: update: the resource version is not the latest (the current generation is %d, not %d): %w",
-				b.ID, cur.Generation, expectedGeneration, store.ErrConflict)
+			return fmt.Errorf("bundle %s: update: the resource version is not the latest (the current version is %d, not %d): %w",
+				b.ID, cur.Version(), cur.VersionOf(expectedGeneration), store.ErrConflict)
 		}
 		out = cur
 		out.Meta, out.Spec = b.Meta, b.Spec

@@ -29,9 +29,9 @@ const qCreateBundlePG = `WITH g AS (
 	RETURNING counters.value
 ), b AS (
 	INSERT INTO bundles (id, name, consumer_name, source, labels, meta, spec, manifests,
-		generation, created_at, updated_at, change_seq)
+		generation, first_generation, created_at, updated_at, change_seq)
 	SELECT $1::text, $2::text, $3::text, $4::text, $5::jsonb, $6::text, $7::text, $8::text,
-		g.generation, $9::timestamptz, $9::timestamptz, c.value
+		g.generation, g.generation, $9::timestamptz, $9::timestamptz, c.value
 	FROM g, c
 ), ch AS (
 	INSERT INTO changes (seq, bundle_id, consumer_name, source, type, created_at)
@@ -62,7 +62,11 @@ func createStatementPG(b *store.Bundle, enc encodedBundle, now time.Time) *pgSta
 		query: qCreateBundlePG,
 		args: []any{b.ID, b.Name, b.ConsumerName, b.Source, enc.labels, enc.meta, enc.spec, enc.manifests, now,
 			string(store.ChangeCreated), string(store.OpUpsert)},
-		scan: func(r rowScanner) error { return r.Scan(&b.Generation, &b.ChangeSeq) },
+		scan: func(r rowScanner) error {
+			err := r.Scan(&b.Generation, &b.ChangeSeq)
+			b.FirstGeneration = b.Generation
+			return err
+		},
 	}
 }
 

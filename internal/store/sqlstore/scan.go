@@ -14,7 +14,7 @@ import (
 
 // bundleCols are the columns scanBundle reads, in order.
 const bundleCols = `b.id, b.name, b.consumer_name, b.source, b.meta, b.spec, b.manifests, b.generation,
-	b.created_at, b.updated_at, b.deleted_at, b.change_seq,
+	b.first_generation, b.created_at, b.updated_at, b.deleted_at, b.change_seq,
 	b.status, b.observed_generation, b.revision, b.sequence_id, b.agent_epoch, b.agent_revision,
 	b.status_hash, b.reported_at, b.confirmed_at, b.digest_mismatch`
 
@@ -177,7 +177,7 @@ func scanRaw(rows *sql.Rows, r *rawBundle) error {
 	b := &r.b
 	st := &b.Status
 	err := rows.Scan(&b.ID, &b.Name, &b.ConsumerName, &b.Source, &r.meta, &r.spec, &r.manifests, &b.Generation,
-		&b.CreatedAt, &b.UpdatedAt, &deleted, &b.ChangeSeq,
+		&b.FirstGeneration, &b.CreatedAt, &b.UpdatedAt, &deleted, &b.ChangeSeq,
 		&r.status, &st.ObservedGeneration, &st.Revision, &st.SequenceID, &st.AgentEpoch, &st.AgentRevision,
 		&st.Hash, &reported, &confirmed, &st.DigestMismatch)
 	if err != nil {

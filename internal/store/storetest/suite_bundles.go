@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -184,14 +186,30 @@ func testGenerationHighWaterMark(t *testing.T, f *F) {
 	if again.Generation != 4 {
 		t.Fatalf("recreated id starts at generation %d; want 4 (above the purged 3)", again.Generation)
 	}
+	// Clients see versions counted within this life of the id.
+	read, err := f.S.GetBundle(f.Ctx, again.ID)
+	NoErr(t, "GetBundle", err)
+	if again.Version() != 1 || read.Version() != 1 || read.FirstGeneration != 4 {
+		t.Fatalf("recreated bundle: version %d (read %d, first generation %d); want 1 (4)", again.Version(), read.Version(), read.FirstGeneration)
+	}
+	upd, err := f.S.UpdateBundle(f.Ctx, read, read.GenerationOf(1))
+	NoErr(t, "UpdateBundle(at version 1)", err)
+	if upd.Version() != 2 || upd.Generation != 5 || upd.VersionOf(3) != 0 {
+		t.Fatalf("after an update: version %d, generation %d, version of the old life's 3 = %d; want 2, 5, 0", upd.Version(), upd.Generation, upd.VersionOf(3))
+	}
+	_, err = f.S.UpdateBundle(f.Ctx, upd, upd.GenerationOf(1))
+	if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "the current version is 2, not 1") {
+		t.Fatalf("outdated update: %v; want a conflict naming versions 2 and 1", err)
+	}
+	again = upd
 	// Purge through an agent report keeps the mark too.
 	del, err = f.S.DeleteBundle(f.Ctx, again.ID)
 	NoErr(t, "DeleteBundle", err)
 	f.Apply(store.StatusUpdate{ConsumerName: c.Name, BundleID: again.ID, AgentEpoch: "e", AgentRevision: 1,
 		ObservedGeneration: del.Generation, Deleted: true}, store.StatusPurged)
 	third := f.Bundle(c.Name, WithID("same-id"))
-	if third.Generation != 6 {
-		t.Fatalf("id recreated after a purge by report starts at %d; want 6", third.Generation)
+	if third.Generation != 7 || third.Version() != 1 {
+		t.Fatalf("id recreated after a purge by report starts at %d (version %d); want 7 (1)", third.Generation, third.Version())
 	}
 	if fresh := f.Bundle(c.Name, WithID("new-id")); fresh.Generation != 1 {
 		t.Fatalf("brand-new id starts at generation %d; want 1", fresh.Generation)

@@ -56,7 +56,7 @@ type sourceKnown struct {
 }
 
 func (sub *sourceSub) remember(b *store.Bundle) {
-	sub.seen[b.ID] = sourceKnown{gen: b.Generation, meta: b.Meta.WithTimestamps(b.CreatedAt, b.DeletedAt), spec: b.Spec}
+	sub.seen[b.ID] = sourceKnown{gen: sourceVersion(b), meta: b.Meta.WithTimestamps(b.CreatedAt, b.DeletedAt), spec: b.Spec}
 }
 
 func (s *sourceService) Subscribe(req *pb.SubscriptionRequest, stream ggrpc.ServerStreamingServer[pb.CloudEvent]) error {
@@ -352,4 +352,4 @@ func (s *sourceService) Publish(ctx context.Context, req *pb.PublishRequest) (*e
 }
 
 // sourceVersion is the resourceversion a source sees for b.
-func sourceVersion(b *store.Bundle) int64 { return b.Generation }
+func sourceVersion(b *store.Bundle) int64 { return b.Version() }
