@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,42 +23,20 @@ type agentSample struct {
 // sampleAgent polls the consumer and bundle id over REST every 50 ms
 // until stop is called, which returns the samples.
 func (c *cluster) sampleAgent(consumer, id string) (stop func() []agentSample) {
-	var (
-		mu  sync.Mutex
-		out []agentSample
-	)
-	done, quit := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-quit:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			var cons api.Consumer
-			if _, err := c.do(http.MethodGet, "/consumers/"+consumer, nil, &cons); err != nil || cons.Agent == nil {
-				continue
-			}
-			b, _, err := c.getBundle(id)
-			if err != nil {
-				continue
-			}
-			s := agentSample{at: time.Now(), epoch: cons.Agent.Epoch, id: cons.Agent.ID, conflict: cons.Agent.Conflict}
-			s.value, _ = feedback(b, "v")
-			s.state, s.reason = freshness(b)
-			mu.Lock()
-			out = append(out, s)
-			mu.Unlock()
+	return poll(50*time.Millisecond, func() (agentSample, bool) {
+		var cons api.Consumer
+		if _, err := c.do(http.MethodGet, "/consumers/"+consumer, nil, &cons); err != nil || cons.Agent == nil {
+			return agentSample{}, false
 		}
-	}()
-	return func() []agentSample {
-		close(quit)
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		return out
-	}
+		b, _, err := c.getBundle(id)
+		if err != nil {
+			return agentSample{}, false
+		}
+		s := agentSample{at: time.Now(), epoch: cons.Agent.Epoch, id: cons.Agent.ID, conflict: cons.Agent.Conflict}
+		s.value, _ = feedback(b, "v")
+		s.state, s.reason = freshness(b)
+		return s, true
+	})
 }
 
 func describeAgentSamples(ss []agentSample) string {

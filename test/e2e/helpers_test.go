@@ -232,3 +232,24 @@ func describeSamples(ss []sample) string {
 	}
 	return b.String()
 }
+
+// poll calls take every interval on a goroutine of its own, keeping what
+// it returns with true, until stop is called; stop returns the samples.
+func poll[T any](every time.Duration, take func() (T, bool)) (stop func() []T) {
+	var out []T
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(every):
+			}
+			if v, ok := take(); ok {
+				out = append(out, v)
+			}
+		}
+	}()
+	return func() []T { close(quit); <-done; return out }
+}

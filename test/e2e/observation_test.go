@@ -71,30 +71,19 @@ type verdict struct {
 
 // watchVerdicts polls a bundle every interval until stop is called.
 func (c *cluster) watchVerdicts(id string, every time.Duration) (stop func() []verdict) {
-	var out []verdict
-	done, quit := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-quit:
-				return
-			case <-time.After(every):
-			}
-			b, _, err := c.getBundle(id)
-			if err != nil {
-				continue
-			}
-			v := verdict{at: time.Now()}
-			v.state, v.reason = freshness(b)
-			v.ip, _ = feedback(b, "ip")
-			if b.Status != nil && b.Status.Freshness != nil && b.Status.Freshness.ConfirmedAt != nil {
-				v.confirmedAt = *b.Status.Freshness.ConfirmedAt
-			}
-			out = append(out, v)
+	return poll(every, func() (verdict, bool) {
+		b, _, err := c.getBundle(id)
+		if err != nil {
+			return verdict{}, false
 		}
-	}()
-	return func() []verdict { close(quit); <-done; return out }
+		v := verdict{at: time.Now()}
+		v.state, v.reason = freshness(b)
+		v.ip, _ = feedback(b, "ip")
+		if b.Status != nil && b.Status.Freshness != nil && b.Status.Freshness.ConfirmedAt != nil {
+			v.confirmedAt = *b.Status.Freshness.ConfirmedAt
+		}
+		return v, true
+	})
 }
 
 // observationFault runs one fault of the agent's own API server on the

@@ -244,25 +244,14 @@ type tooLargeSample struct{ problem, reason string }
 
 // watchTooLarge polls bundle id every interval until stop is called.
 func (c *cluster) watchTooLarge(t *testing.T, id string, every time.Duration) (stop func() []tooLargeSample) {
-	var out []tooLargeSample
-	done, quit := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-quit:
-				return
-			case <-time.After(every):
-			}
-			b, _, err := c.getBundle(id)
-			if err != nil {
-				continue
-			}
-			_, reason := freshness(b)
-			out = append(out, tooLargeSample{problem: oversizedProblem(b), reason: reason})
+	return poll(every, func() (tooLargeSample, bool) {
+		b, _, err := c.getBundle(id)
+		if err != nil {
+			return tooLargeSample{}, false
 		}
-	}()
-	return func() []tooLargeSample { close(quit); <-done; return out }
+		_, reason := freshness(b)
+		return tooLargeSample{problem: oversizedProblem(b), reason: reason}, true
+	})
 }
 
 func oversizedProblem(b api.ResourceBundle) string {

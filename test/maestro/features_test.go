@@ -1,7 +1,6 @@
 package maestro
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 
@@ -30,17 +29,7 @@ func manifestCondition(w *workv1.ManifestWork, typ string, want metav1.Condition
 // a Deployment whose pods never start is Available in OCM's meaning (it
 // exists) while not ready.
 func TestManifestWorkFeatures(t *testing.T) {
-	d := newDeployment(t)
-	d.consumer("c1")
-	ns := d.namespace("features")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	src := d.sourceClient(ctx, "cs")
-	w, err := src.holder.ManifestWorks("c1").Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := record(w)
+	d, ns, ctx, src, rec := watched(t, "features")
 
 	t.Run("read-only status", func(t *testing.T) {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "observed"}, Data: map[string]string{"v": "one"}}

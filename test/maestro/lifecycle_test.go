@@ -77,17 +77,7 @@ func TestTwoSources(t *testing.T) {
 // delete-and-recreate of one name ends with the new work applied and its
 // status heard by the source.
 func TestDeletes(t *testing.T) {
-	d := newDeployment(t)
-	d.consumer("c1")
-	ns := d.namespace("deletes")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	src := d.sourceClient(ctx, "cs")
-	w, err := src.holder.ManifestWorks("c1").Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := record(w)
+	d, ns, ctx, src, rec := watched(t, "deletes")
 
 	if _, err := src.holder.ManifestWorks("c1").Create(ctx, configMapWork("brief", ns, "brief", "v1", nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -172,17 +162,7 @@ func TestOutdatedUpdate(t *testing.T) {
 // object changes while it is down, the server comes back: the same source
 // client reconnects by itself and hears the new status.
 func TestStatusResyncAfterServerRestart(t *testing.T) {
-	d := newDeployment(t)
-	d.consumer("c1")
-	ns := d.namespace("resync")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	src := d.sourceClient(ctx, "cs")
-	w, err := src.holder.ManifestWorks("c1").Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := record(w)
+	d, ns, ctx, src, rec := watched(t, "resync")
 	// Observed, not applied: the agent would put back a change to what it
 	// applies.
 	if _, err := d.kube.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "w"},
