@@ -109,16 +109,24 @@ func (d *deployment) consumer(name string) {
 	proctest.WaitReady(d.t, "http://"+metrics+"/readyz", 30*time.Second)
 }
 
-// watched is how most tests start: a deployment with consumer c1 and its
-// agent, a namespace named from prefix, source client "cs" (stopped when
-// the test ends) and a recorder of its watch on c1.
-func watched(t *testing.T, prefix string) (*deployment, string, context.Context, *source, *recorder) {
+// deployed starts a deployment with consumer c1 and its agent and makes a
+// namespace named from prefix; the context ends with the test.
+func deployed(t *testing.T, prefix string) (*deployment, string, context.Context) {
 	t.Helper()
 	d := newDeployment(t)
 	d.consumer("c1")
 	ns := d.namespace(prefix)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	return d, ns, ctx
+}
+
+// watched is how most tests start: a deployment with consumer c1 and its
+// agent, a namespace named from prefix, source client "cs" (stopped when
+// the test ends) and a recorder of its watch on c1.
+func watched(t *testing.T, prefix string) (*deployment, string, context.Context, *source, *recorder) {
+	t.Helper()
+	d, ns, ctx := deployed(t, prefix)
 	src := d.sourceClient(ctx, "cs")
 	w, err := src.holder.ManifestWorks("c1").Watch(ctx, metav1.ListOptions{})
 	if err != nil {

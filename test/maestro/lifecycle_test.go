@@ -36,11 +36,7 @@ func withFeedback(v string) func(*workv1.ManifestWork) bool {
 // TestTwoSources: two source clients with a work of the same name each in
 // one consumer: each lists and hears only its own.
 func TestTwoSources(t *testing.T) {
-	d := newDeployment(t)
-	d.consumer("c1")
-	ns := d.namespace("sources")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	d, ns, ctx := deployed(t, "sources")
 	var recs []*recorder
 	var srcs []*source
 	for _, id := range []string{"cs1", "cs2"} {
@@ -125,11 +121,7 @@ func TestDeletes(t *testing.T) {
 // TestOutdatedUpdate: an update carrying an older version than the server's
 // is refused with Maestro's text, as a Conflict, and changes nothing.
 func TestOutdatedUpdate(t *testing.T) {
-	d := newDeployment(t)
-	d.consumer("c1")
-	ns := d.namespace("outdated")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	d, ns, ctx := deployed(t, "outdated")
 	src := d.sourceClient(ctx, "cs")
 	if _, err := src.holder.ManifestWorks("c1").Create(ctx, configMapWork("w", ns, "w", "v1", nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
